@@ -1,0 +1,86 @@
+// The worker's configuration (contracts.md, "Worker configuration"), read from a JSON file and
+// validated as a whole: every problem is reported with the file, the key and what was expected.
+// Unknown keys are errors, so a typo never passes silently. Plain values; thread-compatible.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+namespace fanpull {
+
+struct KafkaTopics {
+  std::string jobs = "fanpull.jobs";
+  std::string pages = "fanpull.pages";
+  std::string events = "fanpull.events";
+  std::string dlq = "fanpull.dlq";
+  std::string progress = "fanpull.progress";
+};
+
+struct KafkaConfig {
+  std::string bootstrap_servers;  // required
+  std::string group_id = "fanpull";
+  KafkaTopics topics;
+  std::map<std::string, std::string> properties;  // handed to librdkafka as they are
+};
+
+struct WechatConfig {
+  std::string base_url = "https://api.weixin.qq.com";
+  int64_t timeout_ms = 10000;
+  int64_t max_in_flight = 32;
+  std::string ca_file;  // resolved against the config file's folder; empty: system CAs only
+};
+
+struct ComponentConfig {
+  std::string appid;
+  std::string appsecret;           // from the file or FANPULL_COMPONENT_APPSECRET
+  std::string verify_ticket_file;  // resolved against the config file's folder
+};
+
+struct RateLimitConfig {
+  double requests_per_second = 5;
+  int64_t burst = 5;
+  int64_t daily_calls = 500;  // 0: no daily budget
+};
+
+struct WorkerConfig {
+  std::string file;  // the config file as given
+  KafkaConfig kafka;
+  WechatConfig wechat;
+  std::optional<ComponentConfig> component;
+  std::string tenants_file;      // resolved against the config file's folder
+  std::string token_state_file;  // resolved; default "tokens.json" beside the config file
+  RateLimitConfig rate_limit;
+  std::string http_listen = "127.0.0.1:9464";
+  std::string log_level = "info";
+  std::string log_format = "json";
+};
+
+struct ConfigProblem {
+  std::string file;
+  std::string key;  // dotted path, e.g. "kafka.topics.jobs"; empty for the whole file
+  std::string reason;
+  // "FILE: KEY: REASON"
+  std::string describe() const;
+};
+
+// Reads the environment (injected so tests control it); returns nullopt for an unset variable.
+using EnvLookup = std::function<std::optional<std::string>(const std::string&)>;
+EnvLookup processEnv();
+
+// The validated config, or every problem found (never an empty list).
+std::variant<WorkerConfig, std::vector<ConfigProblem>> loadWorkerConfig(const std::string& path,
+                                                                         const EnvLookup& env);
+// The same from JSON text; `file` names it in problems and anchors relative paths.
+std::variant<WorkerConfig, std::vector<ConfigProblem>> parseWorkerConfig(const std::string& text,
+                                                                          const std::string& file,
+                                                                          const EnvLookup& env);
+
+// Splits "HOST:PORT" (port 0-65535; "[::1]:80" for IPv6). False for anything else.
+bool splitHostPort(const std::string& listen, std::string* host, uint16_t* port);
+
+}  // namespace fanpull

@@ -1,0 +1,151 @@
+#include "core/page_message.h"
+
+#include <cstdio>
+#include <cstring>
+
+namespace fanpull {
+namespace {
+
+void appendInt(std::string& out, int64_t v) {
+  char buf[24];
+  int n = std::snprintf(buf, sizeof buf, "%lld", static_cast<long long>(v));
+  out.append(buf, static_cast<size_t>(n));
+}
+
+struct PartInfo {
+  int64_t part;
+  int64_t parts;
+};
+
+// Everything before the OpenIDs.
+void appendHead(std::string& out, const PageIdentity& id, const FollowerPage& page, size_t count,
+                const PartInfo* part) {
+  out += "{\"job_id\":";
+  appendJsonString(out, id.job_id);
+  out += ",\"appid\":";
+  appendJsonString(out, id.appid);
+  out += ",\"seq\":";
+  appendInt(out, id.seq);
+  if (part) {
+    out += ",\"part\":";
+    appendInt(out, part->part);
+    out += ",\"parts\":";
+    appendInt(out, part->parts);
+  }
+  out += ",\"total\":";
+  appendInt(out, page.total);
+  out += ",\"count\":";
+  appendInt(out, static_cast<int64_t>(count));
+  out += ",\"openids\":[";
+}
+
+// Everything after the OpenIDs.
+void appendTail(std::string& out, const PageIdentity& id, const FollowerPage& page) {
+  out += "],\"next_openid\":";
+  appendJsonString(out, page.next_openid);
+  out += id.last ? ",\"last\":true}" : ",\"last\":false}";
+}
+
+// OpenIDs [begin, end): valid OpenIDs need no escaping.
+void appendOpenIds(std::string& out, const FollowerPage& page, size_t begin, size_t end) {
+  for (size_t i = begin; i < end; ++i) {
+    std::string_view s = page.openid(i);
+    if (i != begin) out.push_back(',');
+    out.push_back('"');
+    out.append(s.data(), s.size());
+    out.push_back('"');
+  }
+}
+
+std::string encodeRange(const PageIdentity& id, const FollowerPage& page, size_t begin, size_t end,
+                        const PartInfo* part) {
+  std::string out;
+  out.reserve(256 + id.job_id.size() + id.appid.size() + page.next_openid.size() +
+              (page.openidBytes() * (end - begin)) / (page.size() ? page.size() : 1) +
+              3 * (end - begin));
+  appendHead(out, id, page, end - begin, part);
+  appendOpenIds(out, page, begin, end);
+  appendTail(out, id, page);
+  return out;
+}
+
+}  // namespace
+
+void appendJsonString(std::string& out, std::string_view s) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  out.push_back('"');
+  for (char ch : s) {
+    unsigned char c = static_cast<unsigned char>(ch);
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (c < 0x20) {
+          out += "\\u00";
+          out.push_back(kHex[c >> 4]);
+          out.push_back(kHex[c & 0xF]);
+        } else {
+          out.push_back(ch);
+        }
+    }
+  }
+  out.push_back('"');
+}
+
+std::string encodePageMessage(const PageIdentity& id, const FollowerPage& page) {
+  return encodeRange(id, page, 0, page.size(), nullptr);
+}
+
+Result<std::vector<std::string>> encodePageMessages(const PageIdentity& id, const FollowerPage& page,
+                                                   size_t max_bytes) {
+  std::vector<std::string> out;
+  std::string whole = encodePageMessage(id, page);
+  if (whole.size() <= max_bytes) {
+    out.push_back(std::move(whole));
+    return out;
+  }
+  // The fixed part of a message, with the widest part numbers it could carry.
+  std::string frame;
+  PartInfo widest{static_cast<int64_t>(page.size()), static_cast<int64_t>(page.size())};
+  appendHead(frame, id, page, page.size(), &widest);
+  appendTail(frame, id, page);
+  if (frame.size() >= max_bytes) {
+    Error e;
+    e.error_class = ErrorClass::kBadJob;
+    e.cause = "message.max.bytes " + std::to_string(max_bytes) + " cannot hold a page message";
+    return e;
+  }
+  size_t room = max_bytes - frame.size();
+  // Greedy split into ranges that fit.
+  std::vector<std::pair<size_t, size_t>> ranges;
+  size_t begin = 0;
+  while (begin < page.size()) {
+    size_t used = 0;
+    size_t end = begin;
+    while (end < page.size()) {
+      size_t cost = page.openid(end).size() + 2 + (end != begin ? 1 : 0);
+      if (used + cost > room) break;
+      used += cost;
+      ++end;
+    }
+    if (end == begin) {
+      Error e;
+      e.error_class = ErrorClass::kBadJob;
+      e.cause = "message.max.bytes " + std::to_string(max_bytes) + " cannot hold one OpenID";
+      return e;
+    }
+    ranges.emplace_back(begin, end);
+    begin = end;
+  }
+  int64_t parts = static_cast<int64_t>(ranges.size());
+  for (int64_t i = 0; i < parts; ++i) {
+    PartInfo info{i, parts};
+    out.push_back(encodeRange(id, page, ranges[i].first, ranges[i].second, &info));
+  }
+  return out;
+}
+
+}  // namespace fanpull

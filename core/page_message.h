@@ -1,0 +1,35 @@
+// The page message of contracts.md (the value written to the pages topic), encoded straight from a
+// FollowerPage without a JSON DOM. A page larger than the producer's message limit is split into
+// parts that keep the order. Pure functions; thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/follower_page.h"
+#include "core/result.h"
+
+namespace fanpull {
+
+struct PageIdentity {
+  std::string_view job_id;
+  std::string_view appid;
+  int64_t seq = 0;
+  bool last = false;
+};
+
+// {"job_id":..,"appid":..,"seq":..,"total":..,"count":..,"openids":[..],"next_openid":..,"last":..}
+std::string encodePageMessage(const PageIdentity& id, const FollowerPage& page);
+
+// The page as one message, or as parts of at most max_bytes each: every part carries the same
+// identity, "part" (from 0) and "parts", and its own slice of the OpenIDs in order ("count" is the
+// part's OpenIDs). Fails (bad_job) only when max_bytes cannot hold even one OpenID.
+Result<std::vector<std::string>> encodePageMessages(const PageIdentity& id, const FollowerPage& page,
+                                                   size_t max_bytes);
+
+// Appends s as a JSON string literal (quotes included), escaping as RFC 8259 requires.
+void appendJsonString(std::string& out, std::string_view s);
+
+}  // namespace fanpull

@@ -1,0 +1,232 @@
+#include "core/poco_http_transport.h"
+
+#include <Poco/Exception.h>
+#include <Poco/Net/Context.h>
+#include <Poco/Net/HTTPClientSession.h>
+#include <Poco/Net/HTTPRequest.h>
+#include <Poco/Net/HTTPResponse.h>
+#include <Poco/Net/HTTPSClientSession.h>
+#include <Poco/Net/NetException.h>
+#include <Poco/Net/SSLException.h>
+#include <Poco/Net/SSLManager.h>
+#include <Poco/URI.h>
+
+#include <istream>
+#include <mutex>
+#include <utility>
+
+#include "core/error_class.h"
+
+namespace fanpull {
+
+struct PocoHttpTransport::ContextHolder {
+  Poco::Net::Context::Ptr context;
+};
+
+namespace {
+
+Poco::Timespan toTimespan(Duration d) {
+  return Poco::Timespan(std::chrono::duration_cast<std::chrono::microseconds>(d).count());
+}
+
+Error setupError(std::string cause) {
+  Error e;
+  e.error_class = ErrorClass::kRetryable;
+  e.cause = std::move(cause);
+  return e;
+}
+
+// Maps what Poco threw to a transport failure. Poco's messages name hosts and reasons, never the
+// request target, so they are safe to keep.
+Error fromPocoException(const Poco::Exception& ex) {
+  if (dynamic_cast<const Poco::TimeoutException*>(&ex)) {
+    return transportError(TransportFailure::kTimeout, ex.displayText());
+  }
+  if (dynamic_cast<const Poco::Net::SSLException*>(&ex)) {
+    return transportError(TransportFailure::kTls, ex.displayText());
+  }
+  if (dynamic_cast<const Poco::Net::ConnectionRefusedException*>(&ex) ||
+      dynamic_cast<const Poco::Net::DNSException*>(&ex) ||
+      dynamic_cast<const Poco::Net::HostNotFoundException*>(&ex)) {
+    return transportError(TransportFailure::kConnect, ex.displayText());
+  }
+  if (dynamic_cast<const Poco::Net::NoMessageException*>(&ex) ||
+      dynamic_cast<const Poco::Net::ConnectionResetException*>(&ex) ||
+      dynamic_cast<const Poco::Net::ConnectionAbortedException*>(&ex) ||
+      dynamic_cast<const Poco::IOException*>(&ex)) {
+    // Poco's socket errors (reset, broken pipe, closed) are IOExceptions.
+    if (dynamic_cast<const Poco::Net::MessageException*>(&ex) &&
+        !dynamic_cast<const Poco::Net::NoMessageException*>(&ex)) {
+      return transportError(TransportFailure::kProtocol, ex.displayText());
+    }
+    return transportError(TransportFailure::kReset, ex.displayText());
+  }
+  return transportError(TransportFailure::kProtocol, ex.displayText());
+}
+
+void initializeSslOnce() {
+  static std::once_flag once;
+  std::call_once(once, [] { Poco::Net::initializeSSL(); });
+}
+
+}  // namespace
+
+Result<std::unique_ptr<PocoHttpTransport>> PocoHttpTransport::create(
+    const HttpTransportOptions& options) {
+  Endpoint endpoint;
+  try {
+    Poco::URI uri(options.base_url);
+    if (uri.getScheme() != "http" && uri.getScheme() != "https") {
+      return setupError("base_url must start with http:// or https://");
+    }
+    if (uri.getHost().empty()) return setupError("base_url has no host");
+    if (!uri.getQuery().empty() || !uri.getFragment().empty()) {
+      return setupError("base_url must not have a query or fragment");
+    }
+    endpoint.https = uri.getScheme() == "https";
+    endpoint.host = uri.getHost();
+    endpoint.port = uri.getPort();
+    endpoint.path_prefix = uri.getPath();
+    while (!endpoint.path_prefix.empty() && endpoint.path_prefix.back() == '/') {
+      endpoint.path_prefix.pop_back();
+    }
+  } catch (const Poco::Exception& ex) {
+    return setupError("base_url is not a URL: " + ex.displayText());
+  }
+  auto holder = std::make_unique<ContextHolder>();
+  if (endpoint.https) {
+    initializeSslOnce();
+    try {
+      // Chain verification against the system CAs and ca_file; Poco also checks the host name
+      // after the handshake (extended verification, on by default).
+      holder->context = new Poco::Net::Context(Poco::Net::Context::TLS_CLIENT_USE, "", "",
+                                               options.ca_file, Poco::Net::Context::VERIFY_RELAXED,
+                                               9, /*loadDefaultCAs=*/true);
+      holder->context->enableExtendedCertificateVerification(true);
+    } catch (const Poco::Exception& ex) {
+      return setupError("cannot set up TLS (ca_file " + options.ca_file + "): " + ex.displayText());
+    }
+  }
+  return std::unique_ptr<PocoHttpTransport>(
+      new PocoHttpTransport(options, std::move(endpoint), std::move(holder)));
+}
+
+PocoHttpTransport::PocoHttpTransport(HttpTransportOptions options, Endpoint endpoint,
+                                     std::unique_ptr<ContextHolder> context)
+    : options_(std::move(options)), endpoint_(std::move(endpoint)), context_(std::move(context)) {}
+
+PocoHttpTransport::~PocoHttpTransport() = default;
+
+int64_t PocoHttpTransport::connectionsOpened() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return opened_;
+}
+
+std::unique_ptr<Poco::Net::HTTPClientSession> PocoHttpTransport::takeSession(bool allow_idle,
+                                                                            bool* reused) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (allow_idle && !idle_.empty()) {
+      auto session = std::move(idle_.back());
+      idle_.pop_back();
+      *reused = true;
+      return session;
+    }
+    ++opened_;
+  }
+  *reused = false;
+  std::unique_ptr<Poco::Net::HTTPClientSession> session;
+  if (endpoint_.https) {
+    session = std::make_unique<Poco::Net::HTTPSClientSession>(endpoint_.host, endpoint_.port,
+                                                              context_->context);
+  } else {
+    session = std::make_unique<Poco::Net::HTTPClientSession>(endpoint_.host, endpoint_.port);
+  }
+  session->setKeepAlive(true);
+  session->setTimeout(toTimespan(options_.connect_timeout), toTimespan(options_.timeout),
+                      toTimespan(options_.timeout));
+  return session;
+}
+
+void PocoHttpTransport::giveBack(std::unique_ptr<Poco::Net::HTTPClientSession> session) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (idle_.size() < options_.max_idle_connections) idle_.push_back(std::move(session));
+}
+
+Result<HttpResponse> PocoHttpTransport::sendOnce(Poco::Net::HTTPClientSession& session,
+                                                 const HttpRequest& request,
+                                                 bool* nothing_received) {
+  *nothing_received = true;
+  try {
+    Poco::Net::HTTPRequest req(request.method, endpoint_.path_prefix + request.target,
+                               Poco::Net::HTTPMessage::HTTP_1_1);
+    req.setKeepAlive(true);
+    if (!request.body.empty() || request.method == "POST") {
+      req.setContentLength64(static_cast<Poco::Int64>(request.body.size()));
+      if (!request.content_type.empty()) req.setContentType(request.content_type);
+    }
+    std::ostream& os = session.sendRequest(req);
+    os.write(request.body.data(), static_cast<std::streamsize>(request.body.size()));
+    os.flush();
+
+    Poco::Net::HTTPResponse resp;
+    std::istream& is = session.receiveResponse(resp);
+    *nothing_received = false;
+    HttpResponse out;
+    out.status = static_cast<int>(resp.getStatus());
+    out.content_type = resp.getContentType();
+    if (resp.hasContentLength()) {
+      Poco::Int64 length = resp.getContentLength64();
+      if (length > static_cast<Poco::Int64>(options_.max_response_bytes)) {
+        return transportError(TransportFailure::kTooLarge,
+                              "Content-Length " + std::to_string(length) + " over the limit of " +
+                                  std::to_string(options_.max_response_bytes) + " bytes");
+      }
+      out.body.reserve(static_cast<size_t>(length));
+    }
+    char buf[65536];
+    while (is) {
+      is.read(buf, sizeof buf);
+      std::streamsize n = is.gcount();
+      if (n <= 0) break;
+      if (out.body.size() + static_cast<size_t>(n) > options_.max_response_bytes) {
+        return transportError(TransportFailure::kTooLarge,
+                              "body over the limit of " +
+                                  std::to_string(options_.max_response_bytes) + " bytes");
+      }
+      out.body.append(buf, static_cast<size_t>(n));
+    }
+    if (is.bad()) return transportError(TransportFailure::kReset, "body cut short");
+    if (resp.hasContentLength() &&
+        static_cast<Poco::Int64>(out.body.size()) != resp.getContentLength64()) {
+      return transportError(TransportFailure::kReset,
+                            "body cut short: " + std::to_string(out.body.size()) + " of " +
+                                std::to_string(resp.getContentLength64()) + " bytes");
+    }
+    return out;
+  } catch (const Poco::Exception& ex) {
+    return fromPocoException(ex);
+  } catch (const std::exception& ex) {
+    return transportError(TransportFailure::kProtocol, ex.what());
+  }
+}
+
+Result<HttpResponse> PocoHttpTransport::send(const HttpRequest& request) {
+  bool reused = false;
+  auto session = takeSession(/*allow_idle=*/true, &reused);
+  bool nothing_received = true;
+  Result<HttpResponse> result = sendOnce(*session, request, &nothing_received);
+  // A pooled connection the server has closed meanwhile fails before any answer: try once more on
+  // a fresh connection, for GET only (a POST may have been processed and must not be repeated).
+  if (!result.ok() && reused && nothing_received && request.method == "GET") {
+    session.reset();
+    session = takeSession(/*allow_idle=*/false, &reused);
+    result = sendOnce(*session, request, &nothing_received);
+  }
+  if (result.ok()) {
+    giveBack(std::move(session));
+  }
+  return result;
+}
+
+}  // namespace fanpull

@@ -1,0 +1,90 @@
+#include "core/rate_limiter.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace fanpull {
+
+TokenBucket::TokenBucket(double requests_per_second, int burst)
+    : interval_(Duration(static_cast<int64_t>(std::llround(1e9 / requests_per_second)))),
+      tolerance_(interval_ * std::max(0, burst - 1)),
+      tat_(TimePoint::min() + interval_ + tolerance_) {}
+
+TimePoint TokenBucket::nextFree(TimePoint now) const {
+  return std::max(now, tat_ - tolerance_);
+}
+
+bool TokenBucket::tryAcquire(TimePoint now) {
+  if (now < tat_ - tolerance_) return false;
+  tat_ = std::max(tat_, now) + interval_;
+  return true;
+}
+
+bool DailyBudget::exhausted(TimePoint now) const {
+  if (beijingDay(now) != day_) return false;
+  return exhausted_ || (limit_ > 0 && used_ >= limit_);
+}
+
+void DailyBudget::spend(TimePoint now) {
+  int64_t day = beijingDay(now);
+  if (day != day_) {
+    day_ = day;
+    used_ = 0;
+    exhausted_ = false;
+  }
+  ++used_;
+}
+
+void DailyBudget::exhaust(TimePoint now) {
+  int64_t day = beijingDay(now);
+  if (day != day_) {
+    day_ = day;
+    used_ = 0;
+  }
+  exhausted_ = true;
+}
+
+int64_t DailyBudget::used(TimePoint now) const { return beijingDay(now) == day_ ? used_ : 0; }
+
+RateLimiter::Entry& RateLimiter::entryLocked(const std::string& appid) {
+  auto it = entries_.find(appid);
+  if (it == entries_.end()) {
+    it = entries_
+             .emplace(appid, Entry{defaults_,
+                                   TokenBucket(defaults_.requests_per_second, defaults_.burst),
+                                   DailyBudget(defaults_.daily_calls)})
+             .first;
+  }
+  return it->second;
+}
+
+void RateLimiter::setLimit(const std::string& appid, RateLimit limit) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  Entry& e = entryLocked(appid);
+  if (e.limit.requests_per_second != limit.requests_per_second || e.limit.burst != limit.burst) {
+    e.bucket = TokenBucket(limit.requests_per_second, limit.burst);
+  }
+  e.budget.setLimit(limit.daily_calls);
+  e.limit = limit;
+}
+
+Admission RateLimiter::tryAcquire(const std::string& appid, TimePoint now) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  Entry& e = entryLocked(appid);
+  if (e.budget.exhausted(now)) return {Admission::Kind::kQuotaExhausted, nextBeijingMidnight(now)};
+  if (!e.bucket.tryAcquire(now)) return {Admission::Kind::kWait, e.bucket.nextFree(now)};
+  e.budget.spend(now);
+  return {Admission::Kind::kGo, now};
+}
+
+void RateLimiter::markQuotaExhausted(const std::string& appid, TimePoint now) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  entryLocked(appid).budget.exhaust(now);
+}
+
+int64_t RateLimiter::usedToday(const std::string& appid, TimePoint now) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return entryLocked(appid).budget.used(now);
+}
+
+}  // namespace fanpull

@@ -1,0 +1,100 @@
+// Per-AppID call admission: a token bucket (requests_per_second, burst) and a daily call budget
+// counted per Beijing calendar day (UTC+8). Nothing here blocks: tryAcquire() either admits the
+// call or says when to ask again, so a scheduler can park a merchant without holding a thread.
+// TokenBucket and DailyBudget are thread-compatible; RateLimiter is thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <string>
+
+#include "core/clock.h"
+
+namespace fanpull {
+
+struct RateLimit {
+  double requests_per_second = 5;
+  int burst = 5;
+  int64_t daily_calls = 500;  // 0: no daily budget
+};
+
+// A token bucket in its GCRA form: one "theoretical arrival time" instead of a token count, so
+// schedules are exact in integer nanoseconds. Starts full (burst calls may go at once).
+class TokenBucket {
+ public:
+  TokenBucket(double requests_per_second, int burst);
+
+  // The earliest time >= now at which one call may go. Does not take a permit.
+  TimePoint nextFree(TimePoint now) const;
+  // Takes a permit if one is free at `now`; false (and no change) otherwise.
+  bool tryAcquire(TimePoint now);
+
+  Duration interval() const { return interval_; }
+
+ private:
+  Duration interval_;   // 1 / rate
+  Duration tolerance_;  // (burst - 1) * interval
+  TimePoint tat_;       // theoretical arrival time of the next call
+};
+
+// Calls spent on the current Beijing day. A new day starts with a full budget.
+class DailyBudget {
+ public:
+  explicit DailyBudget(int64_t calls_per_day) : limit_(calls_per_day) {}
+
+  bool exhausted(TimePoint now) const;
+  // Counts one call at `now`.
+  void spend(TimePoint now);
+  // Marks the day spent (WeChat answered 45009 before our count reached the limit).
+  void exhaust(TimePoint now);
+  int64_t used(TimePoint now) const;
+  int64_t limit() const { return limit_; }
+  // Changes the limit; what today has spent stays spent.
+  void setLimit(int64_t calls_per_day) { limit_ = calls_per_day; }
+
+ private:
+  int64_t limit_;
+  int64_t day_ = INT64_MIN;
+  int64_t used_ = 0;
+  bool exhausted_ = false;
+};
+
+struct Admission {
+  enum class Kind {
+    kGo,              // the call may go now; a permit and a unit of budget were taken
+    kWait,            // the bucket is empty: ask again at `at`
+    kQuotaExhausted,  // the daily budget is spent: defer until `at` (00:00 Beijing time)
+  };
+  Kind kind = Kind::kGo;
+  TimePoint at;
+};
+
+// The limits of every AppID, each with its own bucket and budget.
+class RateLimiter {
+ public:
+  explicit RateLimiter(RateLimit defaults) : defaults_(defaults) {}
+
+  // Sets the limits of one AppID (a tenant's own rate_limit). Keeps the day's spent budget.
+  void setLimit(const std::string& appid, RateLimit limit);
+  // Admits one call of `appid` at `now`, or says until when it must wait.
+  Admission tryAcquire(const std::string& appid, TimePoint now);
+  // WeChat answered 45009: no more calls for `appid` until the next Beijing midnight.
+  void markQuotaExhausted(const std::string& appid, TimePoint now);
+  // Calls admitted for `appid` on the Beijing day of `now`.
+  int64_t usedToday(const std::string& appid, TimePoint now);
+
+ private:
+  struct Entry {
+    RateLimit limit;
+    TokenBucket bucket;
+    DailyBudget budget;
+  };
+  Entry& entryLocked(const std::string& appid);
+
+  const RateLimit defaults_;
+  std::mutex mutex_;                      // guards entries_
+  std::map<std::string, Entry> entries_;  // by appid
+};
+
+}  // namespace fanpull

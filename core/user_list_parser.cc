@@ -1,0 +1,495 @@
+#include "core/user_list_parser.h"
+
+#include <array>
+#include <cstring>
+#include <string>
+
+#include "core/error_class.h"
+
+namespace fanpull {
+namespace {
+
+constexpr size_t kMaxOpenIdLength = 64;
+constexpr int kMaxDepth = 64;
+
+constexpr std::array<bool, 256> makeUrlSafeTable() {
+  std::array<bool, 256> t{};
+  for (int c = 'A'; c <= 'Z'; ++c) t[c] = true;
+  for (int c = 'a'; c <= 'z'; ++c) t[c] = true;
+  for (int c = '0'; c <= '9'; ++c) t[c] = true;
+  t['-'] = true;
+  t['_'] = true;
+  return t;
+}
+constexpr std::array<bool, 256> kUrlSafe = makeUrlSafeTable();
+
+void appendUtf8(std::string& out, uint32_t cp) {
+  if (cp < 0x80) {
+    out.push_back(static_cast<char>(cp));
+  } else if (cp < 0x800) {
+    out.push_back(static_cast<char>(0xC0 | (cp >> 6)));
+    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  } else if (cp < 0x10000) {
+    out.push_back(static_cast<char>(0xE0 | (cp >> 12)));
+    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  } else {
+    out.push_back(static_cast<char>(0xF0 | (cp >> 18)));
+    out.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
+    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  }
+}
+
+// A single-pass JSON reader over the answer's bytes. Every method returns false on the first
+// problem and leaves its description in error_.
+class Scanner {
+ public:
+  explicit Scanner(std::string_view s) : begin_(s.data()), p_(s.data()), end_(s.data() + s.size()) {}
+
+  const std::string& error() const { return error_; }
+
+  bool fail(const std::string& what) {
+    if (error_.empty()) error_ = what + " at byte " + std::to_string(p_ - begin_);
+    return false;
+  }
+  bool truncated() { return fail("truncated JSON"); }
+
+  void skipWs() {
+    while (p_ < end_ && (*p_ == ' ' || *p_ == '\n' || *p_ == '\r' || *p_ == '\t')) ++p_;
+  }
+  bool atEnd() const { return p_ >= end_; }
+  char peek() const { return *p_; }
+
+  bool expect(char c) {
+    skipWs();
+    if (atEnd()) return truncated();
+    if (*p_ != c) return fail(std::string("expected '") + c + "'");
+    ++p_;
+    return true;
+  }
+
+  // A JSON string, decoded into *out when out is not null. Rejects control characters, bad
+  // escapes, lone surrogates and invalid UTF-8.
+  bool parseString(std::string* out) {
+    skipWs();
+    if (atEnd()) return truncated();
+    if (*p_ != '"') return fail("expected a string");
+    ++p_;
+    while (true) {
+      const char* run = p_;
+      while (p_ < end_ && static_cast<unsigned char>(*p_) >= 0x20 && *p_ != '"' && *p_ != '\\' &&
+             static_cast<unsigned char>(*p_) < 0x80) {
+        ++p_;
+      }
+      if (out) out->append(run, p_ - run);
+      if (atEnd()) return truncated();
+      unsigned char c = static_cast<unsigned char>(*p_);
+      if (c == '"') {
+        ++p_;
+        return true;
+      }
+      if (c == '\\') {
+        if (!parseEscape(out)) return false;
+      } else if (c < 0x20) {
+        return fail("control character in a string");
+      } else if (!parseUtf8(out)) {
+        return false;
+      }
+    }
+  }
+
+  // A JSON number that is an integer (no fraction, no exponent) within int64.
+  bool parseInteger(int64_t* v, const char* what) {
+    skipWs();
+    if (atEnd()) return truncated();
+    bool negative = false;
+    if (*p_ == '-') {
+      negative = true;
+      ++p_;
+    }
+    if (atEnd()) return truncated();
+    if (*p_ < '0' || *p_ > '9') return fail(std::string(what) + " is not an integer");
+    uint64_t n = 0;
+    const char* digits = p_;
+    while (p_ < end_ && *p_ >= '0' && *p_ <= '9') {
+      if (p_ - digits >= 18) return fail(std::string(what) + " is out of range");
+      n = n * 10 + static_cast<uint64_t>(*p_ - '0');
+      ++p_;
+    }
+    if (p_ - digits > 1 && *digits == '0') return fail(std::string(what) + " has a leading zero");
+    if (p_ < end_ && (*p_ == '.' || *p_ == 'e' || *p_ == 'E')) {
+      return fail(std::string(what) + " is not an integer");
+    }
+    *v = negative ? -static_cast<int64_t>(n) : static_cast<int64_t>(n);
+    return true;
+  }
+
+  bool skipValue(int depth) {
+    if (depth > kMaxDepth) return fail("JSON nested too deeply");
+    skipWs();
+    if (atEnd()) return truncated();
+    switch (*p_) {
+      case '"':
+        return parseString(nullptr);
+      case '{': {
+        ++p_;
+        skipWs();
+        if (!atEnd() && *p_ == '}') {
+          ++p_;
+          return true;
+        }
+        while (true) {
+          if (!parseString(nullptr) || !expect(':') || !skipValue(depth + 1)) return false;
+          skipWs();
+          if (atEnd()) return truncated();
+          if (*p_ == ',') {
+            ++p_;
+            continue;
+          }
+          if (*p_ == '}') {
+            ++p_;
+            return true;
+          }
+          return fail("expected ',' or '}'");
+        }
+      }
+      case '[': {
+        ++p_;
+        skipWs();
+        if (!atEnd() && *p_ == ']') {
+          ++p_;
+          return true;
+        }
+        while (true) {
+          if (!skipValue(depth + 1)) return false;
+          skipWs();
+          if (atEnd()) return truncated();
+          if (*p_ == ',') {
+            ++p_;
+            continue;
+          }
+          if (*p_ == ']') {
+            ++p_;
+            return true;
+          }
+          return fail("expected ',' or ']'");
+        }
+      }
+      case 't':
+        return literal("true");
+      case 'f':
+        return literal("false");
+      case 'n':
+        return literal("null");
+      default:
+        return skipNumber();
+    }
+  }
+
+  // The "openid" array of "data": appended to page, each checked to be an OpenID.
+  bool parseOpenIds(FollowerPage& page) {
+    if (!expect('[')) return false;
+    skipWs();
+    if (atEnd()) return truncated();
+    if (*p_ == ']') {
+      ++p_;
+      return true;
+    }
+    std::string slow;
+    while (true) {
+      skipWs();
+      if (atEnd()) return truncated();
+      size_t index = page.size();
+      if (index >= static_cast<size_t>(kMaxOpenIdsPerPage)) {
+        return fail("more than " + std::to_string(kMaxOpenIdsPerPage) + " openids");
+      }
+      if (*p_ != '"') return fail("openid " + std::to_string(index) + " is not a string");
+      const char* start = ++p_;
+      while (p_ < end_ && kUrlSafe[static_cast<unsigned char>(*p_)]) ++p_;
+      if (atEnd()) return truncated();
+      if (*p_ == '"') {
+        size_t len = static_cast<size_t>(p_ - start);
+        if (len == 0 || len > kMaxOpenIdLength) {
+          return fail("openid " + std::to_string(index) + " has length " + std::to_string(len));
+        }
+        page.add(std::string_view(start, len));
+        ++p_;
+      } else if (*p_ == '\\') {
+        // Escapes are legal JSON: decode, then hold the result to the same rule.
+        p_ = start - 1;
+        slow.clear();
+        if (!parseString(&slow)) return false;
+        if (!isValidOpenId(slow)) return fail("openid " + std::to_string(index) + " is malformed");
+        page.add(slow);
+      } else {
+        return fail("openid " + std::to_string(index) + " has a character outside [A-Za-z0-9_-]");
+      }
+      skipWs();
+      if (atEnd()) return truncated();
+      if (*p_ == ',') {
+        ++p_;
+        continue;
+      }
+      if (*p_ == ']') {
+        ++p_;
+        return true;
+      }
+      return fail("expected ',' or ']' after openid " + std::to_string(index));
+    }
+  }
+
+ private:
+  bool literal(const char* word) {
+    size_t n = std::strlen(word);
+    if (static_cast<size_t>(end_ - p_) < n) return truncated();
+    if (std::memcmp(p_, word, n) != 0) return fail("invalid JSON value");
+    p_ += n;
+    return true;
+  }
+
+  bool skipNumber() {
+    const char* start = p_;
+    if (p_ < end_ && *p_ == '-') ++p_;
+    auto digits = [&] {
+      const char* d = p_;
+      while (p_ < end_ && *p_ >= '0' && *p_ <= '9') ++p_;
+      return p_ > d;
+    };
+    if (!digits()) return atEnd() ? truncated() : fail("invalid JSON value");
+    if (p_ < end_ && *p_ == '.') {
+      ++p_;
+      if (!digits()) return atEnd() ? truncated() : fail("invalid number");
+    }
+    if (p_ < end_ && (*p_ == 'e' || *p_ == 'E')) {
+      ++p_;
+      if (p_ < end_ && (*p_ == '+' || *p_ == '-')) ++p_;
+      if (!digits()) return atEnd() ? truncated() : fail("invalid number");
+    }
+    return p_ > start;
+  }
+
+  bool hex4(uint32_t* v) {
+    if (end_ - p_ < 4) return truncated();
+    uint32_t r = 0;
+    for (int i = 0; i < 4; ++i) {
+      char c = *p_++;
+      r <<= 4;
+      if (c >= '0' && c <= '9') r |= static_cast<uint32_t>(c - '0');
+      else if (c >= 'a' && c <= 'f') r |= static_cast<uint32_t>(c - 'a' + 10);
+      else if (c >= 'A' && c <= 'F') r |= static_cast<uint32_t>(c - 'A' + 10);
+      else return fail("invalid \\u escape");
+    }
+    *v = r;
+    return true;
+  }
+
+  bool parseEscape(std::string* out) {
+    ++p_;  // the backslash
+    if (atEnd()) return truncated();
+    char c = *p_++;
+    char decoded;
+    switch (c) {
+      case '"': decoded = '"'; break;
+      case '\\': decoded = '\\'; break;
+      case '/': decoded = '/'; break;
+      case 'b': decoded = '\b'; break;
+      case 'f': decoded = '\f'; break;
+      case 'n': decoded = '\n'; break;
+      case 'r': decoded = '\r'; break;
+      case 't': decoded = '\t'; break;
+      case 'u': {
+        uint32_t cp = 0;
+        if (!hex4(&cp)) return false;
+        if (cp >= 0xDC00 && cp <= 0xDFFF) return fail("lone low surrogate in \\u escape");
+        if (cp >= 0xD800 && cp <= 0xDBFF) {
+          if (end_ - p_ < 2) return truncated();
+          if (p_[0] != '\\' || p_[1] != 'u') return fail("lone high surrogate in \\u escape");
+          p_ += 2;
+          uint32_t lo = 0;
+          if (!hex4(&lo)) return false;
+          if (lo < 0xDC00 || lo > 0xDFFF) return fail("invalid surrogate pair");
+          cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+        }
+        if (out) appendUtf8(*out, cp);
+        return true;
+      }
+      default:
+        return fail("invalid escape");
+    }
+    if (out) out->push_back(decoded);
+    return true;
+  }
+
+  // One multi-byte UTF-8 sequence, validated (no overlongs, no surrogates, <= U+10FFFF).
+  bool parseUtf8(std::string* out) {
+    const unsigned char* s = reinterpret_cast<const unsigned char*>(p_);
+    size_t avail = static_cast<size_t>(end_ - p_);
+    unsigned char c = s[0];
+    size_t n;
+    uint32_t min;
+    uint32_t cp;
+    if (c >= 0xC2 && c <= 0xDF) {
+      n = 2; min = 0x80; cp = c & 0x1F;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      n = 3; min = 0x800; cp = c & 0x0F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      n = 4; min = 0x10000; cp = c & 0x07;
+    } else {
+      return fail("invalid UTF-8");
+    }
+    if (avail < n) return truncated();
+    for (size_t i = 1; i < n; ++i) {
+      if ((s[i] & 0xC0) != 0x80) return fail("invalid UTF-8");
+      cp = (cp << 6) | (s[i] & 0x3F);
+    }
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return fail("invalid UTF-8");
+    if (out) out->append(p_, n);
+    p_ += n;
+    return true;
+  }
+
+  const char* begin_;
+  const char* p_;
+  const char* end_;
+  std::string error_;
+};
+
+enum Seen : unsigned {
+  kErrcode = 1,
+  kErrmsg = 2,
+  kTotal = 4,
+  kCount = 8,
+  kData = 16,
+  kNext = 32,
+  kOpenIds = 64,
+};
+
+}  // namespace
+
+Result<FollowerPage> parseUserListAnswer(std::string_view body) {
+  Scanner in(body);
+  in.skipWs();
+  if (in.atEnd()) return malformedAnswerError("empty body");
+  if (in.peek() == '<') return malformedAnswerError("not JSON (an HTML or XML page)");
+  if (in.peek() != '{') return malformedAnswerError("not a JSON object");
+
+  FollowerPage page;
+  int64_t errcode = 0;
+  std::string errmsg;
+  unsigned seen = 0;
+  std::string key;
+  auto once = [&](unsigned bit) {
+    if (seen & bit) return in.fail("duplicate key \"" + key + "\"");
+    seen |= bit;
+    return true;
+  };
+
+  bool ok = in.expect('{');
+  in.skipWs();
+  if (ok && !in.atEnd() && in.peek() == '}') {
+    ok = in.expect('}');
+  } else {
+    while (ok) {
+      key.clear();
+      if (!in.parseString(&key) || !in.expect(':')) {
+        ok = false;
+        break;
+      }
+      if (key == "errcode") {
+        ok = once(kErrcode) && in.parseInteger(&errcode, "errcode");
+      } else if (key == "errmsg") {
+        ok = once(kErrmsg) && in.parseString(&errmsg);
+      } else if (key == "total") {
+        ok = once(kTotal) && in.parseInteger(&page.total, "total");
+        if (ok && page.total < 0) ok = in.fail("total is negative");
+      } else if (key == "count") {
+        ok = once(kCount) && in.parseInteger(&page.count, "count");
+        if (ok && page.count < 0) ok = in.fail("count is negative");
+        if (ok && page.count > kMaxOpenIdsPerPage) {
+          ok = in.fail("count " + std::to_string(page.count) + " is over " +
+                       std::to_string(kMaxOpenIdsPerPage));
+        }
+      } else if (key == "next_openid") {
+        ok = once(kNext) && in.parseString(&page.next_openid);
+      } else if (key == "data") {
+        ok = once(kData) && in.expect('{');
+        page.has_data = true;
+        if (ok) {
+          size_t n = page.count > 0 ? static_cast<size_t>(page.count) : body.size() / 31 + 1;
+          page.reserve(n, n * 28);
+        }
+        in.skipWs();
+        if (ok && !in.atEnd() && in.peek() == '}') {
+          ok = in.expect('}');
+        } else {
+          while (ok) {
+            key.clear();
+            if (!in.parseString(&key) || !in.expect(':')) {
+              ok = false;
+              break;
+            }
+            if (key == "openid") {
+              ok = once(kOpenIds) && in.parseOpenIds(page);
+            } else {
+              ok = in.skipValue(2);
+            }
+            if (!ok) break;
+            in.skipWs();
+            if (in.atEnd()) {
+              ok = in.truncated();
+            } else if (in.peek() == ',') {
+              ok = in.expect(',');
+            } else {
+              ok = in.expect('}');
+              break;
+            }
+          }
+        }
+      } else {
+        ok = in.skipValue(1);
+      }
+      if (!ok) break;
+      in.skipWs();
+      if (in.atEnd()) {
+        ok = in.truncated();
+      } else if (in.peek() == ',') {
+        ok = in.expect(',');
+      } else {
+        ok = in.expect('}');
+        break;
+      }
+    }
+  }
+  if (ok) {
+    in.skipWs();
+    if (!in.atEnd()) ok = in.fail("trailing characters after the JSON object");
+  }
+  if (!ok) return malformedAnswerError(in.error());
+
+  if (seen & kErrcode) {
+    if (errcode != 0) return errcodeError(static_cast<long>(errcode), std::move(errmsg));
+    if (!(seen & (kTotal | kCount | kData))) {
+      return malformedAnswerError("errcode 0 without a follower list");
+    }
+  }
+  if (!(seen & kTotal)) return malformedAnswerError("no total");
+  if (!(seen & kCount)) return malformedAnswerError("no count");
+  if (page.has_data && !(seen & kOpenIds) && page.count > 0) {
+    return malformedAnswerError("data without an openid array");
+  }
+  if (page.count > 0 && !page.has_data) {
+    return malformedAnswerError("count " + std::to_string(page.count) + " without data");
+  }
+  if (static_cast<size_t>(page.count) != page.size()) {
+    return malformedAnswerError("count " + std::to_string(page.count) + " disagrees with " +
+                                std::to_string(page.size()) + " openids");
+  }
+  if (page.count > 0 && !(seen & kNext)) return malformedAnswerError("no next_openid");
+  if (!page.next_openid.empty() && !isValidOpenId(page.next_openid)) {
+    return malformedAnswerError("next_openid is not an OpenID");
+  }
+  return page;
+}
+
+}  // namespace fanpull

@@ -1,0 +1,117 @@
+// The fanpull executable as a user runs it: help, exit codes, the sandbox command.
+#include <catch2/catch.hpp>
+
+#include <Poco/Pipe.h>
+#include <Poco/PipeStream.h>
+#include <Poco/Process.h>
+#include <Poco/StreamCopier.h>
+
+#include <fstream>
+#include <sstream>
+
+using Poco::Pipe;
+using Poco::PipeInputStream;
+using Poco::Process;
+
+namespace {
+
+struct Run {
+  int code;
+  std::string out;
+  std::string err;
+};
+
+Run run(const std::vector<std::string>& args) {
+  Pipe out_pipe, err_pipe;
+  Poco::ProcessHandle ph = Process::launch(FANPULL_BINARY, args, nullptr, &out_pipe, &err_pipe);
+  PipeInputStream out(out_pipe), err(err_pipe);
+  std::string o, e;
+  Poco::StreamCopier::copyToString(out, o);
+  Poco::StreamCopier::copyToString(err, e);
+  return {ph.wait(), o, e};
+}
+
+std::string writeTemp(const std::string& name, const std::string& text) {
+  std::string path = "/tmp/fanpull-cli-test-" + std::to_string(::getpid()) + "-" + name;
+  std::ofstream(path) << text;
+  return path;
+}
+
+}  // namespace
+
+TEST_CASE("fanpull --help lists every command of the contract", "[worker][integration]") {
+  Run r = run({"--help"});
+  CHECK(r.code == 0);
+  for (const char* cmd : {"run", "demo", "broker", "sandbox", "enqueue", "collect", "check-config"}) {
+    CHECK(r.out.find(std::string("\n  ") + cmd + " ") != std::string::npos);
+  }
+}
+
+TEST_CASE("every command explains itself with --help and exits 0", "[worker][integration]") {
+  for (const char* cmd : {"run", "demo", "broker", "sandbox", "enqueue", "collect", "check-config"}) {
+    Run r = run({cmd, "--help"});
+    INFO(cmd);
+    CHECK(r.code == 0);
+    CHECK(r.out.rfind(std::string("Usage: fanpull ") + cmd, 0) == 0);
+    CHECK(r.out.find("Options:") != std::string::npos);
+  }
+}
+
+TEST_CASE("usage errors exit 2 with a message", "[worker][integration]") {
+  Run none = run({});
+  CHECK(none.code == 2);
+  Run unknown = run({"frobnicate"});
+  CHECK(unknown.code == 2);
+  CHECK(unknown.err.find("unknown command \"frobnicate\"") != std::string::npos);
+  Run bad_option = run({"sandbox", "--bogus"});
+  CHECK(bad_option.code == 2);
+  CHECK(bad_option.err.find("unknown option --bogus") != std::string::npos);
+  Run bad_listen = run({"sandbox", "--demo", "--listen", "nowhere"});
+  CHECK(bad_listen.code == 2);
+  Run missing_value = run({"sandbox", "--accounts"});
+  CHECK(missing_value.code == 2);
+  CHECK(missing_value.err.find("needs a value") != std::string::npos);
+}
+
+TEST_CASE("a broken sandbox accounts file exits 2 naming the file and key", "[worker][integration]") {
+  std::string path = writeTemp("accounts.json", R"({"accounts": [{"appid": "wx1", "folowers": 3}]})");
+  Run r = run({"sandbox", "--accounts", path});
+  CHECK(r.code == 2);
+  CHECK(r.err.find(path) != std::string::npos);
+  CHECK(r.err.find("folowers") != std::string::npos);
+}
+
+TEST_CASE("check-config reports every problem and exits 1, or ok and 0", "[worker][integration]") {
+  std::string bad = writeTemp("bad.json", R"({"kafka": {}, "log": {"level": "loud"}})");
+  Run r = run({"check-config", "--config", bad});
+  CHECK(r.code == 1);
+  CHECK(r.out.find(bad + ": kafka.bootstrap_servers: required") != std::string::npos);
+  CHECK(r.out.find(bad + ": log.level: expected one of") != std::string::npos);
+  CHECK(r.out.find(bad + ": tenants_file: required") != std::string::npos);
+
+  std::string tenants = writeTemp("tenants.json", R"({"tenants": []})");
+  std::string good = writeTemp("good.json", R"({"kafka": {"bootstrap_servers": "127.0.0.1:9092"},
+      "tenants_file": ")" + tenants + R"("})");
+  Run ok = run({"check-config", "--config", good});
+  CHECK(ok.code == 0);
+  CHECK(ok.out == good + ": ok\n");
+}
+
+TEST_CASE("commands still to come say so and exit 1", "[worker][integration]") {
+  Run r = run({"broker"});
+  CHECK(r.code == 1);
+  CHECK(r.err.find("not yet available") != std::string::npos);
+}
+
+TEST_CASE("fanpull sandbox prints its base URL first and serves until SIGTERM",
+          "[worker][integration]") {
+  Pipe out_pipe, err_pipe;
+  Poco::ProcessHandle ph =
+      Process::launch(FANPULL_BINARY, {"sandbox", "--demo"}, nullptr, &out_pipe, &err_pipe);
+  PipeInputStream out(out_pipe);
+  std::string first;
+  std::getline(out, first);
+  CHECK(first.rfind("http://127.0.0.1:", 0) == 0);
+  Process::requestTermination(ph.id());
+  CHECK(ph.wait() == 0);
+}

@@ -1,0 +1,155 @@
+#include "worker/cli.h"
+
+#include <functional>
+#include <ostream>
+
+#include "worker/cli_args.h"
+#include "worker/commands.h"
+
+namespace fanpull {
+namespace {
+
+using Handler = std::function<int(const CliArgs&, std::ostream&, std::ostream&)>;
+
+struct Command {
+  std::string name;
+  std::string synopsis;  // after "fanpull NAME"
+  std::string summary;   // one line for the command list
+  std::string description;
+  std::vector<OptionSpec> options;
+  Handler handler;  // empty: not yet available in this build
+};
+
+const OptionSpec kHelp{"help", "", "show this help and exit"};
+const OptionSpec kConfig{"config", "FILE", "the worker configuration (JSON, see README)"};
+
+std::vector<Command> commands() {
+  return {
+      {"run", "--config FILE",
+       "the worker: consume jobs, pull followers, produce pages and events",
+       "Consumes per-merchant jobs from the jobs topic, calls WeChat's getFans for each merchant\n"
+       "with its rate limit and token, and produces pages, progress and events until SIGTERM or\n"
+       "SIGINT.",
+       {kConfig, kHelp},
+       {}},
+      {"demo", "[--json] [--seed N]",
+       "run everything embedded on demo merchants, with progress and a summary",
+       "Starts the WeChat sandbox with about 20 demo merchants (0 to 250,000 followers, some\n"
+       "broken on purpose), pulls every merchant's followers with fanpull's client, rate limiter\n"
+       "and backoff, verifies every OpenID, prints progress and a summary table, and exits 0 when\n"
+       "every merchant ended as designed.",
+       {{"json", "", "print the summary as JSON instead of a table"},
+        {"seed", "N", "seed of the sandbox's fault injection (default 1)"},
+        kHelp},
+       demoCommand},
+      {"broker", "[--brokers N] [--partitions N]",
+       "an embedded Kafka-protocol broker for development and tests",
+       "Runs librdkafka's mock cluster, prints bootstrap.servers on the first stdout line and\n"
+       "serves until SIGTERM or SIGINT.",
+       {{"brokers", "N", "number of brokers (default 3)"},
+        {"partitions", "N", "default partitions of a new topic (default 4)"},
+        kHelp},
+       {}},
+      {"sandbox", "[--listen HOST:PORT] [--accounts FILE | --demo]",
+       "the WeChat API emulator (user/get, component tokens, faults, stats)",
+       "Serves WeChat's user/get and third-party platform token endpoints for the accounts of\n"
+       "FILE (or the demo accounts), with faults on demand and a stats endpoint. Prints its base\n"
+       "URL on the first stdout line and serves until SIGTERM or SIGINT. Listens on loopback\n"
+       "unless told otherwise.",
+       {{"listen", "HOST:PORT", "address to listen on (default 127.0.0.1:0, a free port)"},
+        {"accounts", "FILE", "accounts file (JSON, see README)"},
+        {"demo", "", "serve the generated demo accounts"},
+        {"tls-cert", "FILE", "serve HTTPS with this certificate (PEM); needs --tls-key"},
+        {"tls-key", "FILE", "private key (PEM) of --tls-cert"},
+        {"latency-ms", "N", "fixed latency added to every API answer (default 0)"},
+        {"jitter-ms", "N", "random extra latency, uniform in [0, N] (default 0)"},
+        {"seed", "N", "seed of the random faults, jitter and issued tokens (default 1)"},
+        kHelp},
+       sandboxCommand},
+      {"enqueue", "--config FILE --appid APPID [--job-id ID] [--next-openid CURSOR] | -",
+       "produce one job (or JSON lines from stdin with -)",
+       "Validates and produces a job to the jobs topic, keyed by appid.",
+       {kConfig,
+        {"appid", "APPID", "the merchant's appid"},
+        {"job-id", "ID", "job id (default: generated)"},
+        {"next-openid", "CURSOR", "start cursor (default: the beginning)"},
+        kHelp},
+       {}},
+      {"collect", "--config FILE --job-id ID [--out FILE]",
+       "reassemble one job's followers from the pages topic and verify them",
+       "A reference downstream consumer: reads one job's pages, deduplicates them by identity,\n"
+       "checks that they are complete and consistent, and writes the OpenIDs one a line.",
+       {kConfig,
+        {"job-id", "ID", "the job to collect"},
+        {"out", "FILE", "where to write the OpenIDs (default: none, summary only)"},
+        kHelp},
+       {}},
+      {"check-config", "--config FILE",
+       "validate the configuration; print every problem with file, key and reason",
+       "Reads the worker configuration and reports every problem (file, key, reason).\n"
+       "Exit 0 when it is valid, 1 when it has problems.",
+       {kConfig, kHelp},
+       checkConfigCommand},
+  };
+}
+
+void printUsage(std::ostream& os) {
+  os << "fanpull: pulls WeChat follower lists for many merchants, from Kafka jobs to Kafka pages.\n\n"
+        "Usage: fanpull COMMAND [OPTIONS]   (fanpull COMMAND --help for a command's options)\n\n"
+        "Commands:\n";
+  for (const auto& c : commands()) {
+    std::string left = "  " + c.name;
+    left.resize(16, ' ');
+    os << left << c.summary << (c.handler ? "" : " [not yet available]") << "\n";
+  }
+  os << "\nExit codes: 0 success, 1 runtime failure, 2 usage or configuration error.\n";
+}
+
+void printCommandHelp(const Command& c, std::ostream& os) {
+  os << "Usage: fanpull " << c.name << " " << c.synopsis << "\n\n" << c.description << "\n";
+  if (!c.handler) os << "\nThis command is not yet available in this build.\n";
+  os << "\n" << formatOptions(c.options);
+}
+
+}  // namespace
+
+int runCli(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  if (args.empty()) {
+    printUsage(err);
+    return kExitUsage;
+  }
+  const std::string& name = args[0];
+  if (name == "--help" || name == "-h" || name == "help") {
+    printUsage(out);
+    return kExitOk;
+  }
+  if (name == "--version") {
+    out << "fanpull 0.1.0\n";
+    return kExitOk;
+  }
+  for (const auto& c : commands()) {
+    if (c.name != name) continue;
+    CliArgs parsed;
+    std::string problem =
+        parsed.parse(std::vector<std::string>(args.begin() + 1, args.end()), c.options);
+    if (parsed.has("help")) {
+      printCommandHelp(c, out);
+      return kExitOk;
+    }
+    if (!problem.empty()) {
+      err << "fanpull " << c.name << ": " << problem << "\n(see fanpull " << c.name
+          << " --help)\n";
+      return kExitUsage;
+    }
+    if (!c.handler) {
+      err << "fanpull " << c.name << ": not yet available in this build\n";
+      return kExitFailure;
+    }
+    return c.handler(parsed, out, err);
+  }
+  err << "fanpull: unknown command \"" << name << "\"\n\n";
+  printUsage(err);
+  return kExitUsage;
+}
+
+}  // namespace fanpull

@@ -1,0 +1,40 @@
+// A small command-line parser for fanpull's subcommands: "--name VALUE", "--name=VALUE", boolean
+// "--flag", "-" and other positionals. Unknown options are usage errors (exit code 2).
+// Thread-compatible.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace fanpull {
+
+struct OptionSpec {
+  std::string name;   // without the dashes: "config"
+  std::string value;  // placeholder of its value ("FILE"); empty for a boolean flag
+  std::string help;
+};
+
+class CliArgs {
+ public:
+  // Parses args (without the program and command names). Returns an error message, or empty.
+  std::string parse(const std::vector<std::string>& args, const std::vector<OptionSpec>& specs);
+
+  bool has(const std::string& name) const { return values_.count(name) > 0; }
+  std::optional<std::string> get(const std::string& name) const;
+  std::string getOr(const std::string& name, const std::string& fallback) const;
+  // The option as an integer in [min, max]; an error message in *error otherwise.
+  std::optional<long long> getInt(const std::string& name, long long fallback, long long min,
+                                  long long max, std::string* error) const;
+  const std::vector<std::string>& positionals() const { return positionals_; }
+
+ private:
+  std::map<std::string, std::string> values_;
+  std::vector<std::string> positionals_;
+};
+
+// The options block of a --help text.
+std::string formatOptions(const std::vector<OptionSpec>& specs);
+
+}  // namespace fanpull

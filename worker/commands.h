@@ -1,0 +1,14 @@
+// The subcommands behind runCli(). Each receives its parsed options and returns an exit code.
+#pragma once
+
+#include <iosfwd>
+
+#include "worker/cli_args.h"
+
+namespace fanpull {
+
+int sandboxCommand(const CliArgs& args, std::ostream& out, std::ostream& err);
+int demoCommand(const CliArgs& args, std::ostream& out, std::ostream& err);
+int checkConfigCommand(const CliArgs& args, std::ostream& out, std::ostream& err);
+
+}  // namespace fanpull

@@ -1,0 +1,12 @@
+// Waiting for SIGTERM / SIGINT in a program whose other threads must never see them: block the
+// signals before any thread starts (threads inherit the mask), then wait for one.
+// Call blockTerminationSignals() first, from the main thread, before starting threads.
+#pragma once
+
+namespace fanpull {
+
+void blockTerminationSignals();
+// Blocks until SIGTERM or SIGINT arrives; returns the signal number.
+int waitForTerminationSignal();
+
+}  // namespace fanpull
