@@ -1,0 +1,42 @@
+# fanpull's entry points. `make demo` and `make test` each install the Debian packages that are
+# missing, configure, build (with ccache when present) and run.
+BUILD ?= build
+JOBS ?= 2
+BUILD_TYPE ?= RelWithDebInfo
+CMAKE_FLAGS ?=
+
+.PHONY: all deps configure build demo test test-unit test-integration test-slow bench clean
+
+all: build
+
+deps:
+	@scripts/install-deps
+
+configure: deps
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DFANPULL_WERROR=ON $(CMAKE_FLAGS) >/dev/null
+
+build: configure
+	@cmake --build $(BUILD) -j$(JOBS)
+
+demo: build
+	./$(BUILD)/fanpull demo
+
+test: build
+	cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
+
+test-unit: build
+	cd $(BUILD) && ctest --output-on-failure -j$(JOBS) -L unit
+
+test-integration: build
+	cd $(BUILD) && ctest --output-on-failure -j$(JOBS) -L integration
+
+test-slow: build
+	cd $(BUILD) && ctest --output-on-failure -j$(JOBS) -L slow
+
+bench: build
+	cmake --build $(BUILD) -j$(JOBS) --target bench
+	./$(BUILD)/bench/bench_parse
+	./$(BUILD)/bench/bench_sandbox
+
+clean:
+	rm -rf $(BUILD)
