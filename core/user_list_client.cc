@@ -6,11 +6,30 @@
 
 namespace fanpull {
 
+namespace {
+
+bool isTokenChar(char c) {
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+         c == '_';
+}
+
+}  // namespace
+
 void redactInPlace(std::string& text, std::string_view secret) {
   if (secret.empty()) return;
-  for (size_t pos = text.find(secret); pos != std::string::npos;
-       pos = text.find(secret, pos + 10)) {
-    text.replace(pos, secret.size(), "[redacted]");
+  static constexpr std::string_view kMark = "[redacted]";
+  size_t pos = text.find(secret);
+  while (pos != std::string::npos) {
+    size_t end = pos + secret.size();
+    // Only a whole run: "t" must not turn "connect" into "connec[redacted]".
+    bool whole = (pos == 0 || !isTokenChar(text[pos - 1]) || !isTokenChar(secret.front())) &&
+                 (end == text.size() || !isTokenChar(text[end]) || !isTokenChar(secret.back()));
+    if (whole) {
+      text.replace(pos, secret.size(), kMark);
+      pos = text.find(secret, pos + kMark.size());
+    } else {
+      pos = text.find(secret, pos + 1);
+    }
   }
 }
 

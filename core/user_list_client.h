@@ -28,7 +28,8 @@ class UserListClient {
   HttpTransport& transport_;
 };
 
-// Replaces every occurrence of `secret` in `text` with "[redacted]" (no-op for an empty secret).
+// Replaces every whole occurrence of `secret` in `text` (not inside a longer run of
+// [A-Za-z0-9_-]) with "[redacted]"; no-op for an empty secret.
 void redactInPlace(std::string& text, std::string_view secret);
 
 }  // namespace fanpull

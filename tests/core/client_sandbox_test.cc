@@ -172,12 +172,12 @@ TEST_CASE("a hostile cursor reaches WeChat byte for byte and changes nothing els
   CHECK(log[0].errcode == 40003);
 }
 
-TEST_CASE("-1, 502 with HTML, a truncated body and a reset are retryable with their causes",
+TEST_CASE("busy (-1), 502 with HTML, a truncated body and a reset are retryable with their causes",
           "[core][integration]") {
   auto flaky = account("wxflaky", 30000);
   flaky.faults.script = {sandbox::FaultKind::kBusy, sandbox::FaultKind::kHttp502,
                          sandbox::FaultKind::kTruncated, sandbox::FaultKind::kReset,
-                         sandbox::FaultKind::kOk};
+                         sandbox::FaultKind::kReset, sandbox::FaultKind::kOk};
   Harness h({flaky});
   Error busy = errorOf(h.client->getFans("token-wxflaky", ""));
   CHECK(busy.error_class == ErrorClass::kRetryable);
@@ -189,12 +189,20 @@ TEST_CASE("-1, 502 with HTML, a truncated body and a reset are retryable with th
   Error truncated = errorOf(h.client->getFans("token-wxflaky", ""));
   CHECK(truncated.error_class == ErrorClass::kRetryable);
   CHECK(truncated.cause.find("malformed answer") != std::string::npos);
+  // A reset on a pooled connection looks like a stale keep-alive: the GET is sent once more on a
+  // fresh connection; a reset there too is the caller's error.
   Error reset = errorOf(h.client->getFans("token-wxflaky", ""));
   CHECK(reset.error_class == ErrorClass::kRetryable);
   CHECK_FALSE(reset.errcode.has_value());
+  CHECK(reset.cause.rfind("connection reset", 0) == 0);
   auto page = h.client->getFans("token-wxflaky", "");
   REQUIRE(page.ok());
   CHECK(page->openid(0) == sandbox::sandboxOpenId("wxflaky", 0));
+  auto log = h.server->callLog("wxflaky");
+  REQUIRE(log.size() == 6);
+  CHECK(log[3].fault == "reset");
+  CHECK(log[4].fault == "reset");
+  CHECK(log[5].count == 10000);
 }
 
 TEST_CASE("a slow answer past the read timeout is a retryable timeout", "[core][integration]") {
@@ -232,6 +240,7 @@ TEST_CASE("a refused connection is a retryable connect failure", "[core][integra
   UserListClient client(*transport.value());
   Error e = errorOf(client.getFans("t", ""));
   CHECK(e.error_class == ErrorClass::kRetryable);
+  INFO(e.cause);
   CHECK(e.cause.rfind("connect failed", 0) == 0);
 }
 

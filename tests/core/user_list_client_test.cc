@@ -56,3 +56,12 @@ TEST_CASE("the access token never appears in an error", "[core][unit]") {
   REQUIRE_FALSE(second.ok());
   CHECK(second.error().describe().find(token) == std::string::npos);
 }
+
+TEST_CASE("redaction replaces whole tokens only", "[core][unit]") {
+  std::string text = "GET /x?access_token=abc&t=abc; connect abcd abc";
+  redactInPlace(text, "abc");
+  CHECK(text == "GET /x?access_token=[redacted]&t=[redacted]; connect abcd [redacted]");
+  std::string short_secret = "connect failed";
+  redactInPlace(short_secret, "t");
+  CHECK(short_secret == "connect failed");
+}
