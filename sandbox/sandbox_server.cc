@@ -235,6 +235,7 @@ class SandboxServer::Impl {
   std::mt19937_64 rng_;
   std::map<std::string, std::map<std::string, int64_t>> calls_;
   int64_t componentTokenCalls_ = 0;
+  std::vector<std::string> issued_;  // every token and refresh token issued so far
   std::deque<CallLogEntry> log_;
 
   PageCache cache_;
@@ -392,6 +393,7 @@ void SandboxServer::Impl::record(CallLogEntry entry) {
 std::string SandboxServer::Impl::newSecret(const char* prefix, std::size_t length) {
   std::string s = prefix;
   for (std::size_t i = 0; i < length; ++i) s += kTokenAlphabet[rng_() & 63];
+  issued_.push_back(s);
   return s;
 }
 
@@ -706,6 +708,7 @@ Answer SandboxServer::Impl::admin(const std::string& path, const std::string& me
     }
     std::lock_guard<std::mutex> lock(mutex_);
     verifyTicket_ = doc["verify_ticket"].get<std::string>();
+    issued_.push_back(verifyTicket_);
     answer.setBody("{\"errcode\":0,\"errmsg\":\"ok\"}");
     return answer;
   }
@@ -898,6 +901,20 @@ bool SandboxServer::expireTokens(const std::string& appid) {
 void SandboxServer::setVerifyTicket(const std::string& ticket) {
   std::lock_guard<std::mutex> lock(impl_->mutex_);
   impl_->verifyTicket_ = ticket;
+  impl_->issued_.push_back(ticket);
+}
+
+std::vector<std::string> SandboxServer::secrets() const {
+  std::lock_guard<std::mutex> lock(impl_->mutex_);
+  std::vector<std::string> out = impl_->issued_;
+  for (const auto& a : impl_->accounts_) {
+    for (const auto& t : a.config.access_tokens) out.push_back(t);
+    if (!a.config.refresh_token.empty()) out.push_back(a.config.refresh_token);
+  }
+  out.push_back(impl_->options_.component.appsecret);
+  out.push_back(impl_->verifyTicket_);
+  out.push_back(impl_->options_.component.verify_ticket);
+  return out;
 }
 
 std::string SandboxServer::currentRefreshToken(const std::string& appid) const {

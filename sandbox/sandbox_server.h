@@ -100,6 +100,10 @@ class SandboxServer {
   void setVerifyTicket(const std::string& ticket);
   // The authorizer refresh token `appid` currently accepts ("" if none or unknown appid).
   std::string currentRefreshToken(const std::string& appid) const;
+  // Every secret the sandbox knows or has issued: static and issued access tokens, initial and
+  // rotated refresh tokens, component tokens, the component secret and verify tickets. For tests
+  // that search output for leaked secrets.
+  std::vector<std::string> secrets() const;
 
   class Impl;
 

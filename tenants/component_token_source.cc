@@ -1,0 +1,244 @@
+#include "tenants/component_token_source.h"
+
+#include <fstream>
+#include <sstream>
+
+#include "core/redactor.h"
+
+namespace fanpull {
+namespace {
+
+Error tenantError(ErrorClass cls, const std::string& cause) {
+  Error e;
+  e.error_class = cls;
+  e.cause = cause;
+  return e;
+}
+
+int64_t unixMs(TimePoint t) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+}
+
+}  // namespace
+
+ComponentTokenSource::ComponentTokenSource(ComponentSettings settings, HttpTransport& transport,
+                                           TokenStateStore& store, Clock& clock, Logger& log)
+    : settings_(std::move(settings)),
+      transport_(transport),
+      store_(store),
+      clock_(clock),
+      log_(log) {
+  Redactor::global().addSecret(settings_.appsecret);
+}
+
+Result<bool> ComponentTokenSource::start() {
+  Result<std::map<std::string, TokenState>> loaded = store_.load();
+  if (!loaded.ok()) return loaded.error();
+  std::lock_guard<std::mutex> lock(mutex_);
+  persisted_ = std::move(loaded).value();
+  return true;
+}
+
+TokenMetrics ComponentTokenSource::metrics() const {
+  std::lock_guard<std::mutex> lock(metrics_mutex_);
+  return metrics_;
+}
+
+void ComponentTokenSource::countFailure(const Error& e) {
+  std::lock_guard<std::mutex> lock(metrics_mutex_);
+  ++metrics_.renewals_failed;
+  ++metrics_.failures_by_class[std::string(errorClassName(e.error_class))];
+  if (e.errcode == 61005 || e.errcode == 61006) ++metrics_.ticket_failures;
+}
+
+ComponentTokenSource::Entry& ComponentTokenSource::entryLocked(const Tenant& tenant) {
+  Entry& e = entries_[tenant.appid];
+  if (e.initialized) return e;
+  e.initialized = true;
+  // The state file is newer than the tenants file: a refresh token rotated by an earlier run
+  // (or another worker) wins over the one an operator first configured.
+  auto it = persisted_.find(tenant.appid);
+  if (it != persisted_.end() && !it->second.refresh_token.empty()) {
+    e.refresh_token = it->second.refresh_token;
+    if (!it->second.access_token.empty() && it->second.expires_at_ms > 0) {
+      e.access_token = it->second.access_token;
+      e.expires_at = TimePoint(std::chrono::milliseconds(it->second.expires_at_ms));
+    }
+  } else {
+    e.refresh_token = tenant.authorizer_refresh_token;
+  }
+  if (e.access_token.empty() && !tenant.authorizer_access_token.empty()) {
+    e.access_token = tenant.authorizer_access_token;
+    e.expires_at = TimePoint::max();
+  }
+  return e;
+}
+
+Result<AccessToken> ComponentTokenSource::current(const Tenant& tenant) {
+  std::unique_lock<std::mutex> lock(mutex_);
+  Entry& e = entryLocked(tenant);
+  if (!e.access_token.empty() && !e.inflight.valid() &&
+      (e.expires_at == TimePoint::max() || clock_.now() < e.expires_at - settings_.renew_ahead)) {
+    return AccessToken{e.access_token, e.expires_at};
+  }
+  return refresh(lock, tenant, e);
+}
+
+Result<AccessToken> ComponentTokenSource::renew(const Tenant& tenant, const std::string& failed) {
+  std::unique_lock<std::mutex> lock(mutex_);
+  Entry& e = entryLocked(tenant);
+  if (!e.inflight.valid() && !e.access_token.empty() && e.access_token != failed &&
+      (e.expires_at == TimePoint::max() || clock_.now() < e.expires_at)) {
+    return AccessToken{e.access_token, e.expires_at};  // another lane renewed it already
+  }
+  return refresh(lock, tenant, e);
+}
+
+Result<AccessToken> ComponentTokenSource::refresh(std::unique_lock<std::mutex>& lock,
+                                                  const Tenant& tenant, Entry& entry) {
+  if (entry.inflight.valid()) {
+    std::shared_future<Result<AccessToken>> waiting = entry.inflight;
+    lock.unlock();
+    return waiting.get();
+  }
+  std::promise<Result<AccessToken>> promise;
+  entry.inflight = promise.get_future().share();
+  std::string refresh_token = entry.refresh_token;
+  lock.unlock();
+
+  Result<AccessToken> result = doRefresh(tenant.appid, refresh_token);
+
+  lock.lock();
+  if (result.ok()) {
+    entry.access_token = result->value;
+    entry.expires_at = result->expires_at;
+  }
+  entry.inflight = {};
+  lock.unlock();
+  promise.set_value(result);
+  return result;
+}
+
+Result<AccessToken> ComponentTokenSource::doRefresh(const std::string& appid,
+                                                   const std::string& refresh_token) {
+  if (refresh_token.empty()) {
+    Error e = tenantError(ErrorClass::kInvalidTenant,
+                          "appid " + appid +
+                              ": no authorizer_refresh_token to renew the token with; the "
+                              "merchant must authorize the platform again");
+    countFailure(e);
+    return e;
+  }
+  std::string stale;
+  Result<AuthorizerTokens> tokens = tenantError(ErrorClass::kRetryable, "not attempted");
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    Result<ComponentToken> component = componentToken(stale);
+    if (!component.ok()) {
+      Error e = component.error();
+      e.cause = "component token: " + (e.cause.empty() ? e.describe() : e.cause);
+      countFailure(e);
+      log_.warn("token renewal failed", {{"appid", appid}, {"error", e.describe()}});
+      return e;
+    }
+    tokens = requestAuthorizerToken(transport_, component->token, settings_.appid, appid,
+                                    refresh_token);
+    // A refused component token is replaced once (compare-and-swap), then the call repeated.
+    if (!tokens.ok() && tokens.error().error_class == ErrorClass::kTokenInvalid) {
+      stale = component->token;
+      continue;
+    }
+    break;
+  }
+  if (!tokens.ok()) {
+    Error e = tokens.error();
+    countFailure(e);
+    log_.warn("token renewal failed", {{"appid", appid}, {"error", e.describe()}});
+    return e;
+  }
+  TimePoint now = clock_.now();
+  AccessToken token{tokens->access_token, now + tokens->expires_in};
+  // Persist the rotated refresh token before anyone uses the new access token: WeChat may
+  // already have invalidated the old refresh token.
+  TokenState state{tokens->refresh_token, tokens->access_token, unixMs(token.expires_at),
+                   unixMs(now)};
+  Result<bool> saved = store_.save(appid, state);
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    entries_[appid].refresh_token = tokens->refresh_token;
+  }
+  {
+    std::lock_guard<std::mutex> lock(metrics_mutex_);
+    ++metrics_.renewals_ok;
+    if (!saved.ok()) ++metrics_.persist_failures;
+  }
+  if (!saved.ok()) {
+    // The new refresh token is kept in memory and used; the next successful renewal persists.
+    log_.error("cannot persist the rotated refresh token; a restart now would need the merchant "
+               "to re-authorize",
+               {{"appid", appid}, {"error", saved.error().cause}});
+  }
+  log_.info("authorizer token renewed", {{"appid", appid}});
+  return token;
+}
+
+Result<ComponentToken> ComponentTokenSource::componentToken(const std::string& stale) {
+  std::unique_lock<std::mutex> lock(component_mutex_);
+  if (component_.inflight.valid()) {
+    auto waiting = component_.inflight;
+    lock.unlock();
+    return waiting.get();
+  }
+  TimePoint now = clock_.now();
+  if (!component_.token.empty() && component_.token != stale &&
+      now < component_.expires_at - settings_.renew_ahead) {
+    return ComponentToken{component_.token, component_.expires_at - now};
+  }
+  std::promise<Result<ComponentToken>> promise;
+  component_.inflight = promise.get_future().share();
+  lock.unlock();
+
+  Result<ComponentToken> fetched = fetchComponentToken();
+
+  lock.lock();
+  if (fetched.ok()) {
+    component_.token = fetched->token;
+    component_.expires_at = clock_.now() + fetched->expires_in;
+  }
+  component_.inflight = {};
+  lock.unlock();
+  promise.set_value(fetched);
+  return fetched;
+}
+
+Result<ComponentToken> ComponentTokenSource::fetchComponentToken() {
+  {
+    std::lock_guard<std::mutex> lock(metrics_mutex_);
+    ++metrics_.component_token_fetches;
+  }
+  // Read the ticket every time: WeChat pushes a new one every 10 minutes and the file is
+  // rewritten by whatever receives the push.
+  std::ifstream in(settings_.verify_ticket_file);
+  if (!in) {
+    std::lock_guard<std::mutex> lock(metrics_mutex_);
+    ++metrics_.ticket_failures;
+    return tenantError(ErrorClass::kRetryable,
+                       "cannot read verify_ticket_file " + settings_.verify_ticket_file);
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string ticket = ss.str();
+  while (!ticket.empty() && (ticket.back() == '\n' || ticket.back() == '\r' ||
+                             ticket.back() == ' ' || ticket.back() == '\t')) {
+    ticket.pop_back();
+  }
+  if (ticket.empty()) {
+    std::lock_guard<std::mutex> lock(metrics_mutex_);
+    ++metrics_.ticket_failures;
+    return tenantError(ErrorClass::kRetryable,
+                       "verify_ticket_file " + settings_.verify_ticket_file + " is empty");
+  }
+  Redactor::global().addSecret(ticket);
+  return requestComponentToken(transport_, settings_.appid, settings_.appsecret, ticket);
+}
+
+}  // namespace fanpull

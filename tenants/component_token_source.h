@@ -1,0 +1,97 @@
+// ComponentTokenSource: authorizer tokens through the third-party platform's flow. The
+// component_access_token comes from api_component_token with the component_verify_ticket read
+// from its file (re-read whenever a new component token is needed, so a rotated ticket is picked
+// up); authorizer tokens come from api_authorizer_token with each merchant's refresh token.
+// Tokens are cached and renewed ahead of expiry. One refresh per merchant at a time (single
+// flight): every lane asking meanwhile gets that refresh's answer. A refused token is renewed
+// only if it is still the cached one (compare-and-swap). The rotated refresh token is persisted
+// to the token state file before the new access token is handed out. Thread-safe.
+#pragma once
+
+#include <future>
+#include <map>
+#include <mutex>
+#include <string>
+
+#include "core/clock.h"
+#include "core/http_transport.h"
+#include "core/log.h"
+#include "tenants/component_api.h"
+#include "tenants/token_source.h"
+#include "tenants/token_state_store.h"
+
+namespace fanpull {
+
+struct ComponentSettings {
+  std::string appid;
+  std::string appsecret;
+  std::string verify_ticket_file;
+  // A token with less than this left is renewed before use (WeChat keeps the previous one valid
+  // for about 5 minutes after a refresh, so lanes still using it are not cut off).
+  Duration renew_ahead = std::chrono::minutes(5);
+};
+
+// Counters an operator can alert on (exported as metrics by the worker).
+struct TokenMetrics {
+  int64_t renewals_ok = 0;
+  int64_t renewals_failed = 0;
+  int64_t ticket_failures = 0;    // 61005 / 61006 or an unreadable ticket file
+  int64_t persist_failures = 0;   // the token state file could not be written
+  int64_t component_token_fetches = 0;
+  std::map<std::string, int64_t> failures_by_class;
+};
+
+class ComponentTokenSource final : public TokenSource {
+ public:
+  ComponentTokenSource(ComponentSettings settings, HttpTransport& transport,
+                       TokenStateStore& store, Clock& clock, Logger& log);
+
+  // Loads the token state file. Errors: the file exists but cannot be read or parsed.
+  Result<bool> start();
+
+  Result<AccessToken> current(const Tenant& tenant) override;
+  Result<AccessToken> renew(const Tenant& tenant, const std::string& failed) override;
+
+  TokenMetrics metrics() const;
+
+ private:
+  struct Entry {
+    bool initialized = false;
+    std::string access_token;
+    TimePoint expires_at = TimePoint::max();
+    std::string refresh_token;
+    std::shared_future<Result<AccessToken>> inflight;  // valid while a refresh runs
+  };
+  struct CachedComponentToken {
+    std::string token;
+    TimePoint expires_at{};
+    std::shared_future<Result<ComponentToken>> inflight;
+  };
+
+  Entry& entryLocked(const Tenant& tenant);
+  Result<AccessToken> refresh(std::unique_lock<std::mutex>& lock, const Tenant& tenant,
+                              Entry& entry);
+  Result<AccessToken> doRefresh(const std::string& appid, const std::string& refresh_token);
+  // The component token; `stale` (if not empty) is a token WeChat refused: replaced if current.
+  Result<ComponentToken> componentToken(const std::string& stale);
+  Result<ComponentToken> fetchComponentToken();
+  void countFailure(const Error& e);
+
+  const ComponentSettings settings_;
+  HttpTransport& transport_;
+  TokenStateStore& store_;
+  Clock& clock_;
+  Logger& log_;
+
+  std::mutex mutex_;  // guards entries_ and persisted_
+  std::map<std::string, Entry> entries_;
+  std::map<std::string, TokenState> persisted_;  // from the state file at start
+
+  std::mutex component_mutex_;  // guards component_
+  CachedComponentToken component_;
+
+  mutable std::mutex metrics_mutex_;  // guards metrics_
+  TokenMetrics metrics_;
+};
+
+}  // namespace fanpull

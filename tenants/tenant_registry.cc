@@ -1,0 +1,91 @@
+#include "tenants/tenant_registry.h"
+
+#include <sys/stat.h>
+
+#include <ctime>
+#include <fstream>
+#include <sstream>
+
+#include "tenants/permission.h"
+
+namespace fanpull {
+
+TenantRegistry::TenantRegistry(std::string path, TenantsOptions options)
+    : path_(std::move(path)),
+      options_(options),
+      current_(std::make_shared<const TenantSet>(
+          std::map<std::string, std::shared_ptr<const Tenant>>{})) {}
+
+TenantRegistry::Stamp TenantRegistry::stampOf() const {
+  struct stat st {};
+  if (::stat(path_.c_str(), &st) != 0) return {};
+  return {static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec,
+          static_cast<int64_t>(st.st_size), static_cast<uint64_t>(st.st_ino)};
+}
+
+std::vector<TenantProblem> TenantRegistry::load() {
+  std::vector<TenantProblem> problems;
+  reloadIfChanged(&problems);
+  return problems;
+}
+
+TenantRegistry::Reload TenantRegistry::reloadIfChanged(std::vector<TenantProblem>* problems) {
+  Stamp stamp = stampOf();
+  {
+    // A file rewritten within the file system's timestamp granularity can keep its stamp: while
+    // the stamp is recent, the content decides.
+    int64_t now_ns = static_cast<int64_t>(::time(nullptr)) * 1000000000;
+    bool recent = now_ns - stamp.mtime_ns < int64_t{3} * 1000000000;
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (stamp.size >= 0 && stamp == stamp_ && !recent) return Reload::kUnchanged;
+  }
+  std::ifstream in(path_);
+  if (!in) {
+    problems->push_back({path_, "", "", "cannot read the file"});
+    return Reload::kRejected;
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string content = ss.str();
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (content == content_ && stamp_.size >= 0) {
+      stamp_ = stamp;
+      return Reload::kUnchanged;
+    }
+  }
+  TenantsLoad loaded = parseTenants(content, path_, options_);
+  if (auto* found = std::get_if<std::vector<TenantProblem>>(&loaded)) {
+    *problems = std::move(*found);
+    std::lock_guard<std::mutex> lock(mutex_);
+    stamp_ = stamp;  // report a broken edit once, not on every poll
+    content_ = content;
+    return Reload::kRejected;
+  }
+  std::lock_guard<std::mutex> lock(mutex_);
+  current_ = std::get<std::shared_ptr<const TenantSet>>(loaded);
+  stamp_ = stamp;
+  content_ = std::move(content);
+  return Reload::kReloaded;
+}
+
+std::shared_ptr<const TenantSet> TenantRegistry::current() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return current_;
+}
+
+Result<std::shared_ptr<const Tenant>> TenantRegistry::admit(const std::string& appid) const {
+  std::shared_ptr<const Tenant> tenant = current()->find(appid);
+  if (!tenant) {
+    Error e;
+    e.error_class = ErrorClass::kInvalidTenant;
+    e.cause = "appid " + appid + " is not in the tenants file";
+    return e;
+  }
+  if (tenant->func_info) {
+    if (auto denied = checkUserListPermission(*tenant->func_info)) return *denied;
+  }
+  return tenant;
+}
+
+}  // namespace fanpull

@@ -1,0 +1,169 @@
+#include "tenants/token_state_store.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "core/redactor.h"
+
+namespace fanpull {
+namespace {
+
+using nlohmann::json;
+
+Error storeError(const std::string& what) {
+  Error e;
+  e.error_class = ErrorClass::kRetryable;
+  e.cause = what;
+  return e;
+}
+
+std::string folderOf(const std::string& file) {
+  auto slash = file.rfind('/');
+  return slash == std::string::npos ? "." : (slash == 0 ? "/" : file.substr(0, slash));
+}
+
+// An exclusive flock on FILE.lock for the life of the object.
+class FileLock {
+ public:
+  explicit FileLock(const std::string& path) {
+    fd_ = ::open((path + ".lock").c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0600);
+    if (fd_ >= 0 && ::flock(fd_, LOCK_EX) != 0) {
+      ::close(fd_);
+      fd_ = -1;
+    }
+  }
+  ~FileLock() {
+    if (fd_ >= 0) {
+      ::flock(fd_, LOCK_UN);
+      ::close(fd_);
+    }
+  }
+  bool ok() const { return fd_ >= 0; }
+
+ private:
+  int fd_ = -1;
+};
+
+Result<std::map<std::string, TokenState>> parseState(const std::string& text,
+                                                     const std::string& path) {
+  std::map<std::string, TokenState> out;
+  if (text.empty()) return out;
+  json root;
+  try {
+    root = json::parse(text);
+  } catch (const json::parse_error&) {
+    return storeError(path + ": not a token state file (invalid JSON)");
+  }
+  if (!root.is_object() || !root.contains("authorizers") || !root["authorizers"].is_object()) {
+    return storeError(path + ": not a token state file (no \"authorizers\" object)");
+  }
+  for (const auto& item : root["authorizers"].items()) {
+    const json& v = item.value();
+    TokenState s;
+    if (!v.is_object()) return storeError(path + ": entry " + item.key() + " is not an object");
+    s.refresh_token = v.value("refresh_token", "");
+    s.access_token = v.value("access_token", "");
+    s.expires_at_ms = v.value("expires_at_ms", int64_t{0});
+    s.updated_at_ms = v.value("updated_at_ms", int64_t{0});
+    Redactor::global().addSecret(s.refresh_token);
+    Redactor::global().addSecret(s.access_token);
+    out[item.key()] = s;
+  }
+  return out;
+}
+
+Result<std::string> readAll(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) {
+    if (errno == ENOENT) return std::string();
+    return storeError(path + ": cannot read: " + std::strerror(errno));
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+}  // namespace
+
+Result<std::map<std::string, TokenState>> TokenStateStore::load() const {
+  Result<std::string> text = readAll(path_);
+  if (!text.ok()) return text.error();
+  return parseState(*text, path_);
+}
+
+Result<bool> TokenStateStore::save(const std::string& appid, const TokenState& state) {
+  FileLock lock(path_);
+  if (!lock.ok()) return storeError(path_ + ".lock: cannot lock: " + std::strerror(errno));
+
+  Result<std::string> text = readAll(path_);
+  if (!text.ok()) return text.error();
+  Result<std::map<std::string, TokenState>> current = parseState(*text, path_);
+  std::map<std::string, TokenState> all;
+  if (current.ok()) {
+    all = std::move(current).value();
+  } else {
+    // Keep the unreadable file for an operator instead of overwriting it.
+    std::string aside = path_ + ".corrupt-" + std::to_string(::time(nullptr));
+    ::rename(path_.c_str(), aside.c_str());
+  }
+  auto it = all.find(appid);
+  if (it != all.end() && it->second.updated_at_ms > state.updated_at_ms) return true;
+  all[appid] = state;
+
+  json root;
+  root["version"] = 1;
+  root["authorizers"] = json::object();
+  for (const auto& [id, s] : all) {
+    root["authorizers"][id] = {{"refresh_token", s.refresh_token},
+                               {"access_token", s.access_token},
+                               {"expires_at_ms", s.expires_at_ms},
+                               {"updated_at_ms", s.updated_at_ms}};
+  }
+  std::string body = root.dump(2) + "\n";
+
+  std::ostringstream tmp_name;
+  tmp_name << path_ << ".tmp-" << ::getpid() << "-" << std::this_thread::get_id();
+  std::string tmp = tmp_name.str();
+  int fd = ::open(tmp.c_str(), O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0600);
+  if (fd < 0) return storeError(tmp + ": cannot create: " + std::strerror(errno));
+  ::fchmod(fd, 0600);
+  size_t written = 0;
+  while (written < body.size()) {
+    ssize_t n = ::write(fd, body.data() + written, body.size() - written);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      std::string why = std::strerror(errno);
+      ::close(fd);
+      ::unlink(tmp.c_str());
+      return storeError(tmp + ": cannot write: " + why);
+    }
+    written += static_cast<size_t>(n);
+  }
+  if (::fsync(fd) != 0 || ::close(fd) != 0) {
+    ::unlink(tmp.c_str());
+    return storeError(tmp + ": cannot sync: " + std::strerror(errno));
+  }
+  if (::rename(tmp.c_str(), path_.c_str()) != 0) {
+    std::string why = std::strerror(errno);
+    ::unlink(tmp.c_str());
+    return storeError(path_ + ": cannot replace: " + why);
+  }
+  int dir = ::open(folderOf(path_).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir >= 0) {
+    ::fsync(dir);
+    ::close(dir);
+  }
+  return true;
+}
+
+}  // namespace fanpull

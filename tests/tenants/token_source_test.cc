@@ -1,0 +1,281 @@
+// The token sources against the sandbox over real sockets.
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <mutex>
+#include <thread>
+
+#include "core/poco_http_transport.h"
+#include "core/user_list_client.h"
+#include "sandbox/openids.h"
+#include "sandbox/sandbox_server.h"
+#include "support/follower_walk.h"
+#include "support/temp_dir.h"
+#include "tenants/component_token_source.h"
+#include "tenants/static_token_source.h"
+
+using namespace fanpull;
+
+namespace {
+
+sandbox::Account account(const std::string& appid, int64_t followers) {
+  sandbox::Account a;
+  a.appid = appid;
+  a.followers = followers;
+  a.func_info = {2};
+  a.refresh_token = "RT0-" + appid;
+  return a;
+}
+
+// A sandbox, a tenants file, a token state file, a ticket file and a capturing logger.
+struct Platform {
+  explicit Platform(std::vector<sandbox::Account> accounts, const std::string& tenants_json) {
+    sandbox::SandboxOptions so;
+    so.accounts = std::move(accounts);
+    so.component = {"wxcomponent", "component-secret-0001", "ticket@@@one"};
+    server = std::make_unique<sandbox::SandboxServer>(std::move(so));
+    server->start();
+    HttpTransportOptions to;
+    to.base_url = server->baseUrl();
+    transport = std::move(PocoHttpTransport::create(to)).value();
+    client = std::make_unique<UserListClient>(*transport);
+    dir.write("ticket.txt", "ticket@@@one\n");
+    registry = std::make_unique<TenantRegistry>(dir.write("tenants.json", tenants_json),
+                                                TenantsOptions{true});
+    REQUIRE(registry->load().empty());
+    store = std::make_unique<TokenStateStore>(dir.file("tokens.json"));
+    log = std::make_unique<Logger>(LogLevel::kDebug, true, [this](const std::string& line) {
+      std::lock_guard<std::mutex> lock(lines_mutex);
+      lines.push_back(line);
+    });
+  }
+
+  std::unique_ptr<ComponentTokenSource> source() {
+    auto s = std::make_unique<ComponentTokenSource>(
+        ComponentSettings{"wxcomponent", "component-secret-0001", dir.file("ticket.txt")},
+        *transport, *store, SystemClock::instance(), *log);
+    REQUIRE(s->start().ok());
+    return s;
+  }
+
+  std::shared_ptr<const Tenant> tenant(const std::string& appid) {
+    return registry->current()->find(appid);
+  }
+
+  int64_t refreshes(const std::string& appid) {
+    return server->calls(appid, sandbox::kEndpointAuthorizerToken);
+  }
+
+  testing::TempDir dir;
+  std::unique_ptr<sandbox::SandboxServer> server;
+  std::unique_ptr<PocoHttpTransport> transport;
+  std::unique_ptr<UserListClient> client;
+  std::unique_ptr<TenantRegistry> registry;
+  std::unique_ptr<TokenStateStore> store;
+  std::unique_ptr<Logger> log;
+  std::mutex lines_mutex;
+  std::vector<std::string> lines;
+};
+
+std::string tenantsJson(const std::vector<std::string>& appids, const std::string& extra = "") {
+  std::string out = "{\"tenants\": [";
+  for (size_t i = 0; i < appids.size(); ++i) {
+    out += (i ? "," : "") + std::string("{\"appid\": \"") + appids[i] +
+           "\", \"authorizer_refresh_token\": \"RT0-" + appids[i] + "\", \"func_info\": [2]}";
+  }
+  return out + extra + "]}";
+}
+
+void requireFullList(const testing::WalkOutcome& w, const std::string& appid, int64_t followers) {
+  if (w.error) FAIL(w.error->describe());
+  REQUIRE(static_cast<int64_t>(w.openids.size()) == followers);
+  for (int64_t i = 0; i < followers; ++i) {
+    REQUIRE(w.openids[static_cast<size_t>(i)] == sandbox::sandboxOpenId(appid, i));
+  }
+}
+
+}  // namespace
+
+TEST_CASE("a token that expires in the middle of a walk is renewed and no page is lost",
+          "[tenants][integration]") {
+  auto a = account("wxexpire", 60000);
+  a.token_expires_after_calls = 2;
+  Platform p({a}, tenantsJson({"wxexpire"}));
+  auto source = p.source();
+  auto w = testing::walkFollowers(*p.registry, *source, *p.client, "wxexpire");
+  requireFullList(w, "wxexpire", 60000);
+  // 7 successful calls (6 pages and the count-0 answer), 2 per token: 4 tokens, 4 refreshes.
+  CHECK(p.refreshes("wxexpire") == 4);
+  CHECK(w.renewals == 3);
+  CHECK(source->metrics().renewals_ok == 4);
+  CHECK(p.server->calls("wxexpire", sandbox::kEndpointUserGet) == 7 + 3);
+}
+
+TEST_CASE("50 lanes asking at once cause exactly one refresh", "[tenants][integration]") {
+  Platform p({account("wxstorm", 10)}, tenantsJson({"wxstorm"}));
+  auto source = p.source();
+  auto tenant = p.tenant("wxstorm");
+  constexpr int kLanes = 50;
+  std::atomic<int> ready{0};
+  std::vector<std::string> got(kLanes);
+  std::vector<std::thread> lanes;
+  for (int i = 0; i < kLanes; ++i) {
+    lanes.emplace_back([&, i] {
+      ++ready;
+      while (ready.load() < kLanes) std::this_thread::yield();
+      auto t = source->current(*tenant);
+      if (t.ok()) got[static_cast<size_t>(i)] = t->value;
+    });
+  }
+  for (auto& t : lanes) t.join();
+  CHECK(p.refreshes("wxstorm") == 1);
+  for (const auto& token : got) CHECK(token == got[0]);
+  REQUIRE_FALSE(got[0].empty());
+
+  // The same storm after WeChat refused that token: one renewal, and a lane reporting the old
+  // token afterwards gets the new one without a call.
+  std::string failed = got[0];
+  ready = 0;
+  lanes.clear();
+  for (int i = 0; i < kLanes; ++i) {
+    lanes.emplace_back([&, i] {
+      ++ready;
+      while (ready.load() < kLanes) std::this_thread::yield();
+      auto t = source->renew(*tenant, failed);
+      if (t.ok()) got[static_cast<size_t>(i)] = t->value;
+    });
+  }
+  for (auto& t : lanes) t.join();
+  CHECK(p.refreshes("wxstorm") == 2);
+  for (const auto& token : got) CHECK(token == got[0]);
+  CHECK(got[0] != failed);
+  auto late = source->renew(*tenant, failed);
+  REQUIRE(late.ok());
+  CHECK(late->value == got[0]);
+  CHECK(p.refreshes("wxstorm") == 2);
+}
+
+TEST_CASE("a rotated refresh token survives a restart of the token source",
+          "[tenants][integration]") {
+  Platform p({account("wxrotate", 5)}, tenantsJson({"wxrotate"}));
+  std::string first_token;
+  {
+    auto source = p.source();
+    auto t = source->current(*p.tenant("wxrotate"));
+    REQUIRE(t.ok());
+    first_token = t->value;
+  }
+  // WeChat rotated RT0 away: only the persisted refresh token still works.
+  std::string rotated = p.server->currentRefreshToken("wxrotate");
+  CHECK(rotated != "RT0-wxrotate");
+  auto state = p.store->load();
+  REQUIRE(state.ok());
+  CHECK(state->at("wxrotate").refresh_token == rotated);
+
+  auto restarted = p.source();
+  auto renewed = restarted->renew(*p.tenant("wxrotate"), first_token);
+  if (!renewed.ok()) FAIL(renewed.error().describe());
+  CHECK(renewed->value != first_token);
+  CHECK(p.refreshes("wxrotate") == 2);
+  auto w = testing::walkFollowers(*p.registry, *restarted, *p.client, "wxrotate");
+  requireFullList(w, "wxrotate", 5);
+}
+
+TEST_CASE("a rotated verify ticket is picked up from its file", "[tenants][integration]") {
+  Platform p({account("wxticket", 5)}, tenantsJson({"wxticket"}));
+  p.server->setVerifyTicket("ticket@@@two");  // WeChat pushed a new ticket...
+  auto source = p.source();
+  auto stale = source->current(*p.tenant("wxticket"));  // ...the file still has the old one
+  REQUIRE_FALSE(stale.ok());
+  CHECK(stale.error().error_class == ErrorClass::kRetryable);
+  CHECK(stale.error().errcode == 61006);
+  CHECK(source->metrics().ticket_failures == 1);
+
+  p.dir.write("ticket.txt", "ticket@@@two\n");  // the callback receiver rewrites the file
+  auto fresh = source->current(*p.tenant("wxticket"));
+  if (!fresh.ok()) FAIL(fresh.error().describe());
+  CHECK(p.server->componentTokenCalls() == 2);
+}
+
+TEST_CASE("an invalid refresh token is invalid_tenant and counted", "[tenants][integration]") {
+  Platform p({account("wxrevoked", 5)},
+             R"({"tenants": [{"appid": "wxrevoked", "authorizer_refresh_token": "RT-wrong"}]})");
+  auto source = p.source();
+  auto t = source->current(*p.tenant("wxrevoked"));
+  REQUIRE_FALSE(t.ok());
+  CHECK(t.error().error_class == ErrorClass::kInvalidTenant);
+  CHECK(t.error().errcode == 61023);
+  auto m = source->metrics();
+  CHECK(m.renewals_failed == 1);
+  CHECK(m.failures_by_class["invalid_tenant"] == 1);
+}
+
+TEST_CASE("a merchant without set 2 or 100 costs zero calls", "[tenants][integration]") {
+  auto a = account("wxnoperm", 50);
+  a.func_info = {1, 3};
+  Platform p({a}, R"({"tenants": [{"appid": "wxnoperm", "authorizer_refresh_token": "RT0-wxnoperm",
+                                   "func_info": [1, 3]}]})");
+  auto source = p.source();
+  auto w = testing::walkFollowers(*p.registry, *source, *p.client, "wxnoperm");
+  REQUIRE(w.error.has_value());
+  CHECK(w.error->error_class == ErrorClass::kPermissionDenied);
+  CHECK(w.calls == 0);
+  CHECK(p.server->calls("wxnoperm", sandbox::kEndpointUserGet) == 0);
+  CHECK(p.refreshes("wxnoperm") == 0);
+}
+
+TEST_CASE("static tokens: a refused token fails the job unless the file has a fresh one",
+          "[tenants][integration]") {
+  auto a = account("wxstatic", 30000);
+  a.access_tokens = {"AT-static-1", "AT-static-2"};
+  a.token_expires_after_calls = 2;
+  Platform p({a}, R"({"tenants": [{"appid": "wxstatic", "authorizer_access_token": "AT-static-1",
+                                   "func_info": [2]}]})");
+  StaticTokenSource source(*p.registry);
+  auto w = testing::walkFollowers(*p.registry, source, *p.client, "wxstatic");
+  REQUIRE(w.error.has_value());
+  CHECK(w.error->error_class == ErrorClass::kTokenInvalid);
+  CHECK(w.openids.size() == 20000);
+
+  p.dir.write("tenants.json", R"({"tenants": [{"appid": "wxstatic", "authorizer_access_token": "AT-static-2",
+                                   "func_info": [2]}]})");
+  auto renewed = source.renew(*p.tenant("wxstatic"), "AT-static-1");
+  REQUIRE(renewed.ok());
+  CHECK(renewed->value == "AT-static-2");
+}
+
+TEST_CASE("no secret the sandbox issued appears in any log line or error", "[tenants][integration]") {
+  auto expiring = account("wxleak1", 45000);
+  expiring.token_expires_after_calls = 1;
+  auto flaky = account("wxleak2", 25000);
+  flaky.faults.script = {sandbox::FaultKind::kBusy, sandbox::FaultKind::kHttp502,
+                         sandbox::FaultKind::kTruncated};
+  auto revoked = account("wxleak3", 5);
+  Platform p({expiring, flaky, revoked},
+             tenantsJson({"wxleak1", "wxleak2"},
+                         R"(,{"appid": "wxleak3", "authorizer_refresh_token": "RT-not-valid"})"));
+  std::vector<std::string> outputs;
+  {
+    auto source = p.source();
+    for (const char* appid : {"wxleak1", "wxleak2", "wxleak3", "wxmissing"}) {
+      auto w = testing::walkFollowers(*p.registry, *source, *p.client, appid);
+      if (w.error) outputs.push_back(w.error->describe());
+    }
+    p.server->setVerifyTicket("ticket@@@rotated");
+    auto restarted = p.source();
+    auto failed = restarted->current(*p.tenant("wxleak2"));
+    if (!failed.ok()) outputs.push_back(failed.error().describe());
+    p.log->info("end of traffic", {{"stats", p.server->statsJson()}});
+  }
+  REQUIRE(p.lines.size() >= 5);
+  outputs.insert(outputs.end(), p.lines.begin(), p.lines.end());
+  auto secrets = p.server->secrets();
+  REQUIRE(secrets.size() >= 8);
+  for (const auto& secret : secrets) {
+    if (secret.empty()) continue;
+    for (const auto& out : outputs) {
+      INFO("secret found in: " << out);
+      CHECK(out.find(secret) == std::string::npos);
+    }
+  }
+}

@@ -1,0 +1,88 @@
+#include <catch2/catch.hpp>
+
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <thread>
+
+#include "support/temp_dir.h"
+#include "tenants/token_state_store.h"
+
+using namespace fanpull;
+
+TEST_CASE("the token state file round-trips and is mode 0600", "[tenants][unit]") {
+  testing::TempDir dir;
+  TokenStateStore store(dir.file("tokens.json"));
+  auto empty = store.load();
+  REQUIRE(empty.ok());
+  CHECK(empty->empty());
+  REQUIRE(store.save("wxa", {"RT-a", "AT-a", 1000, 10}).ok());
+  REQUIRE(store.save("wxb", {"RT-b", "AT-b", 2000, 20}).ok());
+  auto loaded = TokenStateStore(dir.file("tokens.json")).load();
+  REQUIRE(loaded.ok());
+  REQUIRE(loaded->size() == 2);
+  CHECK(loaded->at("wxa").refresh_token == "RT-a");
+  CHECK(loaded->at("wxb").access_token == "AT-b");
+  CHECK(loaded->at("wxb").expires_at_ms == 2000);
+  struct stat st {};
+  REQUIRE(::stat(dir.file("tokens.json").c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0600);
+}
+
+TEST_CASE("an older state never overwrites a newer one", "[tenants][unit]") {
+  testing::TempDir dir;
+  TokenStateStore store(dir.file("tokens.json"));
+  REQUIRE(store.save("wxa", {"RT-new", "AT-new", 0, 200}).ok());
+  REQUIRE(store.save("wxa", {"RT-old", "AT-old", 0, 100}).ok());
+  CHECK(store.load()->at("wxa").refresh_token == "RT-new");
+}
+
+TEST_CASE("concurrent writers, threads and processes, never lose an update", "[tenants][unit]") {
+  testing::TempDir dir;
+  const std::string path = dir.file("tokens.json");
+  constexpr int kPerWriter = 25;
+  std::vector<pid_t> children;
+  for (int p = 0; p < 2; ++p) {
+    pid_t pid = ::fork();
+    if (pid == 0) {
+      TokenStateStore store(path);
+      for (int i = 0; i < kPerWriter; ++i) {
+        if (!store.save("wxp" + std::to_string(p) + "-" + std::to_string(i), {"R", "A", 0, 1}).ok()) _exit(1);
+      }
+      _exit(0);
+    }
+    children.push_back(pid);
+  }
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 3; ++t) {
+    threads.emplace_back([&, t] {
+      TokenStateStore store(path);
+      for (int i = 0; i < kPerWriter; ++i) {
+        (void)store.save("wxt" + std::to_string(t) + "-" + std::to_string(i), {"R", "A", 0, 1});
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (pid_t pid : children) {
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    CHECK(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);
+  }
+  auto all = TokenStateStore(path).load();
+  REQUIRE(all.ok());
+  CHECK(all->size() == 5 * kPerWriter);
+}
+
+TEST_CASE("a corrupt token state file is reported, then kept aside on the next write",
+          "[tenants][unit]") {
+  testing::TempDir dir;
+  std::string path = dir.write("tokens.json", "{not json");
+  TokenStateStore store(path);
+  auto loaded = store.load();
+  REQUIRE_FALSE(loaded.ok());
+  CHECK(loaded.error().cause.find(path) != std::string::npos);
+  REQUIRE(store.save("wxa", {"R", "A", 0, 1}).ok());
+  CHECK(store.load().ok());
+}
