@@ -3,6 +3,8 @@
 #include <variant>
 
 #include "config/worker_config.h"
+#include "tenants/tenants_file.h"
+#include "tenants/token_state_store.h"
 #include "worker/cli.h"
 #include "worker/commands.h"
 
@@ -21,11 +23,24 @@ int checkConfigCommand(const CliArgs& args, std::ostream& out, std::ostream& err
     return kExitFailure;
   }
   const auto& config = std::get<WorkerConfig>(loaded);
-  if (!std::ifstream(config.tenants_file)) {
-    out << *path << ": tenants_file: cannot read " << config.tenants_file << "\n1 problem\n";
+  std::vector<std::string> problems;
+  auto tenants = loadTenants(config.tenants_file, {config.component.has_value()});
+  if (auto* found = std::get_if<std::vector<TenantProblem>>(&tenants)) {
+    for (const auto& p : *found) problems.push_back(p.describe());
+  }
+  if (config.component && !std::ifstream(config.component->verify_ticket_file)) {
+    problems.push_back(*path + ": component.verify_ticket_file: cannot read " +
+                       config.component->verify_ticket_file);
+  }
+  auto state = TokenStateStore(config.token_state_file).load();
+  if (!state.ok()) problems.push_back(state.error().cause);
+  for (const auto& p : problems) out << p << "\n";
+  if (!problems.empty()) {
+    out << problems.size() << (problems.size() == 1 ? " problem\n" : " problems\n");
     return kExitFailure;
   }
-  out << *path << ": ok\n";
+  size_t count = std::get<std::shared_ptr<const TenantSet>>(tenants)->size();
+  out << *path << ": ok (" << count << (count == 1 ? " tenant" : " tenants") << ")\n";
   return kExitOk;
 }
 

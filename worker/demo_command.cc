@@ -2,6 +2,8 @@
 // fanpull's client, rate limiter and backoff, each OpenID checked against the sandbox's list.
 #include <algorithm>
 #include <atomic>
+#include <filesystem>
+#include <fstream>
 #include <chrono>
 #include <iomanip>
 #include <map>
@@ -22,6 +24,7 @@
 #include "sandbox/accounts.h"
 #include "sandbox/openids.h"
 #include "sandbox/sandbox_server.h"
+#include "tenants/component_token_source.h"
 #include "tenants/permission.h"
 #include "worker/cli.h"
 #include "worker/commands.h"
@@ -60,10 +63,6 @@ std::string expectedOutcome(const sandbox::Account& a) {
   if (!grantsUserList(a.func_info)) return "failed:permission_denied";
   int64_t calls = callsForWalk(a);
   if (a.daily_quota > 0 && calls > a.daily_quota) return "deferred:quota_exhausted";
-  if (a.token_expires_after_calls > 0 && calls > a.token_expires_after_calls) {
-    // Token renewal comes with the token source; until then the walk ends here.
-    return "failed:token_invalid";
-  }
   return "completed";
 }
 
@@ -81,7 +80,7 @@ class Progress {
 };
 
 Outcome walk(const sandbox::Account& account, UserListClient& client, RateLimiter& limiter,
-             Progress& progress, uint64_t seed) {
+             TokenSource& tokens, Progress& progress, uint64_t seed) {
   Outcome o;
   o.appid = account.appid;
   o.followers = account.followers;
@@ -97,9 +96,15 @@ Outcome walk(const sandbox::Account& account, UserListClient& client, RateLimite
   progress.line(o.appid + " started");
   SeededRandom random(seed);
   Backoff backoff({milliseconds(100), milliseconds(2000), 8}, random);
-  const std::string token = account.access_tokens.empty() ? "" : account.access_tokens[0];
+  Tenant tenant;
+  tenant.appid = account.appid;
+  tenant.authorizer_access_token = account.access_tokens.empty() ? "" : account.access_tokens[0];
+  tenant.authorizer_refresh_token = account.refresh_token;
+  tenant.func_info = account.func_info;
+  Result<AccessToken> token = tokens.current(tenant);
   std::string cursor;
   int failures = 0;
+  bool renewed_since_success = false;
   while (true) {
     Admission admission = limiter.tryAcquire(account.appid, clock.now());
     if (admission.kind == Admission::Kind::kWait) {
@@ -111,12 +116,26 @@ Outcome walk(const sandbox::Account& account, UserListClient& client, RateLimite
       o.retry_at = formatBeijing(admission.at);
       break;
     }
+    if (!token.ok()) {
+      o.errors[std::string(errorClassName(token.error().error_class))]++;
+      o.error = token.error().describe();
+      o.status = "failed";
+      progress.line(o.appid + " failed: " + o.error);
+      return o;
+    }
     ++o.calls;
-    Result<FollowerPage> result = client.getFans(token, cursor);
+    Result<FollowerPage> result = client.getFans(token->value, cursor);
     if (!result.ok()) {
       const Error& e = result.error();
       o.errors[std::string(errorClassName(e.error_class))]++;
       o.error = e.describe();
+      if (e.error_class == ErrorClass::kTokenInvalid && !renewed_since_success) {
+        // One renewal per refused token; a refusal of the renewed token fails the walk.
+        renewed_since_success = true;
+        progress.line(o.appid + " token refused (" + o.error + "), renewing");
+        token = tokens.renew(tenant, token->value);
+        continue;
+      }
       if (e.error_class == ErrorClass::kRetryable || e.error_class == ErrorClass::kUnknown) {
         if (auto delay = backoff.delayAfter(++failures)) {
           std::this_thread::sleep_for(*delay);
@@ -138,6 +157,7 @@ Outcome walk(const sandbox::Account& account, UserListClient& client, RateLimite
       return o;
     }
     failures = 0;
+    renewed_since_success = false;
     const FollowerPage& page = result.value();
     WalkStep step = nextWalkStep(page, cursor);
     if (!page.empty()) {
@@ -216,18 +236,29 @@ int demoCommand(const CliArgs& args, std::ostream& out, std::ostream& err) {
   RateLimiter limiter(RateLimit{10, 10, 0});
   Progress progress(log);
 
+  // Tokens are renewed through the platform's component flow, as in production.
+  char dir_template[] = "/tmp/fanpull-demo-XXXXXX";
+  std::string dir = ::mkdtemp(dir_template);
+  std::ofstream(dir + "/ticket.txt") << sandbox::demoComponent().verify_ticket << "\n";
+  TokenStateStore store(dir + "/tokens.json");
+  Logger quiet(LogLevel::kError, false, Logger::stderrSink());
+  sandbox::ComponentCredentials component = sandbox::demoComponent();
+  ComponentTokenSource tokens({component.appid, component.appsecret, dir + "/ticket.txt"},
+                              *transport.value(), store, SystemClock::instance(), quiet);
+
   auto started = std::chrono::steady_clock::now();
   std::vector<Outcome> outcomes(accounts.size());
   std::vector<std::thread> lanes;
   for (size_t i = 0; i < accounts.size(); ++i) {
     lanes.emplace_back([&, i] {
-      outcomes[i] = walk(accounts[i], client, limiter, progress, *seed + i);
+      outcomes[i] = walk(accounts[i], client, limiter, tokens, progress, *seed + i);
     });
   }
   for (auto& t : lanes) t.join();
   double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   server.stop();
+  std::filesystem::remove_all(dir);
 
   int64_t total_openids = 0, total_pages = 0, total_calls = 0;
   int as_designed = 0;

@@ -7,6 +7,7 @@
 #include <Poco/StreamCopier.h>
 
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 using Poco::Pipe;
@@ -94,11 +95,18 @@ TEST_CASE("check-config reports every problem and exits 1, or ok and 0", "[worke
       "tenants_file": ")" + tenants + R"("})");
   Run ok = run({"check-config", "--config", good});
   CHECK(ok.code == 0);
-  CHECK(ok.out == good + ": ok\n");
+  CHECK(ok.out == good + ": ok (0 tenants)\n");
+
+  std::string bad_tenants = writeTemp("bad-tenants.json", R"({"tenants": [{"appid": "wxa"}]})");
+  std::string with_bad_tenants = writeTemp("good2.json", R"({"kafka": {"bootstrap_servers": "127.0.0.1:9092"},
+      "tenants_file": ")" + bad_tenants + R"("})");
+  Run bad_t = run({"check-config", "--config", with_bad_tenants});
+  CHECK(bad_t.code == 1);
+  CHECK(bad_t.out.find(bad_tenants + ": wxa: authorizer_access_token: missing") != std::string::npos);
 }
 
 TEST_CASE("commands still to come say so and exit 1", "[worker][integration]") {
-  Run r = run({"broker"});
+  Run r = run({"run", "--config", "/nonexistent.json"});
   CHECK(r.code == 1);
   CHECK(r.err.find("not yet available") != std::string::npos);
 }
@@ -114,4 +122,23 @@ TEST_CASE("fanpull sandbox prints its base URL first and serves until SIGTERM",
   CHECK(first.rfind("http://127.0.0.1:", 0) == 0);
   Process::requestTermination(ph.id());
   CHECK(ph.wait() == 0);
+}
+
+TEST_CASE("fanpull demo ends with every merchant as designed and exit 0", "[worker][integration]") {
+  Run r = run({"demo", "--json"});
+  REQUIRE(r.code == 0);
+  auto j = nlohmann::json::parse(r.out);
+  REQUIRE(j["merchants"].size() == 20);
+  int completed = 0;
+  for (const auto& m : j["merchants"]) {
+    INFO(m.dump());
+    CHECK(m["as_designed"] == true);
+    if (m["status"] == "completed") {
+      ++completed;
+      CHECK(m["openids"] == m["followers"]);
+    }
+  }
+  CHECK(completed >= 15);
+  CHECK(j["totals"]["as_designed"] == 20);
+  CHECK(r.err.find("started") != std::string::npos);  // progress lines go to stderr with --json
 }
