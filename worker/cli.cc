@@ -31,7 +31,7 @@ std::vector<Command> commands() {
        "with its rate limit and token, and produces pages, progress and events until SIGTERM or\n"
        "SIGINT.",
        {kConfig, kHelp},
-       {}},
+       runCommand},
       {"demo", "[--json] [--seed N]",
        "run everything embedded on demo merchants, with progress and a summary",
        "Starts the WeChat sandbox with about 20 demo merchants (0 to 250,000 followers, some\n"
@@ -49,7 +49,7 @@ std::vector<Command> commands() {
        {{"brokers", "N", "number of brokers (default 3)"},
         {"partitions", "N", "default partitions of a new topic (default 4)"},
         kHelp},
-       {}},
+       brokerCommand},
       {"sandbox", "[--listen HOST:PORT] [--accounts FILE | --demo]",
        "the WeChat API emulator (user/get, component tokens, faults, stats)",
        "Serves WeChat's user/get and third-party platform token endpoints for the accounts of\n"

@@ -7,8 +7,10 @@
 
 namespace fanpull {
 
+int runCommand(const CliArgs& args, std::ostream& out, std::ostream& err);
 int sandboxCommand(const CliArgs& args, std::ostream& out, std::ostream& err);
 int demoCommand(const CliArgs& args, std::ostream& out, std::ostream& err);
+int brokerCommand(const CliArgs& args, std::ostream& out, std::ostream& err);
 int checkConfigCommand(const CliArgs& args, std::ostream& out, std::ostream& err);
 
 }  // namespace fanpull

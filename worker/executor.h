@@ -1,0 +1,44 @@
+// Executor: a fixed pool of threads running tasks now or at a time read from an injected Clock.
+// A task waiting for its time holds no thread. With a simulated clock, due times are rechecked
+// at least every 20 ms, so advancing the clock releases the tasks it made due. Thread-safe.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "core/clock.h"
+
+namespace fanpull {
+
+class Executor {
+ public:
+  Executor(size_t threads, Clock& clock);
+  ~Executor();  // stop()
+
+  void post(std::function<void()> task);
+  void postAt(TimePoint when, std::function<void()> task);
+  // Tasks waiting for a thread or for their time.
+  size_t pending() const;
+  // Tasks running now.
+  size_t running() const;
+  // Stops taking tasks, drops the waiting ones, joins the threads. Idempotent.
+  void stop();
+
+ private:
+  void run();
+
+  Clock& clock_;
+  mutable std::mutex mutex_;  // guards everything below
+  std::condition_variable cv_;
+  std::multimap<TimePoint, std::function<void()>> queue_;  // by due time
+  size_t running_ = 0;
+  bool stopping_ = false;
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace fanpull

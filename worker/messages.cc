@@ -1,0 +1,97 @@
+#include "worker/messages.h"
+
+#include <nlohmann/json.hpp>
+
+#include "core/page_message.h"
+#include "core/redactor.h"
+
+namespace fanpull {
+namespace {
+
+using nlohmann::json;
+
+}  // namespace
+
+std::string encodeEvent(const JobEvent& event, TimePoint now) {
+  Redactor& r = Redactor::global();
+  std::string out = "{\"job_id\":";
+  appendJsonString(out, event.job_id);
+  out += ",\"appid\":";
+  appendJsonString(out, event.appid);
+  out += ",\"status\":";
+  appendJsonString(out, event.status);
+  out += ",\"pages\":" + std::to_string(event.pages);
+  out += ",\"openids\":" + std::to_string(event.openids);
+  if (event.error) {
+    const Error& e = *event.error;
+    out += ",\"error\":{\"class\":";
+    appendJsonString(out, errorClassName(e.error_class));
+    if (e.errcode) out += ",\"errcode\":" + std::to_string(*e.errcode);
+    out += ",\"errmsg\":";
+    appendJsonString(out, r.redact(e.errmsg));
+    out += ",\"message\":";
+    appendJsonString(out, r.redact(e.describe()));
+    out += "}";
+  }
+  if (event.retry_at) {
+    out += ",\"retry_at\":";
+    appendJsonString(out, formatBeijing(*event.retry_at));
+  }
+  out += ",\"ts\":";
+  appendJsonString(out, formatBeijing(now));
+  out += "}";
+  return out;
+}
+
+std::string encodeProgress(const ProgressRecord& p) {
+  json j = {{"job_id", p.job_id},
+            {"appid", p.appid},
+            {"state", p.state},
+            {"seq", p.seq},
+            {"cursor", p.cursor},
+            {"openids", p.openids},
+            {"source", {{"topic", p.source_topic},
+                        {"partition", p.source_partition},
+                        {"offset", p.source_offset}}},
+            {"retry_at_ms", p.retry_at_ms},
+            {"updated_ms", p.updated_ms}};
+  return j.dump();
+}
+
+std::optional<ProgressRecord> parseProgress(std::string_view value) {
+  json j = json::parse(value, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) return std::nullopt;
+  try {
+    ProgressRecord p;
+    p.job_id = j.at("job_id").get<std::string>();
+    p.appid = j.at("appid").get<std::string>();
+    p.state = j.at("state").get<std::string>();
+    p.seq = j.at("seq").get<int64_t>();
+    p.cursor = j.at("cursor").get<std::string>();
+    p.openids = j.at("openids").get<int64_t>();
+    const json& src = j.at("source");
+    p.source_topic = src.at("topic").get<std::string>();
+    p.source_partition = src.at("partition").get<int32_t>();
+    p.source_offset = src.at("offset").get<int64_t>();
+    p.retry_at_ms = j.value("retry_at_ms", int64_t{0});
+    p.updated_ms = j.value("updated_ms", int64_t{0});
+    return p;
+  } catch (const json::exception&) {
+    return std::nullopt;
+  }
+}
+
+kafka::Headers deadLetterHeaders(const Error& error, const std::string& topic, int32_t partition,
+                                 int64_t offset) {
+  kafka::Headers h = {
+      {kHeaderErrorClass, std::string(errorClassName(error.error_class))},
+      {kHeaderErrorMessage, Redactor::global().redact(error.describe())},
+      {kHeaderOriginalTopic, topic},
+      {kHeaderOriginalPartition, std::to_string(partition)},
+      {kHeaderOriginalOffset, std::to_string(offset)},
+  };
+  if (error.errcode) h.push_back({kHeaderErrorErrcode, std::to_string(*error.errcode)});
+  return h;
+}
+
+}  // namespace fanpull

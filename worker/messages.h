@@ -1,0 +1,64 @@
+// The messages the worker writes besides pages (contracts.md, "Messages"): job events, progress
+// checkpoints and dead-letter headers. Encoders are pure functions; thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "core/clock.h"
+#include "core/error.h"
+#include "worker/kafka/kafka_types.h"
+
+namespace fanpull {
+
+// Header names of pages and dead letters (binding).
+inline constexpr char kHeaderJobId[] = "fanpull-job-id";
+inline constexpr char kHeaderSeq[] = "fanpull-seq";
+inline constexpr char kHeaderPart[] = "fanpull-part";
+inline constexpr char kHeaderErrorClass[] = "fanpull-error-class";
+inline constexpr char kHeaderErrorMessage[] = "fanpull-error-message";
+inline constexpr char kHeaderErrorErrcode[] = "fanpull-error-errcode";
+inline constexpr char kHeaderOriginalTopic[] = "fanpull-original-topic";
+inline constexpr char kHeaderOriginalPartition[] = "fanpull-original-partition";
+inline constexpr char kHeaderOriginalOffset[] = "fanpull-original-offset";
+
+struct JobEvent {
+  std::string job_id;
+  std::string appid;
+  std::string status;  // started, completed, failed, deferred, duplicate, rejected
+  int64_t pages = 0;
+  int64_t openids = 0;
+  std::optional<Error> error;        // failed, deferred, rejected
+  std::optional<TimePoint> retry_at;  // deferred
+};
+
+// {"job_id","appid","status","pages","openids","error":{"class","errcode","errmsg","message"},
+//  "retry_at","ts"}: every string passes through the Redactor.
+std::string encodeEvent(const JobEvent& event, TimePoint now);
+
+// Where a job's walk stands, written to the progress topic after each delivered page.
+struct ProgressRecord {
+  std::string job_id;
+  std::string appid;
+  std::string state;   // running, deferred, completed, failed
+  int64_t seq = 0;     // pages delivered (the next page's seq)
+  std::string cursor;  // the next_openid to call with next
+  int64_t openids = 0;
+  std::string source_topic;  // where the job came from
+  int32_t source_partition = -1;
+  int64_t source_offset = -1;
+  int64_t retry_at_ms = 0;  // deferred: unix ms when the walk resumes
+  int64_t updated_ms = 0;
+};
+
+std::string encodeProgress(const ProgressRecord& record);
+// nullopt for a value that is not a progress record.
+std::optional<ProgressRecord> parseProgress(std::string_view value);
+
+// The headers of a dead letter for a job rejected with `error`.
+kafka::Headers deadLetterHeaders(const Error& error, const std::string& topic, int32_t partition,
+                                 int64_t offset);
+
+}  // namespace fanpull

@@ -1,0 +1,114 @@
+// `fanpull run --config FILE`: the worker, until SIGTERM or SIGINT.
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <ostream>
+#include <thread>
+#include <variant>
+
+#include "config/worker_config.h"
+#include "core/log.h"
+#include "core/poco_http_transport.h"
+#include "core/user_list_client.h"
+#include "tenants/component_token_source.h"
+#include "tenants/static_token_source.h"
+#include "tenants/tenant_registry.h"
+#include "worker/cli.h"
+#include "worker/commands.h"
+#include "worker/signals.h"
+#include "worker/worker.h"
+
+namespace fanpull {
+
+int runCommand(const CliArgs& args, std::ostream& /*out*/, std::ostream& err) {
+  auto path = args.get("config");
+  if (!path) {
+    err << "fanpull run: --config FILE is required\n";
+    return kExitUsage;
+  }
+  auto loaded = loadWorkerConfig(*path, processEnv());
+  if (auto* problems = std::get_if<std::vector<ConfigProblem>>(&loaded)) {
+    for (const auto& p : *problems) err << p.describe() << "\n";
+    return kExitUsage;
+  }
+  const WorkerConfig config = std::get<WorkerConfig>(loaded);
+  LogLevel level = LogLevel::kInfo;
+  parseLogLevel(config.log_level, &level);
+  Logger log(level, config.log_format == "json", Logger::stderrSink());
+
+  TenantRegistry registry(config.tenants_file, {config.component.has_value()});
+  auto problems = registry.load();
+  if (!problems.empty()) {
+    for (const auto& p : problems) err << p.describe() << "\n";
+    return kExitUsage;
+  }
+
+  HttpTransportOptions transport_options;
+  transport_options.base_url = config.wechat.base_url;
+  transport_options.timeout = std::chrono::milliseconds(config.wechat.timeout_ms);
+  transport_options.connect_timeout =
+      std::min<Duration>(std::chrono::milliseconds(config.wechat.timeout_ms), std::chrono::seconds(5));
+  transport_options.ca_file = config.wechat.ca_file;
+  transport_options.max_idle_connections = static_cast<size_t>(config.wechat.max_in_flight);
+  auto transport = PocoHttpTransport::create(transport_options);
+  if (!transport.ok()) {
+    err << *path << ": wechat: " << transport.error().cause << "\n";
+    return kExitUsage;
+  }
+  UserListClient client(*transport.value());
+
+  TokenStateStore store(config.token_state_file);
+  std::unique_ptr<TokenSource> tokens;
+  if (config.component) {
+    auto source = std::make_unique<ComponentTokenSource>(
+        ComponentSettings{config.component->appid, config.component->appsecret,
+                          config.component->verify_ticket_file},
+        *transport.value(), store, SystemClock::instance(), log);
+    auto started = source->start();
+    if (!started.ok()) {
+      err << *path << ": token_state_file: " << started.error().cause << "\n";
+      return kExitUsage;
+    }
+    tokens = std::move(source);
+  } else {
+    tokens = std::make_unique<StaticTokenSource>(registry);
+  }
+
+  WorkerOptions options;
+  options.bootstrap_servers = config.kafka.bootstrap_servers;
+  options.group_id = config.kafka.group_id;
+  options.topics = config.kafka.topics;
+  options.properties = config.kafka.properties;
+  options.max_in_flight = static_cast<size_t>(config.wechat.max_in_flight);
+  options.default_limit = {config.rate_limit.requests_per_second,
+                           static_cast<int>(config.rate_limit.burst), config.rate_limit.daily_calls};
+
+  blockTerminationSignals();
+  Worker worker(options, registry, *tokens, client, log);
+  auto started = worker.start();
+  if (!started.ok()) {
+    err << "fanpull run: " << started.error().describe() << "\n";
+    return kExitFailure;
+  }
+  int sig = waitForTerminationSignal();
+  log.info("signal received, stopping (a second signal exits at once)",
+           {{"signal", std::to_string(sig)}});
+  std::atomic<bool> done{false};
+  std::thread second([&done] {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    timespec tick{0, 100 * 1000 * 1000};
+    while (!done) {
+      if (sigtimedwait(&set, nullptr, &tick) > 0) _exit(kExitFailure);
+    }
+  });
+  worker.stop();
+  done = true;
+  second.join();
+  return kExitOk;
+}
+
+}  // namespace fanpull

@@ -1,0 +1,780 @@
+#include "worker/worker.h"
+
+#include <algorithm>
+#include <random>
+
+#include "core/error_class.h"
+#include "core/page_message.h"
+#include "worker/messages.h"
+
+namespace fanpull {
+
+// One accepted job and where its walk stands. Steps of one run never overlap (a lane schedules
+// one step at a time), so the walk fields need no lock; the atomics are read by revocation and
+// shutdown.
+struct Worker::Run {
+  Job job;
+  std::string raw;  // the job message as consumed (for a dead letter)
+  std::string topic;
+  int32_t partition = -1;
+  int64_t offset = -1;
+
+  std::shared_ptr<const Tenant> tenant;
+  bool begun = false;
+  bool resumed = false;
+  TimePoint resume_at{};  // a deferred job resumes at this time
+
+  int64_t seq = 0;          // pages delivered
+  std::string cursor;       // the next call's next_openid
+  int64_t openids = 0;      // OpenIDs in delivered pages
+  std::optional<FollowerPage> held;  // fetched, produced once the next answer says if it is last
+  std::string held_cursor;  // the cursor the held page was fetched with
+  int64_t held_seq = 0;
+  int failures = 0;
+  bool renewed = false;  // a renewal happened since the last successful call
+  std::string token;
+
+  std::atomic<bool> cancelled{false};
+  std::atomic<int> calling{0};  // a call to WeChat in progress
+  std::atomic<int> pending{0};  // messages produced, not yet delivered
+};
+
+namespace {
+
+int64_t unixMs(TimePoint t) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+}
+
+Error internalError(ErrorClass cls, std::string cause) {
+  Error e;
+  e.error_class = cls;
+  e.cause = std::move(cause);
+  return e;
+}
+
+uint64_t seedOf(uint64_t seed) {
+  if (seed != 0) return seed;
+  return std::random_device{}();
+}
+
+}  // namespace
+
+Worker::Worker(WorkerOptions options, TenantRegistry& tenants, TokenSource& tokens,
+               UserListClient& client, Logger& log)
+    : options_(std::move(options)),
+      tenants_(tenants),
+      tokens_(tokens),
+      client_(client),
+      log_(log),
+      clock_(*options_.clock),
+      limiter_(options_.default_limit),
+      random_(seedOf(options_.seed)) {}
+
+Worker::~Worker() { stop(); }
+
+Result<kafka::Done> Worker::start() {
+  kafka::ProducerOptions po;
+  po.bootstrap_servers = options_.bootstrap_servers;
+  po.properties = options_.properties;
+  po.properties.erase("group.id");
+  po.properties.erase("session.timeout.ms");
+  po.properties.erase("max.poll.interval.ms");
+  po.properties.erase("partition.assignment.strategy");
+  po.properties.erase("auto.offset.reset");
+  po.log = [this](int level, const std::string& facility, const std::string& message) {
+    if (level <= 4) log_.warn("kafka producer: " + message, {{"facility", facility}});
+  };
+  auto producer = kafka::Producer::create(po);
+  if (!producer.ok()) return producer.error();
+  producer_ = std::move(producer).value();
+
+  auto loaded = progress_.loadFromTopic(options_.bootstrap_servers, options_.topics.progress,
+                                        options_.properties, std::chrono::seconds(30));
+  if (!loaded.ok()) {
+    log_.warn("progress topic not read at start; jobs resume from what later reads find",
+              {{"error", loaded.error().describe()}});
+  } else {
+    log_.info("progress read", {{"records", std::to_string(*loaded)}});
+  }
+
+  kafka::ConsumerOptions co;
+  co.bootstrap_servers = options_.bootstrap_servers;
+  co.group_id = options_.group_id;
+  co.properties = options_.properties;
+  co.on_assigned = [this](const std::vector<kafka::TopicPartition>& p) { onAssigned(p); };
+  co.on_revoked = [this](const std::vector<kafka::TopicPartition>& p, bool lost) {
+    onRevoked(p, lost);
+  };
+  co.log = [this](int level, const std::string& facility, const std::string& message) {
+    if (level <= 4) log_.warn("kafka consumer: " + message, {{"facility", facility}});
+  };
+  auto consumer = kafka::Consumer::create(co);
+  if (!consumer.ok()) return consumer.error();
+  consumer_ = std::move(consumer).value();
+  auto subscribed = consumer_->subscribe({options_.topics.jobs});
+  if (!subscribed.ok()) return subscribed.error();
+
+  executor_ = std::make_unique<Executor>(options_.max_in_flight, clock_);
+  poll_thread_ = std::thread([this] { pollLoop(); });
+  log_.info("worker started", {{"group", options_.group_id},
+                               {"jobs_topic", options_.topics.jobs},
+                               {"max_in_flight", std::to_string(options_.max_in_flight)}});
+  return kafka::Done{};
+}
+
+void Worker::stop() {
+  std::lock_guard<std::mutex> lock(stop_mutex_);
+  stopping_ = true;
+  if (poll_thread_.joinable()) poll_thread_.join();
+  if (executor_) executor_->stop();
+  stopped_ = true;
+}
+
+WorkerStats Worker::stats() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  WorkerStats s = stats_;
+  s.jobs_queued = static_cast<int64_t>(queued_);
+  s.partitions_paused = paused_;
+  s.lanes_active = static_cast<int64_t>(lanes_.size());
+  s.assigned_partitions = static_cast<int64_t>(partitions_.size());
+  return s;
+}
+
+void Worker::count(std::map<std::string, int64_t> WorkerStats::*field, const std::string& key) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  ++(stats_.*field)[key];
+}
+
+// ---------------------------------------------------------------------------------------------
+// The poll thread: jobs in, offsets out.
+
+void Worker::pollLoop() {
+  TimePoint last_commit = clock_.now();
+  TimePoint last_reload = clock_.now();
+  while (!stopping_) {
+    auto polled = consumer_->poll(std::chrono::milliseconds(100));
+    if (!polled.ok()) {
+      log_.warn("kafka consumer error", {{"error", polled.error().describe()}});
+    } else if (polled->has_value()) {
+      onMessage(**polled);
+    }
+    TimePoint now = clock_.now();
+    if (now - last_commit >= options_.commit_interval || now < last_commit) {
+      commitOffsets(false);
+      last_commit = now;
+    }
+    if (now - last_reload >= options_.tenants_reload_interval || now < last_reload) {
+      std::vector<TenantProblem> problems;
+      auto reload = tenants_.reloadIfChanged(&problems);
+      if (reload == TenantRegistry::Reload::kReloaded) {
+        log_.info("tenants file reloaded",
+                  {{"tenants", std::to_string(tenants_.current()->size())}});
+      } else if (reload == TenantRegistry::Reload::kRejected) {
+        for (const auto& p : problems) log_.error("tenants file rejected", {{"problem", p.describe()}});
+      }
+      last_reload = now;
+    }
+    updatePause();
+  }
+  shutdown();
+}
+
+void Worker::onMessage(const kafka::ConsumedMessage& m) {
+  auto run = std::make_shared<Run>();
+  run->raw = m.value;
+  run->topic = m.topic;
+  run->partition = m.partition;
+  run->offset = m.offset;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    ++stats_.jobs_received;
+    PartitionState& ps = partitions_[{m.topic, m.partition}];
+    ps.unfinished.insert(m.offset);
+    ps.next = std::max(ps.next, m.offset + 1);
+  }
+  Result<Job> job = parseJob(m.value);
+  if (!job.ok()) {
+    run->job.appid = m.key.value_or("");
+    reject(run, job.error());
+    return;
+  }
+  run->job = job.value();
+
+  std::optional<ProgressRecord> record = progress_.find(run->job.job_id);
+  bool same_source = record && record->source_topic == m.topic &&
+                     record->source_partition == m.partition && record->source_offset == m.offset;
+  bool duplicate = false;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto active = active_.find(run->job.job_id);
+    if (active != active_.end()) {
+      duplicate = !(active->second->topic == m.topic && active->second->partition == m.partition &&
+                    active->second->offset == m.offset);
+      if (!duplicate) return;  // the same message again: already queued here
+    }
+  }
+  if (!duplicate && record && !same_source) duplicate = true;
+  if (duplicate) {
+    log_.info("duplicate job ignored", {{"job_id", run->job.job_id}, {"appid", run->job.appid}});
+    auto r = run;
+    produceAll(run, {eventMessage(*run, "duplicate")},
+               [this, r] { finishOffset(r->topic, r->partition, r->offset); });
+    count(&WorkerStats::jobs_by_status, "duplicate");
+    return;
+  }
+  if (record && same_source) {
+    if (record->state == "completed" || record->state == "failed") {
+      // Delivered again after a restart: its outcome is already in the events topic.
+      finishOffset(m.topic, m.partition, m.offset);
+      return;
+    }
+    run->resumed = true;
+    run->seq = record->seq;
+    run->cursor = record->cursor;
+    run->openids = record->openids;
+    if (record->state == "deferred") {
+      run->resume_at = TimePoint(std::chrono::milliseconds(record->retry_at_ms));
+    }
+  } else {
+    run->cursor = run->job.next_openid;
+  }
+
+  bool start_now = false;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    active_[run->job.job_id] = run;
+    Lane& lane = lanes_[run->job.appid];
+    lane.jobs.push_back(run);
+    ++queued_;
+    if (!lane.scheduled && lane.jobs.size() == 1) {
+      lane.scheduled = true;
+      start_now = true;
+    }
+  }
+  if (start_now) schedule(run, run->resume_at);
+}
+
+void Worker::finishOffset(const std::string& topic, int32_t partition, int64_t offset) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto it = partitions_.find({topic, partition});
+  if (it != partitions_.end()) it->second.unfinished.erase(offset);
+}
+
+void Worker::commitOffsets(bool sync) {
+  std::vector<kafka::PartitionOffset> offsets;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (auto& [tp, ps] : partitions_) {
+      if (ps.next < 0) continue;
+      int64_t commit = ps.unfinished.empty() ? ps.next : *ps.unfinished.begin();
+      if (commit > ps.committed) offsets.push_back({tp, commit});
+    }
+  }
+  if (offsets.empty()) return;
+  auto done = sync ? consumer_->commit(offsets) : consumer_->commitAsync(offsets);
+  if (!done.ok()) {
+    log_.warn("offset commit failed", {{"error", done.error().describe()}});
+    return;
+  }
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (const auto& po : offsets) {
+    auto it = partitions_.find(po.partition);
+    if (it != partitions_.end()) it->second.committed = std::max(it->second.committed, po.offset);
+  }
+}
+
+void Worker::updatePause() {
+  bool pause = false;
+  bool resume = false;
+  std::vector<kafka::TopicPartition> assigned;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!paused_ && queued_ >= options_.max_queued_jobs) pause = true;
+    if (paused_ && queued_ <= options_.max_queued_jobs / 2) resume = true;
+    for (const auto& [tp, ps] : partitions_) assigned.push_back(tp);
+  }
+  if (assigned.empty() || (!pause && !resume)) return;
+  auto r = pause ? consumer_->pause(assigned) : consumer_->resume(assigned);
+  if (!r.ok()) return;
+  std::lock_guard<std::mutex> lock(mutex_);
+  paused_ = pause;
+  log_.info(pause ? "jobs partitions paused: too many jobs queued" : "jobs partitions resumed",
+            {{"queued", std::to_string(queued_)}});
+}
+
+void Worker::onAssigned(const std::vector<kafka::TopicPartition>& partitions) {
+  // The previous owner's checkpoints must be known before its jobs are taken over.
+  auto loaded = progress_.loadFromTopic(options_.bootstrap_servers, options_.topics.progress,
+                                        options_.properties, std::chrono::seconds(30));
+  if (!loaded.ok()) log_.warn("progress not re-read", {{"error", loaded.error().describe()}});
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (const auto& tp : partitions) partitions_[tp];
+  stats_.assigned_partitions = static_cast<int64_t>(partitions_.size());
+  if (paused_) (void)consumer_->pause(partitions);
+  log_.info("partitions assigned", {{"count", std::to_string(partitions.size())}});
+}
+
+void Worker::onRevoked(const std::vector<kafka::TopicPartition>& partitions, bool lost) {
+  std::set<kafka::TopicPartition> revoked(partitions.begin(), partitions.end());
+  std::vector<std::shared_ptr<Run>> runs;
+  std::vector<std::shared_ptr<Run>> restart;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (auto it = active_.begin(); it != active_.end();) {
+      if (revoked.count({it->second->topic, it->second->partition})) {
+        it->second->cancelled = true;
+        runs.push_back(it->second);
+        it = active_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    // Revoked jobs leave their lanes; a lane whose front left goes on with its next job.
+    for (auto lane = lanes_.begin(); lane != lanes_.end();) {
+      auto& jobs = lane->second.jobs;
+      bool front_left = !jobs.empty() && jobs.front()->cancelled;
+      size_t before = jobs.size();
+      jobs.erase(std::remove_if(jobs.begin(), jobs.end(),
+                                [](const std::shared_ptr<Run>& r) { return r->cancelled.load(); }),
+                 jobs.end());
+      queued_ -= std::min(queued_, before - jobs.size());
+      if (jobs.empty()) {
+        lane = lanes_.erase(lane);
+        continue;
+      }
+      if (front_left) restart.push_back(jobs.front());
+      ++lane;
+    }
+  }
+  for (const auto& next : restart) schedule(next, next->resume_at);
+  // Calls in flight finish and their pages are delivered before the partitions go.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  for (const auto& run : runs) {
+    while ((run->calling > 0 || run->pending > 0) && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  }
+  if (!lost) commitOffsets(true);
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (const auto& tp : partitions) partitions_.erase(tp);
+  log_.info(lost ? "partitions lost" : "partitions revoked",
+            {{"count", std::to_string(partitions.size())}, {"jobs", std::to_string(runs.size())}});
+}
+
+void Worker::shutdown() {
+  log_.info("worker stopping");
+  auto deadline = std::chrono::steady_clock::now() + options_.shutdown_timeout;
+  std::vector<std::shared_ptr<Run>> runs;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (auto& [id, run] : active_) {
+      run->cancelled = true;
+      runs.push_back(run);
+    }
+  }
+  for (const auto& run : runs) {
+    while ((run->calling > 0 || run->pending > 0) && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  }
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+      deadline - std::chrono::steady_clock::now());
+  auto flushed = producer_->flush(std::max(left, std::chrono::milliseconds(100)));
+  if (!flushed.ok()) log_.warn("producer not flushed", {{"error", flushed.error().describe()}});
+  commitOffsets(true);
+  auto closed = consumer_->close();
+  if (!closed.ok()) log_.warn("consumer close", {{"error", closed.error().describe()}});
+  log_.info("worker stopped");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lanes and steps, on executor threads.
+
+void Worker::schedule(const std::shared_ptr<Run>& run, TimePoint when) {
+  if (when == TimePoint{} || when <= clock_.now()) {
+    executor_->post([this, run] { step(run); });
+  } else {
+    executor_->postAt(when, [this, run] { step(run); });
+  }
+}
+
+void Worker::step(const std::shared_ptr<Run>& run) {
+  if (run->cancelled || stopping_) return abandon(run);
+  if (!run->begun && !begin(run)) return;
+  callOnce(run);
+}
+
+bool Worker::begin(const std::shared_ptr<Run>& run) {
+  run->begun = true;
+  auto tenant = tenants_.admit(run->job.appid);
+  if (!tenant.ok()) {
+    const Error& e = tenant.error();
+    if (e.error_class == ErrorClass::kInvalidTenant) {
+      reject(run, e);  // not a merchant of this platform: no call, no started
+    } else {
+      // Known merchant that cannot be served (no permission set 2 / 100): zero calls.
+      if (!run->resumed) {
+        produceAll(run, {eventMessage(*run, "started")}, [] {});
+        count(&WorkerStats::jobs_by_status, "started");
+      }
+      fail(run, e);
+    }
+    return false;
+  }
+  run->tenant = tenant.value();
+  limiter_.setLimit(run->job.appid, run->tenant->rateLimit(options_.default_limit));
+  if (!run->resumed) {
+    produceAll(run, {eventMessage(*run, "started")}, [] {});
+    count(&WorkerStats::jobs_by_status, "started");
+    log_.info("job started", {{"job_id", run->job.job_id}, {"appid", run->job.appid}});
+  } else {
+    log_.info("job resumed", {{"job_id", run->job.job_id},
+                              {"appid", run->job.appid},
+                              {"seq", std::to_string(run->seq)}});
+  }
+  return true;
+}
+
+void Worker::callOnce(const std::shared_ptr<Run>& run) {
+  TimePoint now = clock_.now();
+  Admission admission = limiter_.tryAcquire(run->job.appid, now);
+  if (admission.kind == Admission::Kind::kWait) return schedule(run, admission.at);
+  if (admission.kind == Admission::Kind::kQuotaExhausted) {
+    Error e = internalError(ErrorClass::kQuotaExhausted,
+                            "the configured daily_calls budget is spent for today");
+    return defer(run, admission.at, e);
+  }
+  run->calling++;
+  Result<AccessToken> token = tokens_.current(*run->tenant);
+  if (!token.ok()) {
+    run->calling--;
+    return onError(run, token.error());
+  }
+  run->token = token->value;
+  Result<FollowerPage> page = client_.getFans(run->token, run->cursor);
+  if (run->cancelled) {
+    run->calling--;
+    return abandon(run);
+  }
+  if (page.ok()) {
+    count(&WorkerStats::calls_by_class, "ok");
+    onPage(run, std::move(page).value());
+  } else {
+    count(&WorkerStats::calls_by_class, std::string(errorClassName(page.error().error_class)));
+    onError(run, page.error());
+  }
+  run->calling--;
+}
+
+void Worker::onPage(const std::shared_ptr<Run>& run, FollowerPage page) {
+  run->failures = 0;
+  run->renewed = false;
+  WalkStep next = nextWalkStep(page, run->cursor);
+  if (next == WalkStep::kStalled) {
+    return fail(run, internalError(ErrorClass::kUnknown,
+                                   "WeChat answered the cursor it was given as next_openid: the "
+                                   "walk does not advance"));
+  }
+  if (next == WalkStep::kContinue) {
+    // This page waits for the next answer to know whether it is the last; the one held before
+    // it was not the last and goes now.
+    std::optional<FollowerPage> previous = std::move(run->held);
+    int64_t previous_seq = run->held_seq;
+    run->held_cursor = run->cursor;
+    run->held_seq = previous ? previous_seq + 1 : run->seq;
+    run->cursor = page.next_openid;
+    run->held = std::move(page);
+    if (!previous) return schedule(run, {});
+    auto r = run;
+    int64_t delivered = static_cast<int64_t>(previous->size());
+    produceAll(run, pageMessages(run, *previous, previous_seq, false), [this, r, delivered] {
+      if (r->cancelled) return abandon(r);
+      r->seq = r->held_seq;  // every page before the held one is delivered
+      r->openids += delivered;
+      produceAll(r, {progressMessage(*r, "running")}, {});
+      schedule(r, {});
+    });
+    return;
+  }
+  std::vector<Outgoing> out;
+  if (run->held) {
+    // kLastPage: the held page, then this one, the last. kEnd: the held page is the last.
+    out = pageMessages(run, *run->held, run->held_seq, next == WalkStep::kEnd);
+    run->openids += static_cast<int64_t>(run->held->size());
+    run->seq = run->held_seq + 1;
+    run->held.reset();
+    if (next == WalkStep::kEnd) return complete(run, std::move(out));
+  } else if (next == WalkStep::kEnd) {
+    // Nothing held: an account without followers (or a list that emptied while resuming) ends
+    // with one page of count 0.
+    out = pageMessages(run, page, run->seq, true);
+    run->seq += 1;
+    return complete(run, std::move(out));
+  }
+  auto last = pageMessages(run, page, run->seq, true);
+  out.insert(out.end(), std::make_move_iterator(last.begin()), std::make_move_iterator(last.end()));
+  run->openids += static_cast<int64_t>(page.size());
+  run->seq += 1;
+  complete(run, std::move(out));
+}
+
+void Worker::onError(const std::shared_ptr<Run>& run, const Error& error) {
+  TimePoint now = clock_.now();
+  log_.debug("call failed", {{"job_id", run->job.job_id},
+                             {"appid", run->job.appid},
+                             {"error", error.describe()}});
+  switch (error.error_class) {
+    case ErrorClass::kTokenInvalid: {
+      if (run->renewed) return fail(run, error);
+      run->renewed = true;
+      Result<AccessToken> renewed = tokens_.renew(*run->tenant, run->token);
+      if (!renewed.ok()) return fail(run, renewed.error());
+      run->token = renewed->value;
+      return schedule(run, {});
+    }
+    case ErrorClass::kRetryable:
+    case ErrorClass::kUnknown: {
+      std::optional<Duration> delay;
+      {
+        std::lock_guard<std::mutex> lock(random_mutex_);
+        Backoff backoff(options_.backoff, random_);
+        delay = backoff.delayAfter(++run->failures);
+      }
+      if (!delay) return fail(run, error);
+      return schedule(run, now + *delay);
+    }
+    case ErrorClass::kRateLimited:
+      return schedule(run, nextMinute(now));
+    case ErrorClass::kQuotaExhausted:
+      limiter_.markQuotaExhausted(run->job.appid, now);
+      return defer(run, nextBeijingMidnight(now), error);
+    default:
+      return fail(run, error);
+  }
+}
+
+void Worker::complete(const std::shared_ptr<Run>& run, std::vector<Outgoing> pages) {
+  auto r = run;
+  produceAll(run, std::move(pages), [this, r] {
+    if (r->cancelled) return abandon(r);
+    produceAll(r, {eventMessage(*r, "completed"), progressMessage(*r, "completed")},
+               [this, r] {
+                 count(&WorkerStats::jobs_by_status, "completed");
+                 log_.info("job completed", {{"job_id", r->job.job_id},
+                                             {"appid", r->job.appid},
+                                             {"pages", std::to_string(r->seq)},
+                                             {"openids", std::to_string(r->openids)}});
+                 finish(r);
+               });
+  });
+}
+
+void Worker::fail(const std::shared_ptr<Run>& run, const Error& error) {
+  log_.warn("job failed", {{"job_id", run->job.job_id},
+                           {"appid", run->job.appid},
+                           {"error", error.describe()}});
+  auto r = run;
+  produceAll(run, {eventMessage(*run, "failed", error), progressMessage(*run, "failed")},
+             [this, r] {
+               count(&WorkerStats::jobs_by_status, "failed");
+               finish(r);
+             });
+}
+
+void Worker::defer(const std::shared_ptr<Run>& run, TimePoint until, const Error& error) {
+  log_.info("job deferred", {{"job_id", run->job.job_id},
+                             {"appid", run->job.appid},
+                             {"retry_at", formatBeijing(until)},
+                             {"error", error.describe()}});
+  // The held page will be fetched again after the deferral: resume from its cursor.
+  if (run->held) {
+    run->cursor = run->held_cursor;
+    run->held.reset();
+  }
+  auto r = run;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    ++stats_.deferred;
+  }
+  produceAll(run,
+             {eventMessage(*run, "deferred", error, until), progressMessage(*run, "deferred", until)},
+             [this, r, until] {
+               count(&WorkerStats::jobs_by_status, "deferred");
+               {
+                 std::lock_guard<std::mutex> lock(mutex_);
+                 --stats_.deferred;
+               }
+               schedule(r, until);
+             });
+}
+
+void Worker::reject(const std::shared_ptr<Run>& run, const Error& error) {
+  log_.warn("job rejected", {{"job_id", run->job.job_id},
+                             {"appid", run->job.appid},
+                             {"error", error.describe()}});
+  auto r = run;
+  std::vector<Outgoing> out;
+  out.push_back({options_.topics.dlq, run->raw,
+                 deadLetterHeaders(error, run->topic, run->partition, run->offset)});
+  out.push_back(eventMessage(*run, "rejected", error));
+  produceAll(run, std::move(out), [this, r] {
+    count(&WorkerStats::jobs_by_status, "rejected");
+    if (r->begun) {
+      finish(r);
+    } else {
+      finishOffset(r->topic, r->partition, r->offset);
+    }
+  });
+}
+
+void Worker::finish(const std::shared_ptr<Run>& run) {
+  finishOffset(run->topic, run->partition, run->offset);
+  releaseLane(run, true);
+}
+
+void Worker::abandon(const std::shared_ptr<Run>& run) {
+  // Revocation or shutdown took the job away; it resumes from its last checkpoint elsewhere or
+  // after a restart. The lane was already dropped by whoever cancelled.
+  (void)run;
+}
+
+void Worker::releaseLane(const std::shared_ptr<Run>& run, bool pop) {
+  std::shared_ptr<Run> next;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto a = active_.find(run->job.job_id);
+    if (a != active_.end() && a->second == run) active_.erase(a);
+    auto it = lanes_.find(run->job.appid);
+    if (it == lanes_.end()) return;
+    Lane& lane = it->second;
+    if (pop && !lane.jobs.empty() && lane.jobs.front() == run) {
+      lane.jobs.pop_front();
+      if (queued_ > 0) --queued_;
+    }
+    if (lane.jobs.empty()) {
+      lanes_.erase(it);
+      return;
+    }
+    next = lane.jobs.front();
+    lane.scheduled = true;
+  }
+  if (!stopping_) schedule(next, next->resume_at);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Messages out.
+
+std::vector<Worker::Outgoing> Worker::pageMessages(const std::shared_ptr<Run>& run,
+                                                   const FollowerPage& page, int64_t seq,
+                                                   bool last) {
+  PageIdentity id{run->job.job_id, run->job.appid, seq, last};
+  std::vector<Outgoing> out;
+  auto parts = encodePageMessages(id, page, producer_->maxMessageBytes() - 1024);
+  if (!parts.ok()) {
+    // Cannot happen with a sane message.max.bytes; one message is still better than none.
+    parts = std::vector<std::string>{encodePageMessage(id, page)};
+  }
+  for (size_t i = 0; i < parts->size(); ++i) {
+    kafka::Headers headers = {{kHeaderJobId, run->job.job_id}, {kHeaderSeq, std::to_string(seq)}};
+    if (parts->size() > 1) headers.push_back({kHeaderPart, std::to_string(i)});
+    out.push_back({options_.topics.pages, std::move((*parts)[i]), std::move(headers)});
+  }
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stats_.pages += 1;
+    stats_.openids += static_cast<int64_t>(page.size());
+  }
+  return out;
+}
+
+Worker::Outgoing Worker::eventMessage(const Run& run, const std::string& status,
+                                      const std::optional<Error>& error,
+                                      std::optional<TimePoint> retry_at) {
+  JobEvent event;
+  event.job_id = run.job.job_id;
+  event.appid = run.job.appid;
+  event.status = status;
+  event.pages = run.seq;
+  event.openids = run.openids;
+  event.error = error;
+  event.retry_at = retry_at;
+  return {options_.topics.events, encodeEvent(event, clock_.now()), {}};
+}
+
+Worker::Outgoing Worker::progressMessage(const Run& run, const std::string& state,
+                                         TimePoint retry_at) {
+  ProgressRecord p;
+  p.job_id = run.job.job_id;
+  p.appid = run.job.appid;
+  p.state = state;
+  p.seq = run.seq;
+  // A held page is not delivered yet: after a crash it is fetched again from its cursor.
+  p.cursor = run.held ? run.held_cursor : run.cursor;
+  p.openids = run.openids;
+  p.source_topic = run.topic;
+  p.source_partition = run.partition;
+  p.source_offset = run.offset;
+  p.retry_at_ms = retry_at == TimePoint{} ? 0 : unixMs(retry_at);
+  p.updated_ms = unixMs(clock_.now());
+  progress_.apply(p);
+  return {options_.topics.progress, encodeProgress(p), {}};
+}
+
+void Worker::produceAll(const std::shared_ptr<Run>& run, std::vector<Outgoing> messages,
+                        std::function<void()> then) {
+  if (messages.empty()) {
+    if (then) executor_->post(std::move(then));
+    return;
+  }
+  run->pending++;
+  auto remaining = std::make_shared<std::atomic<size_t>>(messages.size());
+  auto continuation = std::make_shared<std::function<void()>>(std::move(then));
+  for (auto& m : messages) {
+    produceOne(run->job.appid, std::make_shared<Outgoing>(std::move(m)),
+               [this, run, remaining, continuation] {
+                 if (--*remaining != 0) return;
+                 if (*continuation) executor_->post(*continuation);
+                 run->pending--;
+               });
+  }
+}
+
+void Worker::produceOne(const std::string& appid, std::shared_ptr<Outgoing> message,
+                        std::function<void()> delivered) {
+  auto attempt = std::make_shared<std::function<void()>>();
+  *attempt = [this, appid, message, delivered, attempt] {
+    auto queued = producer_->produce(
+        message->topic, appid, message->value, message->headers,
+        [this, delivered, attempt](const Result<kafka::Delivery>& d) {
+          if (d.ok()) {
+            *attempt = nullptr;  // breaks the attempt's reference to itself
+            delivered();
+            return;
+          }
+          {
+            std::lock_guard<std::mutex> lock(mutex_);
+            ++stats_.produce_errors;
+          }
+          log_.warn("delivery failed, producing again", {{"error", d.error().describe()}});
+          if (!stopping_) {
+            executor_->postAt(clock_.now() + std::chrono::seconds(1), *attempt);
+          } else {
+            *attempt = nullptr;
+          }
+        });
+    if (!queued.ok()) {
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        ++stats_.produce_errors;
+      }
+      if (!stopping_) {
+        executor_->postAt(clock_.now() + std::chrono::milliseconds(200), *attempt);
+      } else {
+        *attempt = nullptr;
+      }
+    }
+  };
+  (*attempt)();
+}
+
+}  // namespace fanpull

@@ -1,0 +1,172 @@
+// Worker: fanpull's main job. Consumes per-merchant jobs from the jobs topic (consumer group),
+// runs each merchant's jobs in order in its own lane, walks the follower list with the rate
+// limiter, token source and getFans client, and produces pages, progress checkpoints, events and
+// dead letters (contracts.md). Lanes that wait (rate limit, backoff, 45011, quota deferral) hold
+// no thread; at most max_in_flight calls run at once. Offsets are committed only below the
+// lowest unfinished job of each partition, and progress is checkpointed after each delivered
+// page, so a restarted worker (or another one after a rebalance) resumes a job from its cursor.
+// Thread-safe: start() and stop() may be called from any thread.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+
+#include "config/worker_config.h"
+#include "core/backoff.h"
+#include "core/clock.h"
+#include "core/log.h"
+#include "core/rate_limiter.h"
+#include "core/user_list_client.h"
+#include "tenants/tenant_registry.h"
+#include "tenants/token_source.h"
+#include "worker/executor.h"
+#include "worker/job.h"
+#include "worker/kafka/consumer.h"
+#include "worker/kafka/producer.h"
+#include "worker/progress_store.h"
+
+namespace fanpull {
+
+struct WorkerOptions {
+  std::string bootstrap_servers;
+  std::string group_id = "fanpull";
+  KafkaTopics topics;
+  kafka::Properties properties;  // the config's kafka.properties
+  size_t max_in_flight = 32;
+  RateLimit default_limit;
+  BackoffPolicy backoff;
+  size_t max_queued_jobs = 10000;  // above it the jobs partitions are paused
+  Duration shutdown_timeout = std::chrono::seconds(30);
+  Duration commit_interval = std::chrono::seconds(1);
+  Duration tenants_reload_interval = std::chrono::seconds(2);
+  Clock* clock = &SystemClock::instance();
+  uint64_t seed = 0;  // 0: random
+};
+
+// Counters for operators and tests.
+struct WorkerStats {
+  int64_t jobs_received = 0;
+  std::map<std::string, int64_t> jobs_by_status;  // events produced, by status
+  int64_t pages = 0;
+  int64_t openids = 0;
+  std::map<std::string, int64_t> calls_by_class;  // "ok" or an error class
+  int64_t produce_errors = 0;
+  int64_t lanes_active = 0;
+  int64_t jobs_queued = 0;
+  int64_t deferred = 0;
+  bool partitions_paused = false;
+  int64_t assigned_partitions = 0;
+};
+
+class Worker {
+ public:
+  Worker(WorkerOptions options, TenantRegistry& tenants, TokenSource& tokens,
+         UserListClient& client, Logger& log);
+  ~Worker();
+
+  // Creates the producer and the consumer, reads the progress topic, joins the group and starts
+  // polling in a thread of its own. Errors: Kafka clients cannot be created (bad properties).
+  Result<kafka::Done> start();
+
+  // Graceful stop: no new jobs or calls, calls in flight finish, the producer is flushed, offsets
+  // are committed and the group is left, within shutdown_timeout. Idempotent; returns when done.
+  void stop();
+
+  // True once the poll loop has ended (after stop(), or a fatal error).
+  bool stopped() const { return stopped_.load(); }
+
+  WorkerStats stats() const;
+
+ private:
+  struct Run;
+  struct Lane {
+    std::deque<std::shared_ptr<Run>> jobs;  // front: the job running or parked
+    bool scheduled = false;                 // a step of the front job is queued or running
+  };
+  struct PartitionState {
+    std::set<int64_t> unfinished;
+    int64_t next = -1;       // highest offset seen + 1
+    int64_t committed = -1;  // last committed
+  };
+  struct Outgoing {
+    std::string topic;
+    std::string value;
+    kafka::Headers headers;
+  };
+
+  void pollLoop();
+  void onMessage(const kafka::ConsumedMessage& m);
+  void onAssigned(const std::vector<kafka::TopicPartition>& partitions);
+  void onRevoked(const std::vector<kafka::TopicPartition>& partitions, bool lost);
+  void commitOffsets(bool sync);
+  void updatePause();
+  void shutdown();
+
+  // The life of one job, on executor threads.
+  void schedule(const std::shared_ptr<Run>& run, TimePoint when);
+  void step(const std::shared_ptr<Run>& run);
+  bool begin(const std::shared_ptr<Run>& run);
+  void callOnce(const std::shared_ptr<Run>& run);
+  void onPage(const std::shared_ptr<Run>& run, FollowerPage page);
+  void onError(const std::shared_ptr<Run>& run, const Error& error);
+  void complete(const std::shared_ptr<Run>& run, std::vector<Outgoing> pages);
+  void fail(const std::shared_ptr<Run>& run, const Error& error);
+  void defer(const std::shared_ptr<Run>& run, TimePoint until, const Error& error);
+  void reject(const std::shared_ptr<Run>& run, const Error& error);
+  // Ends the job (its offset may be committed) and starts the next one of its lane.
+  void finish(const std::shared_ptr<Run>& run);
+  // The run stops without an outcome (revoked partition or shutdown).
+  void abandon(const std::shared_ptr<Run>& run);
+  void releaseLane(const std::shared_ptr<Run>& run, bool pop);
+
+  std::vector<Outgoing> pageMessages(const std::shared_ptr<Run>& run, const FollowerPage& page,
+                                     int64_t seq, bool last);
+  Outgoing eventMessage(const Run& run, const std::string& status,
+                        const std::optional<Error>& error = std::nullopt,
+                        std::optional<TimePoint> retry_at = std::nullopt);
+  Outgoing progressMessage(const Run& run, const std::string& state, TimePoint retry_at = {});
+  // Produces every message (retrying failed deliveries), then runs `then` on the executor.
+  void produceAll(const std::shared_ptr<Run>& run, std::vector<Outgoing> messages,
+                  std::function<void()> then);
+  void produceOne(const std::string& appid, std::shared_ptr<Outgoing> message,
+                  std::function<void()> delivered);
+  void finishOffset(const std::string& topic, int32_t partition, int64_t offset);
+  void count(std::map<std::string, int64_t> WorkerStats::*field, const std::string& key);
+
+  const WorkerOptions options_;
+  TenantRegistry& tenants_;
+  TokenSource& tokens_;
+  UserListClient& client_;
+  Logger& log_;
+  Clock& clock_;
+  RateLimiter limiter_;
+  ProgressStore progress_;
+
+  std::unique_ptr<kafka::Producer> producer_;
+  std::unique_ptr<kafka::Consumer> consumer_;
+  std::unique_ptr<Executor> executor_;
+  std::thread poll_thread_;
+
+  mutable std::mutex mutex_;  // guards everything below
+  std::map<std::string, Lane> lanes_;                          // by appid
+  std::map<std::string, std::shared_ptr<Run>> active_;        // by job_id: queued or running
+  std::map<kafka::TopicPartition, PartitionState> partitions_;  // jobs topic partitions
+  std::mutex random_mutex_;                                    // guards random_
+  SeededRandom random_;
+  WorkerStats stats_;
+  size_t queued_ = 0;
+  bool paused_ = false;
+
+  std::atomic<bool> stopping_{false};
+  std::atomic<bool> stopped_{false};
+  std::mutex stop_mutex_;  // serializes stop()
+};
+
+}  // namespace fanpull
