@@ -66,24 +66,41 @@ std::vector<Command> commands() {
         {"seed", "N", "seed of the random faults, jitter and issued tokens (default 1)"},
         kHelp},
        sandboxCommand},
-      {"enqueue", "--config FILE --appid APPID [--job-id ID] [--next-openid CURSOR] | -",
+      {"enqueue", "--config FILE (--appid APPID [--job-id ID] [--next-openid CURSOR] | -)",
        "produce one job (or JSON lines from stdin with -)",
-       "Validates and produces a job to the jobs topic, keyed by appid.",
+       "Produces jobs to the config's jobs topic (kafka.topics.jobs), keyed by appid, with an\n"
+       "idempotent producer, and waits for every delivery (up to 30 s). One job from the flags,\n"
+       "or with - one job a line from stdin as JSON:\n"
+       "  {\"job_id\": \"j-0001\", \"appid\": \"wx1234567890abcdef\", \"next_openid\": \"\"}\n"
+       "(blank lines are skipped; each job is produced in that canonical form). Every job is\n"
+       "validated before anything is produced: a bad value or line (\"line 3: bad_job: ...\"), a\n"
+       "job_id repeated in the input or a configuration problem produces nothing and exits 2.\n"
+       "Prints one line per job: JOB_ID APPID partition P offset O. Exit 0 when every job was\n"
+       "written, 1 when a delivery failed (the failures are listed on stderr).",
        {kConfig,
-        {"appid", "APPID", "the merchant's appid"},
-        {"job-id", "ID", "job id (default: generated)"},
-        {"next-openid", "CURSOR", "start cursor (default: the beginning)"},
+        {"appid", "APPID", "the merchant's appid (1-64 of A-Z a-z 0-9 _ -)"},
+        {"job-id", "ID", "job id, 1-128 of A-Za-z0-9._:- (default: j-<UTC time>-<hex>)"},
+        {"next-openid", "CURSOR", "start cursor, an OpenID (default: from the first follower)"},
         kHelp},
-       {}},
-      {"collect", "--config FILE --job-id ID [--out FILE]",
+       enqueueCommand},
+      {"collect", "--config FILE --job-id ID [--out FILE] [--timeout SECONDS]",
        "reassemble one job's followers from the pages topic and verify them",
-       "A reference downstream consumer: reads one job's pages, deduplicates them by identity,\n"
-       "checks that they are complete and consistent, and writes the OpenIDs one a line.",
+       "A reference downstream consumer: reads every partition of the pages topic\n"
+       "(kafka.topics.pages) from the beginning, without a consumer group and read_committed,\n"
+       "keeps the pages of job ID, drops exact repeats of a (job_id, seq[, part]) and waits until\n"
+       "it has the page marked last and every seq (and part) below it. It checks that repeats are\n"
+       "identical, counts match the OpenIDs, parts are whole and the appid never changes.\n"
+       "Prints a summary (job, appid, pages, openids, duplicates dropped, total, status and any\n"
+       "problem). Exit 0 when complete; 1 when incomplete at the timeout (the missing seqs are\n"
+       "named) or inconsistent (the reason is named); 2 for a usage or configuration error.\n"
+       "--out gets the OpenIDs in seq then part order, one a line, only when the job is complete;\n"
+       "it is written to a temporary file beside FILE, then renamed over FILE.",
        {kConfig,
         {"job-id", "ID", "the job to collect"},
-        {"out", "FILE", "where to write the OpenIDs (default: none, summary only)"},
+        {"out", "FILE", "when complete, write the OpenIDs to FILE (default: summary only)"},
+        {"timeout", "SECONDS", "how long to wait for the job to be complete (default 60)"},
         kHelp},
-       {}},
+       collectCommand},
       {"check-config", "--config FILE",
        "validate the configuration; print every problem with file, key and reason",
        "Reads the worker configuration and reports every problem (file, key, reason).\n"

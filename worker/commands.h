@@ -12,5 +12,7 @@ int sandboxCommand(const CliArgs& args, std::ostream& out, std::ostream& err);
 int demoCommand(const CliArgs& args, std::ostream& out, std::ostream& err);
 int brokerCommand(const CliArgs& args, std::ostream& out, std::ostream& err);
 int checkConfigCommand(const CliArgs& args, std::ostream& out, std::ostream& err);
+int enqueueCommand(const CliArgs& args, std::ostream& out, std::ostream& err);
+int collectCommand(const CliArgs& args, std::ostream& out, std::ostream& err);
 
 }  // namespace fanpull

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <random>
 
+#include <nlohmann/json.hpp>
+
 #include "core/error_class.h"
 #include "core/page_message.h"
 #include "worker/messages.h"
@@ -149,8 +151,9 @@ void Worker::count(std::map<std::string, int64_t> WorkerStats::*field, const std
 // The poll thread: jobs in, offsets out.
 
 void Worker::pollLoop() {
-  TimePoint last_commit = clock_.now();
-  TimePoint last_reload = clock_.now();
+  // Housekeeping runs on the machine's steady clock: it must not stall under a test clock.
+  auto last_commit = std::chrono::steady_clock::now();
+  auto last_reload = last_commit;
   while (!stopping_) {
     auto polled = consumer_->poll(std::chrono::milliseconds(100));
     if (!polled.ok()) {
@@ -158,12 +161,12 @@ void Worker::pollLoop() {
     } else if (polled->has_value()) {
       onMessage(**polled);
     }
-    TimePoint now = clock_.now();
-    if (now - last_commit >= options_.commit_interval || now < last_commit) {
+    auto now = std::chrono::steady_clock::now();
+    if (now - last_commit >= options_.commit_interval) {
       commitOffsets(false);
       last_commit = now;
     }
-    if (now - last_reload >= options_.tenants_reload_interval || now < last_reload) {
+    if (now - last_reload >= options_.tenants_reload_interval) {
       std::vector<TenantProblem> problems;
       auto reload = tenants_.reloadIfChanged(&problems);
       if (reload == TenantRegistry::Reload::kReloaded) {
@@ -194,7 +197,21 @@ void Worker::onMessage(const kafka::ConsumedMessage& m) {
   }
   Result<Job> job = parseJob(m.value);
   if (!job.ok()) {
+    // Name the job in its rejected event when the producer gave a usable job_id and appid.
     run->job.appid = m.key.value_or("");
+    if (m.value.size() <= kMaxJobBytes) {
+      nlohmann::json j = nlohmann::json::parse(m.value, nullptr, /*allow_exceptions=*/false);
+      if (j.is_object()) {
+        Job named;
+        if (auto id = j.find("job_id"); id != j.end() && id->is_string()) named.job_id = *id;
+        if (auto app = j.find("appid"); app != j.end() && app->is_string()) named.appid = *app;
+        Job check = named;
+        if (check.appid.empty()) check.appid = "x";
+        if (validateJob(check).ok()) run->job.job_id = named.job_id;
+        Job app_check{"x", named.appid, ""};
+        if (validateJob(app_check).ok()) run->job.appid = named.appid;
+      }
+    }
     reject(run, job.error());
     return;
   }
@@ -528,7 +545,28 @@ void Worker::onError(const std::shared_ptr<Run>& run, const Error& error) {
       if (run->renewed) return fail(run, error);
       run->renewed = true;
       Result<AccessToken> renewed = tokens_.renew(*run->tenant, run->token);
-      if (!renewed.ok()) return fail(run, renewed.error());
+      if (!renewed.ok()) {
+        Error why = renewed.error();
+        if (why.error_class == ErrorClass::kRetryable) {
+          // The renewal itself failed for now (network, ticket): try again later.
+          run->renewed = false;
+          std::optional<Duration> delay;
+          {
+            std::lock_guard<std::mutex> lock(random_mutex_);
+            Backoff backoff(options_.backoff, random_);
+            delay = backoff.delayAfter(++run->failures);
+          }
+          if (!delay) return fail(run, why);
+          return schedule(run, now + *delay);
+        }
+        if (!why.errcode) {
+          // Keep WeChat's refusal (errcode, errmsg) with the reason it could not be renewed.
+          Error merged = error;
+          merged.cause = why.cause;
+          return fail(run, merged);
+        }
+        return fail(run, why);
+      }
       run->token = renewed->value;
       return schedule(run, {});
     }

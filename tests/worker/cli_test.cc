@@ -105,10 +105,11 @@ TEST_CASE("check-config reports every problem and exits 1, or ok and 0", "[worke
   CHECK(bad_t.out.find(bad_tenants + ": wxa: authorizer_access_token: missing") != std::string::npos);
 }
 
-TEST_CASE("commands still to come say so and exit 1", "[worker][integration]") {
-  Run r = run({"run", "--config", "/nonexistent.json"});
-  CHECK(r.code == 1);
-  CHECK(r.err.find("not yet available") != std::string::npos);
+TEST_CASE("fanpull run with a config it cannot read exits 2 naming the file",
+          "[worker][integration]") {
+  Run r = run({"run", "--config", "/nonexistent/fanpull.json"});
+  CHECK(r.code == 2);
+  CHECK(r.err.find("/nonexistent/fanpull.json: cannot read the file") != std::string::npos);
 }
 
 TEST_CASE("fanpull sandbox prints its base URL first and serves until SIGTERM",

@@ -1,0 +1,320 @@
+// WorkerFixture: an embedded Kafka broker, the WeChat sandbox, a tenants file and everything a
+// Worker needs, with unique topics and group per test; helpers to enqueue jobs, wait for their
+// events and read their pages back the way a downstream consumer would. A SimulatedClock drives
+// the worker (rate limits, backoff, minute and day boundaries) and the sandbox's quotas together;
+// it runs in real time from a chosen start and tests jump it forward.
+#pragma once
+
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/poco_http_transport.h"
+#include "core/user_list_client.h"
+#include "sandbox/openids.h"
+#include "sandbox/sandbox_server.h"
+#include "support/shifted_clock.h"
+#include "support/temp_dir.h"
+#include "support/topic_reader.h"
+#include "tenants/static_token_source.h"
+#include "tenants/tenant_registry.h"
+#include "worker/kafka/embedded_broker.h"
+#include "worker/kafka/producer.h"
+#include "worker/messages.h"
+#include "worker/worker.h"
+
+namespace fanpull::testing {
+
+inline std::string uniqueName(const std::string& base) {
+  static std::atomic<int> counter{0};
+  return base + "-" + std::to_string(::getpid()) + "-" + std::to_string(++counter);
+}
+
+// What the pages topic holds for one job, deduplicated by identity.
+struct JobPages {
+  std::vector<std::string> openids;  // in seq (then part) order
+  int64_t pages = 0;                 // distinct (seq, part) messages
+  int64_t duplicates = 0;            // identical replays dropped
+  bool last_seen = false;
+  std::string problem;  // empty when the pages are complete and consistent
+};
+
+inline JobPages assemblePages(const std::vector<TopicMessage>& messages, const std::string& job_id) {
+  JobPages out;
+  std::map<std::pair<int64_t, int64_t>, std::string> by_identity;
+  std::map<std::pair<int64_t, int64_t>, nlohmann::json> parsed;
+  for (const auto& m : messages) {
+    if (m.header(kHeaderJobId) != job_id) continue;
+    nlohmann::json j = nlohmann::json::parse(m.value);
+    std::pair<int64_t, int64_t> id{j["seq"].get<int64_t>(), j.value("part", int64_t{0})};
+    auto it = by_identity.find(id);
+    if (it != by_identity.end()) {
+      if (it->second != m.value) out.problem = "seq " + std::to_string(id.first) + " differs";
+      ++out.duplicates;
+      continue;
+    }
+    by_identity[id] = m.value;
+    parsed[id] = j;
+  }
+  int64_t expected_seq = 0;
+  for (const auto& [id, j] : parsed) {
+    if (id.first != expected_seq && !(id.second > 0 && id.first == expected_seq - 1)) {
+      out.problem = "missing seq " + std::to_string(expected_seq);
+      break;
+    }
+    if (id.second == 0) ++expected_seq;
+    if (j["count"].get<size_t>() != j["openids"].size()) out.problem = "count mismatch";
+    for (const auto& o : j["openids"]) out.openids.push_back(o.get<std::string>());
+    if (j["last"].get<bool>()) {
+      if (out.last_seen && id.second == 0) out.problem = "two last pages";
+      out.last_seen = true;
+    } else if (out.last_seen) {
+      out.problem = "a page after the last";
+    }
+    ++out.pages;
+  }
+  if (out.problem.empty() && !out.last_seen) out.problem = "no last page";
+  return out;
+}
+
+class WorkerFixture {
+ public:
+  explicit WorkerFixture(std::vector<sandbox::Account> accounts, int partitions = 4)
+      : clock_(fromUnixSeconds(1795795200 + 3600 + 20)) {  // 01:00:20 Beijing time
+    auto broker = kafka::EmbeddedBroker::start(3);
+    REQUIRE(broker.ok());
+    broker_ = std::move(broker).value();
+    topics_.jobs = uniqueName("jobs");
+    topics_.pages = uniqueName("pages");
+    topics_.events = uniqueName("events");
+    topics_.dlq = uniqueName("dlq");
+    topics_.progress = uniqueName("progress");
+    for (const auto& t : {topics_.jobs, topics_.pages, topics_.events, topics_.dlq,
+                          topics_.progress}) {
+      REQUIRE(broker_->createTopic(t, partitions).ok());
+    }
+    group_ = uniqueName("group");
+
+    sandbox::SandboxOptions so;
+    so.accounts = accounts;
+    so.clock_ms = [this] {
+      return std::chrono::duration_cast<std::chrono::milliseconds>(
+                 clock_.now().time_since_epoch())
+          .count();
+    };
+    sandbox_ = std::make_unique<sandbox::SandboxServer>(std::move(so));
+    sandbox_->start();
+
+    std::string tenants = "{\"tenants\": [";
+    for (size_t i = 0; i < accounts.size(); ++i) {
+      const auto& a = accounts[i];
+      tenants += (i ? "," : "") + std::string("{\"appid\": \"") + a.appid +
+                 "\", \"authorizer_access_token\": \"" +
+                 (a.access_tokens.empty() ? "none" : a.access_tokens[0]) + "\"}";
+    }
+    tenants += "]}";
+    tenants_file_ = dir_.write("tenants.json", tenants);
+
+    kafka::ProducerOptions po;
+    po.bootstrap_servers = broker_->bootstrapServers();
+    auto producer = kafka::Producer::create(po);
+    REQUIRE(producer.ok());
+    producer_ = std::move(producer).value();
+  }
+
+  ~WorkerFixture() {
+    stopWorker();
+    producer_.reset();
+    sandbox_->stop();
+  }
+
+  // Replaces the tenants file (the worker picks it up on its next reload).
+  void writeTenants(const std::string& json) { dir_.write("tenants.json", json); }
+
+  WorkerOptions options() {
+    WorkerOptions o;
+    o.bootstrap_servers = broker_->bootstrapServers();
+    o.group_id = group_;
+    o.topics = topics_;
+    o.properties = {{"session.timeout.ms", "6000"}, {"heartbeat.interval.ms", "500"}};
+    o.max_in_flight = 8;
+    o.default_limit = {1000, 1000, 0};
+    o.backoff = {std::chrono::milliseconds(10), std::chrono::milliseconds(40), 4};
+    o.clock = &clock_;
+    o.seed = 7;
+    o.commit_interval = std::chrono::milliseconds(200);
+    return o;
+  }
+
+  void startWorker(WorkerOptions o) {
+    registry_ = std::make_unique<TenantRegistry>(tenants_file_, TenantsOptions{false});
+    REQUIRE(registry_->load().empty());
+    tokens_ = std::make_unique<StaticTokenSource>(*registry_);
+    HttpTransportOptions to;
+    to.base_url = sandbox_->baseUrl();
+    to.timeout = std::chrono::seconds(5);
+    transport_ = std::move(PocoHttpTransport::create(to)).value();
+    client_ = std::make_unique<UserListClient>(*transport_);
+    log_ = std::make_unique<Logger>(LogLevel::kDebug, true, [this](const std::string& line) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      log_lines_.push_back(line);
+    });
+    worker_ = std::make_unique<Worker>(o, *registry_, *tokens_, *client_, *log_);
+    auto started = worker_->start();
+    REQUIRE(started.ok());
+  }
+  void startWorker() { startWorker(options()); }
+
+  void stopWorker() {
+    if (worker_) worker_->stop();
+    worker_.reset();
+  }
+
+  void enqueue(const std::string& appid, const std::string& value) {
+    auto r = producer_->produce(topics_.jobs, appid, value);
+    REQUIRE(r.ok());
+    REQUIRE(producer_->flush(std::chrono::seconds(10)).ok());
+  }
+  void enqueueJob(const std::string& job_id, const std::string& appid,
+                  const std::string& cursor = "") {
+    nlohmann::json j = {{"job_id", job_id}, {"appid", appid}};
+    if (!cursor.empty()) j["next_openid"] = cursor;
+    enqueue(appid, j.dump());
+  }
+
+  std::vector<nlohmann::json> events() {
+    auto msgs = readTopic(broker_->bootstrapServers(), topics_.events);
+    REQUIRE(msgs.ok());
+    std::vector<nlohmann::json> out;
+    for (const auto& m : *msgs) out.push_back(nlohmann::json::parse(m.value));
+    return out;
+  }
+  std::vector<nlohmann::json> eventsOf(const std::string& job_id) {
+    std::vector<nlohmann::json> out;
+    for (auto& e : events()) {
+      if (e["job_id"] == job_id) out.push_back(e);
+    }
+    return out;
+  }
+
+  // Waits until every job has an event with one of `statuses` (real time, bounded).
+  void waitForStatus(const std::set<std::string>& job_ids, const std::set<std::string>& statuses,
+                     std::chrono::seconds timeout = std::chrono::seconds(60)) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (true) {
+      std::set<std::string> done;
+      for (auto& e : events()) {
+        if (job_ids.count(e["job_id"]) && statuses.count(e["status"])) done.insert(e["job_id"]);
+      }
+      if (done.size() == job_ids.size()) return;
+      if (std::chrono::steady_clock::now() > deadline) {
+        std::string missing;
+        for (const auto& id : job_ids) {
+          if (!done.count(id)) missing += id + " ";
+        }
+        std::string recent;
+        auto lines = logLines();
+        for (size_t i = lines.size() > 40 ? lines.size() - 40 : 0; i < lines.size(); ++i) {
+          recent += lines[i] + "\n";
+        }
+        FAIL("timed out waiting for " << missing << "\nworker log:\n" << recent);
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  }
+
+  JobPages pagesOf(const std::string& job_id) {
+    auto msgs = readTopic(broker_->bootstrapServers(), topics_.pages);
+    REQUIRE(msgs.ok());
+    return assemblePages(*msgs, job_id);
+  }
+
+  std::vector<TopicMessage> deadLetters() {
+    auto msgs = readTopic(broker_->bootstrapServers(), topics_.dlq);
+    REQUIRE(msgs.ok());
+    return *msgs;
+  }
+
+  // Fails the test unless the job's pages are exactly the sandbox's followers of `appid` from
+  // index `from`.
+  void requireFollowers(const std::string& job_id, const std::string& appid, int64_t followers,
+                        int64_t from = 0) {
+    JobPages p = pagesOf(job_id);
+    INFO("job " << job_id << ": " << p.problem);
+    REQUIRE(p.problem.empty());
+    REQUIRE(static_cast<int64_t>(p.openids.size()) == followers - from);
+    for (int64_t i = from; i < followers; ++i) {
+      REQUIRE(p.openids[static_cast<size_t>(i - from)] == sandbox::sandboxOpenId(appid, i));
+    }
+  }
+
+  std::vector<std::string> logLines() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return log_lines_;
+  }
+
+  // A worker config file for a `fanpull run` child process against this fixture.
+  std::string writeConfig(int max_in_flight = 8) {
+    nlohmann::json c = {
+        {"kafka",
+         {{"bootstrap_servers", broker_->bootstrapServers()},
+          {"group_id", group_},
+          {"topics",
+           {{"jobs", topics_.jobs},
+            {"pages", topics_.pages},
+            {"events", topics_.events},
+            {"dlq", topics_.dlq},
+            {"progress", topics_.progress}}},
+          {"properties", {{"session.timeout.ms", "6000"}, {"heartbeat.interval.ms", "500"}}}}},
+        {"wechat", {{"base_url", sandbox_->baseUrl()}, {"max_in_flight", max_in_flight}}},
+        {"tenants_file", tenants_file_},
+        {"token_state_file", dir_.file("tokens.json")},
+        {"rate_limit", {{"requests_per_second", 1000}, {"burst", 1000}, {"daily_calls", 0}}},
+        {"log", {{"level", "info"}, {"format", "json"}}}};
+    return dir_.write("worker.json", c.dump(2));
+  }
+
+  ShiftedClock& clock() { return clock_; }
+  sandbox::SandboxServer& sandbox() { return *sandbox_; }
+  kafka::EmbeddedBroker& broker() { return *broker_; }
+  Worker& worker() { return *worker_; }
+  const KafkaTopics& topics() const { return topics_; }
+  TempDir& dir() { return dir_; }
+
+ private:
+  ShiftedClock clock_;
+  TempDir dir_;
+  std::unique_ptr<kafka::EmbeddedBroker> broker_;
+  KafkaTopics topics_;
+  std::string group_;
+  std::unique_ptr<sandbox::SandboxServer> sandbox_;
+  std::string tenants_file_;
+  std::unique_ptr<kafka::Producer> producer_;
+
+  std::unique_ptr<TenantRegistry> registry_;
+  std::unique_ptr<StaticTokenSource> tokens_;
+  std::unique_ptr<PocoHttpTransport> transport_;
+  std::unique_ptr<UserListClient> client_;
+  std::unique_ptr<Logger> log_;
+  std::unique_ptr<Worker> worker_;
+
+  std::mutex mutex_;  // guards log_lines_
+  std::vector<std::string> log_lines_;
+};
+
+inline sandbox::Account merchant(const std::string& appid, int64_t followers) {
+  sandbox::Account a;
+  a.appid = appid;
+  a.followers = followers;
+  a.func_info = {2};
+  a.access_tokens = {"token-" + appid};
+  return a;
+}
+
+}  // namespace fanpull::testing

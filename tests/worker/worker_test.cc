@@ -1,0 +1,367 @@
+// The worker end to end: jobs into the embedded broker, the sandbox behind WeChat's API, and the
+// pages, events and dead letters read back the way their consumers read them.
+#include <catch2/catch.hpp>
+
+#include <Poco/Pipe.h>
+#include <Poco/Process.h>
+
+#include <csignal>
+
+#include "support/worker_fixture.h"
+
+using namespace fanpull;
+using testing::merchant;
+using testing::WorkerFixture;
+
+namespace {
+
+int64_t statusCount(const std::vector<nlohmann::json>& events, const std::string& status) {
+  int64_t n = 0;
+  for (const auto& e : events) n += e["status"] == status ? 1 : 0;
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("every edge account size arrives complete in the pages topic in both last-page variants",
+          "[worker][integration]") {
+  std::vector<sandbox::Account> accounts;
+  const int64_t sizes[] = {0, 1, 9999, 10000, 10001, 23000};
+  for (const char* variant : {"r", "e"}) {
+    for (int64_t n : sizes) {
+      auto a = merchant(std::string("wx") + variant + std::to_string(n), n);
+      if (std::string(variant) == "e") a.last_page_variant = sandbox::LastPageVariant::kEmpty;
+      accounts.push_back(a);
+    }
+  }
+  WorkerFixture f(accounts);
+  f.startWorker();
+  std::set<std::string> jobs;
+  for (const auto& a : accounts) {
+    f.enqueueJob("job-" + a.appid, a.appid);
+    jobs.insert("job-" + a.appid);
+  }
+  f.waitForStatus(jobs, {"completed", "failed"});
+  for (const auto& a : accounts) {
+    INFO(a.appid);
+    std::string job = "job-" + a.appid;
+    auto events = f.eventsOf(job);
+    CHECK(statusCount(events, "started") == 1);
+    REQUIRE(statusCount(events, "completed") == 1);
+    CHECK(statusCount(events, "failed") == 0);
+    f.requireFollowers(job, a.appid, a.followers);
+    auto pages = f.pagesOf(job);
+    int64_t expected_pages = a.followers == 0 ? 1 : (a.followers + 9999) / 10000;
+    CHECK(pages.pages == expected_pages);
+    for (const auto& e : events) {
+      if (e["status"] == "completed") {
+        CHECK(e["openids"] == a.followers);
+        CHECK(e["pages"] == expected_pages);
+      }
+    }
+  }
+}
+
+TEST_CASE("faults and refusals and bad jobs each end as their error class says",
+          "[worker][integration]") {
+  auto flaky = merchant("wxflaky", 25000);
+  flaky.faults.script = {sandbox::FaultKind::kBusy, sandbox::FaultKind::kHttp502,
+                         sandbox::FaultKind::kTruncated, sandbox::FaultKind::kReset};
+  auto expiring = merchant("wxexpiring", 30000);
+  expiring.token_expires_after_calls = 1;
+  auto no_permission = merchant("wxnoperm", 5000);
+  no_permission.func_info = {1, 3};
+  auto invalid_appid = merchant("wxinvalid", 5000);
+  invalid_appid.errcode = 40013;
+  auto unknown = merchant("wxunknown", 5000);
+  unknown.errcode = 99999;
+  auto cursor = merchant("wxcursor", 5000);
+  auto ok = merchant("wxok", 12000);
+  WorkerFixture f({flaky, expiring, no_permission, invalid_appid, unknown, cursor, ok});
+  f.writeTenants(R"({"tenants": [
+      {"appid": "wxflaky", "authorizer_access_token": "token-wxflaky", "func_info": [2]},
+      {"appid": "wxexpiring", "authorizer_access_token": "token-wxexpiring"},
+      {"appid": "wxnoperm", "authorizer_access_token": "token-wxnoperm", "func_info": [1, 3]},
+      {"appid": "wxinvalid", "authorizer_access_token": "token-wxinvalid"},
+      {"appid": "wxunknown", "authorizer_access_token": "token-wxunknown"},
+      {"appid": "wxcursor", "authorizer_access_token": "token-wxcursor"},
+      {"appid": "wxok", "authorizer_access_token": "token-wxok"}]})");
+  f.startWorker();
+  f.enqueueJob("j-flaky", "wxflaky");
+  f.enqueueJob("j-expiring", "wxexpiring");
+  f.enqueueJob("j-noperm", "wxnoperm");
+  f.enqueueJob("j-invalid", "wxinvalid");
+  f.enqueueJob("j-unknown", "wxunknown");
+  f.enqueueJob("j-cursor", "wxcursor", "oUnknownCursorOfNoAccount000");
+  f.enqueueJob("j-stranger", "wxnotinthefile");
+  f.enqueue("wxok", "{\"job_id\": \"j-broken\", \"appid\": 7}");
+  f.enqueue("wxok", "not json at all");
+  f.enqueueJob("j-ok", "wxok");
+  f.waitForStatus({"j-flaky", "j-expiring", "j-noperm", "j-invalid", "j-unknown", "j-cursor",
+                   "j-ok"},
+                  {"completed", "failed"});
+  f.waitForStatus({"j-stranger"}, {"rejected"});
+
+  auto finalOf = [&](const std::string& job) {
+    for (auto& e : f.eventsOf(job)) {
+      if (e["status"] == "completed" || e["status"] == "failed" || e["status"] == "rejected") {
+        return e;
+      }
+    }
+    FAIL("no final event for " << job);
+    return nlohmann::json();
+  };
+  // retryable: -1, 502, a truncated body and a reset, then the walk completes.
+  CHECK(finalOf("j-flaky")["status"] == "completed");
+  f.requireFollowers("j-flaky", "wxflaky", 25000);
+  CHECK(f.sandbox().calls("wxflaky", sandbox::kEndpointUserGet) >= 4 + 4);
+  // token_invalid with a static token: one renewal (the file has no fresh token), then failed.
+  auto expired = finalOf("j-expiring");
+  CHECK(expired["status"] == "failed");
+  CHECK(expired["error"]["class"] == "token_invalid");
+  CHECK(expired["error"]["errcode"] == 42001);
+  // permission_denied from func_info: zero calls.
+  auto denied = finalOf("j-noperm");
+  CHECK(denied["error"]["class"] == "permission_denied");
+  CHECK(f.sandbox().calls("wxnoperm", sandbox::kEndpointUserGet) == 0);
+  // invalid_tenant from WeChat: failed at once.
+  auto invalid = finalOf("j-invalid");
+  CHECK(invalid["error"]["class"] == "invalid_tenant");
+  CHECK(invalid["error"]["errcode"] == 40013);
+  CHECK(f.sandbox().calls("wxinvalid", sandbox::kEndpointUserGet) == 1);
+  // unknown: retried like retryable (4 attempts), then failed with the errcode kept.
+  auto unknown_end = finalOf("j-unknown");
+  CHECK(unknown_end["error"]["class"] == "unknown");
+  CHECK(unknown_end["error"]["errcode"] == 99999);
+  CHECK(f.sandbox().calls("wxunknown", sandbox::kEndpointUserGet) == 4);
+  // invalid_cursor: failed, no retry.
+  auto bad_cursor = finalOf("j-cursor");
+  CHECK(bad_cursor["error"]["class"] == "invalid_cursor");
+  CHECK(f.sandbox().calls("wxcursor", sandbox::kEndpointUserGet) == 1);
+  // Not a tenant: rejected before any call, dead-lettered.
+  auto stranger = finalOf("j-stranger");
+  CHECK(stranger["error"]["class"] == "invalid_tenant");
+  CHECK(statusCount(f.eventsOf("j-stranger"), "started") == 0);
+  // Good jobs complete beside all that.
+  CHECK(finalOf("j-ok")["status"] == "completed");
+  f.requireFollowers("j-ok", "wxok", 12000);
+
+  // Dead letters: the original bytes, with the error headers.
+  f.waitForStatus({"j-broken"}, {"rejected"});
+  auto dead = f.deadLetters();
+  REQUIRE(dead.size() == 3);
+  std::map<std::string, testing::TopicMessage> by_value;
+  for (const auto& d : dead) by_value[d.value] = d;
+  REQUIRE(by_value.count("not json at all"));
+  const auto& not_json = by_value["not json at all"];
+  CHECK(not_json.header(kHeaderErrorClass) == "bad_job");
+  CHECK(not_json.header(kHeaderOriginalTopic) == f.topics().jobs);
+  CHECK_FALSE(not_json.header(kHeaderOriginalOffset).empty());
+  CHECK_FALSE(not_json.header(kHeaderErrorMessage).empty());
+  REQUIRE(by_value.count("{\"job_id\": \"j-broken\", \"appid\": 7}"));
+  CHECK(by_value["{\"job_id\": \"j-broken\", \"appid\": 7}"].header(kHeaderErrorClass) == "bad_job");
+  bool stranger_dead = false;
+  for (const auto& d : dead) {
+    stranger_dead |= d.header(kHeaderErrorClass) == "invalid_tenant" &&
+                     d.value.find("j-stranger") != std::string::npos;
+  }
+  CHECK(stranger_dead);
+  // Every accepted job ends exactly once.
+  for (const char* job : {"j-flaky", "j-expiring", "j-noperm", "j-invalid", "j-unknown",
+                          "j-cursor", "j-ok"}) {
+    auto events = f.eventsOf(job);
+    CHECK(statusCount(events, "completed") + statusCount(events, "failed") == 1);
+  }
+}
+
+TEST_CASE("a duplicate job id is reported and not pulled twice", "[worker][integration]") {
+  WorkerFixture f({merchant("wxdup", 15000)});
+  f.startWorker();
+  f.enqueueJob("j-dup", "wxdup");
+  f.waitForStatus({"j-dup"}, {"completed"});
+  int64_t calls = f.sandbox().calls("wxdup", sandbox::kEndpointUserGet);
+  f.enqueueJob("j-dup", "wxdup");
+  f.waitForStatus({"j-dup"}, {"duplicate"});
+  CHECK(f.sandbox().calls("wxdup", sandbox::kEndpointUserGet) == calls);
+  CHECK(statusCount(f.eventsOf("j-dup"), "completed") == 1);
+}
+
+TEST_CASE("45009 defers a merchant until Beijing midnight without delaying others and then resumes",
+          "[worker][integration]") {
+  auto quota = merchant("wxquota", 40000);
+  quota.daily_quota = 3;
+  WorkerFixture f({quota, merchant("wxother", 30000)});
+  f.startWorker();
+  f.enqueueJob("j-quota", "wxquota");
+  f.enqueueJob("j-other", "wxother");
+  f.waitForStatus({"j-quota"}, {"deferred"});
+  f.waitForStatus({"j-other"}, {"completed"});
+  auto deferred = f.eventsOf("j-quota");
+  nlohmann::json event;
+  for (auto& e : deferred) {
+    if (e["status"] == "deferred") event = e;
+  }
+  CHECK(event["error"]["class"] == "quota_exhausted");
+  CHECK(event["error"]["errcode"] == 45009);
+  CHECK(event["retry_at"] == "2026-11-29T00:00:00+08:00");  // the fixture starts at 01:00 on the 28th
+  // Nothing busy-loops while deferred.
+  int64_t calls = f.sandbox().calls("wxquota", sandbox::kEndpointUserGet);
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  CHECK(f.sandbox().calls("wxquota", sandbox::kEndpointUserGet) == calls);
+  CHECK(calls == 4);  // 3 answered, the 4th refused with 45009
+
+  // Past 00:00 Beijing time: the walk goes on from the last delivered page (the page held when
+  // the quota ran out is fetched again) and needs 3 more calls.
+  f.clock().advance(std::chrono::hours(23));
+  f.waitForStatus({"j-quota"}, {"completed"});
+  f.requireFollowers("j-quota", "wxquota", 40000);
+  CHECK(f.sandbox().calls("wxquota", sandbox::kEndpointUserGet) == 4 + 3);
+  CHECK(statusCount(f.eventsOf("j-quota"), "started") == 1);
+}
+
+TEST_CASE("the configured daily_calls budget defers with retry_at and resumes the next day",
+          "[worker][integration]") {
+  WorkerFixture f({merchant("wxbudget", 40000)});
+  auto options = f.options();
+  options.default_limit = {1000, 1000, 3};
+  f.startWorker(options);
+  f.enqueueJob("j-budget", "wxbudget");
+  f.waitForStatus({"j-budget"}, {"deferred"});
+  CHECK(f.sandbox().calls("wxbudget", sandbox::kEndpointUserGet) == 3);  // the budget, no more
+  f.clock().advance(std::chrono::hours(23));
+  f.waitForStatus({"j-budget"}, {"completed"});
+  f.requireFollowers("j-budget", "wxbudget", 40000);
+}
+
+TEST_CASE("45011 waits for the next minute and the walk completes", "[worker][integration]") {
+  auto limited = merchant("wxminute", 30000);
+  limited.minute_limit = 2;
+  WorkerFixture f({limited});
+  f.startWorker();
+  f.enqueueJob("j-minute", "wxminute");
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (f.sandbox().calls("wxminute", sandbox::kEndpointUserGet) < 3 &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  CHECK(f.sandbox().calls("wxminute", sandbox::kEndpointUserGet) == 3);  // 2 ok, one 45011
+  f.clock().advance(std::chrono::seconds(60));
+  f.waitForStatus({"j-minute"}, {"completed"});
+  f.requireFollowers("j-minute", "wxminute", 30000);
+}
+
+TEST_CASE("a job resumes from its cursor after a graceful stop", "[worker][integration]") {
+  auto slow = merchant("wxslow", 80000);
+  slow.latency_ms = 150;
+  WorkerFixture f({slow});
+  f.startWorker();
+  f.enqueueJob("j-slow", "wxslow");
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (f.pagesOf("j-slow").pages < 3 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  f.stopWorker();
+  int64_t calls_before = f.sandbox().calls("wxslow", sandbox::kEndpointUserGet);
+  CHECK(calls_before < 9);
+  f.startWorker();
+  f.waitForStatus({"j-slow"}, {"completed"});
+  f.requireFollowers("j-slow", "wxslow", 80000);
+  // Resumed, not restarted: at most the held page and the call in flight are fetched again.
+  CHECK(f.sandbox().calls("wxslow", sandbox::kEndpointUserGet) <= 9 + 2);
+  CHECK(statusCount(f.eventsOf("j-slow"), "started") == 1);
+  CHECK(statusCount(f.eventsOf("j-slow"), "completed") == 1);
+}
+
+TEST_CASE("a worker killed with SIGKILL mid-walk is restarted and no page is lost",
+          "[worker][integration]") {
+  auto a = merchant("wxkill", 100000);
+  a.latency_ms = 120;
+  auto b = merchant("wxkill2", 45000);
+  b.latency_ms = 120;
+  WorkerFixture f({a, b});
+  std::string config = f.writeConfig();
+  f.enqueueJob("j-kill", "wxkill");
+  f.enqueueJob("j-kill2", "wxkill2");
+  Poco::Pipe err1;
+  auto first = Poco::Process::launch(FANPULL_BINARY, {"run", "--config", config}, nullptr, nullptr,
+                                     &err1);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(40);
+  while (f.pagesOf("j-kill").pages < 3 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  REQUIRE(f.pagesOf("j-kill").pages >= 3);
+  ::kill(first.id(), SIGKILL);
+  first.wait();
+  Poco::Pipe err2;
+  auto second = Poco::Process::launch(FANPULL_BINARY, {"run", "--config", config}, nullptr,
+                                      nullptr, &err2);
+  f.waitForStatus({"j-kill", "j-kill2"}, {"completed"}, std::chrono::seconds(90));
+  Poco::Process::requestTermination(second.id());
+  CHECK(second.wait() == 0);
+  f.requireFollowers("j-kill", "wxkill", 100000);
+  f.requireFollowers("j-kill2", "wxkill2", 45000);
+  CHECK(statusCount(f.eventsOf("j-kill"), "completed") == 1);
+}
+
+TEST_CASE("two workers share the group and when one is killed its merchants finish on the other",
+          "[worker][integration]") {
+  std::vector<sandbox::Account> accounts;
+  for (int i = 0; i < 8; ++i) {
+    auto a = merchant("wxpair" + std::to_string(i), 40000);
+    a.latency_ms = 100;
+    accounts.push_back(a);
+  }
+  WorkerFixture f(accounts);
+  std::string config = f.writeConfig();
+  Poco::Pipe err1, err2;
+  auto one = Poco::Process::launch(FANPULL_BINARY, {"run", "--config", config}, nullptr, nullptr,
+                                   &err1);
+  auto two = Poco::Process::launch(FANPULL_BINARY, {"run", "--config", config}, nullptr, nullptr,
+                                   &err2);
+  std::this_thread::sleep_for(std::chrono::seconds(4));  // both join the group
+  std::set<std::string> jobs;
+  for (const auto& a : accounts) {
+    f.enqueueJob("j-" + a.appid, a.appid);
+    jobs.insert("j-" + a.appid);
+  }
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (std::chrono::steady_clock::now() < deadline) {
+    int64_t pages = 0;
+    for (const auto& j : jobs) pages += f.pagesOf(j).pages;
+    if (pages >= 8) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ::kill(one.id(), SIGKILL);
+  one.wait();
+  f.waitForStatus(jobs, {"completed"}, std::chrono::seconds(120));
+  Poco::Process::requestTermination(two.id());
+  CHECK(two.wait() == 0);
+  for (const auto& a : accounts) {
+    f.requireFollowers("j-" + a.appid, a.appid, 40000);
+    CHECK(statusCount(f.eventsOf("j-" + a.appid), "completed") == 1);
+  }
+}
+
+TEST_CASE("a start cursor in the job starts the walk after it", "[worker][integration]") {
+  WorkerFixture f({merchant("wxfrom", 25000)});
+  f.startWorker();
+  f.enqueueJob("j-from", "wxfrom", sandbox::sandboxOpenId("wxfrom", 12344));
+  f.waitForStatus({"j-from"}, {"completed"});
+  f.requireFollowers("j-from", "wxfrom", 25000, 12345);
+}
+
+TEST_CASE("a tenants file edit is picked up without a restart", "[worker][integration]") {
+  WorkerFixture f({merchant("wxlate", 100)});
+  f.writeTenants(R"({"tenants": []})");
+  auto options = f.options();
+  options.tenants_reload_interval = std::chrono::milliseconds(200);
+  f.startWorker(options);
+  f.enqueueJob("j-before", "wxlate");
+  f.waitForStatus({"j-before"}, {"rejected"});
+  f.writeTenants(R"({"tenants": [{"appid": "wxlate", "authorizer_access_token": "token-wxlate"}]})");
+  std::this_thread::sleep_for(std::chrono::milliseconds(800));
+  f.enqueueJob("j-after", "wxlate");
+  f.waitForStatus({"j-after"}, {"completed"});
+  f.requireFollowers("j-after", "wxlate", 100);
+}
