@@ -365,3 +365,100 @@ TEST_CASE("a tenants file edit is picked up without a restart", "[worker][integr
   f.waitForStatus({"j-after"}, {"completed"});
   f.requireFollowers("j-after", "wxlate", 100);
 }
+
+TEST_CASE("too many queued jobs pause the jobs partitions and every job still completes",
+          "[worker][integration]") {
+  std::vector<sandbox::Account> accounts;
+  for (int i = 0; i < 3; ++i) {
+    auto a = merchant("wxbacklog" + std::to_string(i), 15000);
+    a.latency_ms = 60;
+    accounts.push_back(a);
+  }
+  WorkerFixture f(accounts);
+  auto options = f.options();
+  options.max_queued_jobs = 4;
+  f.startWorker(options);
+  std::set<std::string> jobs;
+  for (int n = 0; n < 4; ++n) {
+    for (const auto& a : accounts) {
+      std::string job = "j-" + a.appid + "-" + std::to_string(n);
+      f.enqueueJob(job, a.appid);
+      jobs.insert(job);
+    }
+  }
+  bool paused = false;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (!paused && std::chrono::steady_clock::now() < deadline) {
+    auto stats = f.worker().stats();
+    paused = stats.partitions_paused;
+    CHECK(stats.jobs_queued <= 12);
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  CHECK(paused);
+  f.waitForStatus(jobs, {"completed"}, std::chrono::seconds(90));
+  CHECK_FALSE(f.worker().stats().partitions_paused);
+  for (const auto& job : jobs) {
+    std::string appid = job.substr(2, job.rfind('-') - 2);
+    f.requireFollowers(job, appid, 15000);
+  }
+}
+
+TEST_CASE("a page larger than message.max.bytes is split into ordered parts",
+          "[worker][integration]") {
+  WorkerFixture f({merchant("wxsplit", 23000)});
+  auto options = f.options();
+  options.properties["message.max.bytes"] = "120000";
+  f.startWorker(options);
+  f.enqueueJob("j-split", "wxsplit");
+  f.waitForStatus({"j-split"}, {"completed"});
+  f.requireFollowers("j-split", "wxsplit", 23000);
+  auto msgs = testing::readTopic(f.broker().bootstrapServers(), f.topics().pages);
+  REQUIRE(msgs.ok());
+  int parts = 0;
+  for (const auto& m : *msgs) {
+    CHECK(m.value.size() <= 120000);
+    auto j = nlohmann::json::parse(m.value);
+    if (j.contains("parts")) {
+      ++parts;
+      CHECK(m.header(kHeaderPart) == std::to_string(j["part"].get<int>()));
+    }
+  }
+  CHECK(parts >= 6);  // two full pages of about 310 KB, three parts each
+}
+
+TEST_CASE("SIGTERM stops the worker gracefully and a second signal exits at once",
+          "[worker][integration]") {
+  auto slow = merchant("wxsignal", 50000);
+  slow.latency_ms = 2500;
+  WorkerFixture f({slow});
+  std::string config = f.writeConfig();
+  f.enqueueJob("j-signal", "wxsignal");
+
+  Poco::Pipe err1;
+  auto graceful = Poco::Process::launch(FANPULL_BINARY, {"run", "--config", config}, nullptr,
+                                        nullptr, &err1);
+  f.waitForStatus({"j-signal"}, {"started"}, std::chrono::seconds(30));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // a call is in flight
+  auto t0 = std::chrono::steady_clock::now();
+  Poco::Process::requestTermination(graceful.id());
+  CHECK(graceful.wait() == 0);
+  auto graceful_took = std::chrono::steady_clock::now() - t0;
+  CHECK(graceful_took < std::chrono::seconds(30));
+
+  Poco::Pipe err2;
+  auto hurried = Poco::Process::launch(FANPULL_BINARY, {"run", "--config", config}, nullptr,
+                                       nullptr, &err2);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  int64_t calls = f.sandbox().calls("wxsignal", sandbox::kEndpointUserGet);
+  while (f.sandbox().calls("wxsignal", sandbox::kEndpointUserGet) == calls &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  auto t1 = std::chrono::steady_clock::now();
+  Poco::Process::requestTermination(hurried.id());
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  Poco::Process::requestTermination(hurried.id());
+  CHECK(hurried.wait() == 1);
+  CHECK(std::chrono::steady_clock::now() - t1 < std::chrono::milliseconds(2000));
+}
