@@ -34,10 +34,14 @@ std::vector<Command> commands() {
        runCommand},
       {"demo", "[--json] [--seed N]",
        "run everything embedded on demo merchants, with progress and a summary",
-       "Starts the WeChat sandbox with about 20 demo merchants (0 to 250,000 followers, some\n"
-       "broken on purpose), pulls every merchant's followers with fanpull's client, rate limiter\n"
-       "and backoff, verifies every OpenID, prints progress and a summary table, and exits 0 when\n"
-       "every merchant ended as designed.",
+       "Runs everything embedded in this process: a Kafka-protocol broker, the WeChat sandbox with\n"
+       "20 demo merchants (0 to 250,000 followers; one answering 40013, one without permission\n"
+       "set 2 or 100, one running out of daily quota, one whose token expires mid-walk, one behind\n"
+       "a flaky API) and a worker. Enqueues a job per merchant, reads the pages back like a\n"
+       "downstream consumer (every OpenID checked against the sandbox), shows live progress (bars\n"
+       "on a terminal, one line per job event otherwise) and ends with a summary table. Exits 0\n"
+       "when every merchant ended as designed.",
+
        {{"json", "", "print the summary as JSON instead of a table"},
         {"seed", "N", "seed of the sandbox's fault injection (default 1)"},
         kHelp},

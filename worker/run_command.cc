@@ -16,10 +16,54 @@
 #include "tenants/tenant_registry.h"
 #include "worker/cli.h"
 #include "worker/commands.h"
+#include "worker/http_endpoints.h"
+#include "worker/metrics.h"
 #include "worker/signals.h"
 #include "worker/worker.h"
 
 namespace fanpull {
+
+namespace {
+
+// A poll loop that has not turned for this long is stuck (a rebalance reading the progress topic
+// takes up to 30 s).
+constexpr int64_t kPollStallMs = 60 * 1000;
+
+int64_t steadyMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// /metrics, /healthz and /readyz on http.listen, answering from the running worker.
+Result<std::unique_ptr<HttpEndpoints>> startEndpoints(const WorkerConfig& config,
+                                                      const Metrics& metrics, const Worker& worker,
+                                                      const TenantRegistry& registry) {
+  const int64_t started_ms = steadyMs();
+  HttpEndpointsOptions eo;
+  eo.listen = config.http_listen;
+  eo.metrics = [&metrics] { return metrics.render(); };
+  eo.alive = [&worker, started_ms] {
+    if (worker.stopped()) return false;
+    int64_t heartbeat = worker.stats().poll_heartbeat_ms;
+    return steadyMs() - (heartbeat > 0 ? heartbeat : started_ms) < kPollStallMs;
+  };
+  eo.not_ready = [&worker, &registry, started_ms] {
+    std::vector<std::string> missing;
+    WorkerStats stats = worker.stats();
+    int64_t heartbeat = stats.poll_heartbeat_ms > 0 ? stats.poll_heartbeat_ms : started_ms;
+    if (worker.stopped() || steadyMs() - heartbeat >= kPollStallMs) {
+      missing.push_back("the poll loop is not running");
+    }
+    if (stats.assigned_partitions == 0) missing.push_back("no jobs partition assigned yet");
+    if (stats.producer_fatal) missing.push_back("the Kafka producer hit a fatal error");
+    if (registry.current()->size() == 0) missing.push_back("no tenants loaded");
+    return missing;
+  };
+  return HttpEndpoints::start(std::move(eo));
+}
+
+}  // namespace
 
 int runCommand(const CliArgs& args, std::ostream& /*out*/, std::ostream& err) {
   auto path = args.get("config");
@@ -60,6 +104,7 @@ int runCommand(const CliArgs& args, std::ostream& /*out*/, std::ostream& err) {
 
   TokenStateStore store(config.token_state_file);
   std::unique_ptr<TokenSource> tokens;
+  Metrics metrics;
   if (config.component) {
     auto source = std::make_unique<ComponentTokenSource>(
         ComponentSettings{config.component->appid, config.component->appsecret,
@@ -70,6 +115,8 @@ int runCommand(const CliArgs& args, std::ostream& /*out*/, std::ostream& err) {
       err << *path << ": token_state_file: " << started.error().cause << "\n";
       return kExitUsage;
     }
+    ComponentTokenSource* component = source.get();
+    metrics.setTokenMetrics([component] { return component->metrics(); });
     tokens = std::move(source);
   } else {
     tokens = std::make_unique<StaticTokenSource>(registry);
@@ -83,14 +130,24 @@ int runCommand(const CliArgs& args, std::ostream& /*out*/, std::ostream& err) {
   options.max_in_flight = static_cast<size_t>(config.wechat.max_in_flight);
   options.default_limit = {config.rate_limit.requests_per_second,
                            static_cast<int>(config.rate_limit.burst), config.rate_limit.daily_calls};
+  options.observer = &metrics;
 
   blockTerminationSignals();
   Worker worker(options, registry, *tokens, client, log);
+  metrics.setWorkerStats([&worker] { return worker.stats(); });
   auto started = worker.start();
   if (!started.ok()) {
     err << "fanpull run: " << started.error().describe() << "\n";
     return kExitFailure;
   }
+  auto endpoints = startEndpoints(config, metrics, worker, registry);
+  if (!endpoints.ok()) {
+    err << *path << ": " << endpoints.error().cause << "\n";
+    worker.stop();
+    return kExitFailure;
+  }
+  log.info("metrics and health on http://" + endpoints.value()->address(),
+           {{"address", endpoints.value()->address()}});
   int sig = waitForTerminationSignal();
   log.info("signal received, stopping (a second signal exits at once)",
            {{"signal", std::to_string(sig)}});
@@ -105,6 +162,7 @@ int runCommand(const CliArgs& args, std::ostream& /*out*/, std::ostream& err) {
       if (sigtimedwait(&set, nullptr, &tick) > 0) _exit(kExitFailure);
     }
   });
+  endpoints.value()->stop();
   worker.stop();
   done = true;
   second.join();

@@ -8,6 +8,7 @@
 #include "core/error_class.h"
 #include "core/page_message.h"
 #include "worker/messages.h"
+#include "worker/metrics.h"
 
 namespace fanpull {
 
@@ -110,6 +111,11 @@ Result<kafka::Done> Worker::start() {
   co.log = [this](int level, const std::string& facility, const std::string& message) {
     if (level <= 4) log_.warn("kafka consumer: " + message, {{"facility", facility}});
   };
+  if (CallObserver* observer = options_.observer) {
+    co.on_statistics = [observer](const std::string& json) {
+      observer->observeConsumerStatistics(json);
+    };
+  }
   auto consumer = kafka::Consumer::create(co);
   if (!consumer.ok()) return consumer.error();
   consumer_ = std::move(consumer).value();
@@ -162,6 +168,13 @@ void Worker::pollLoop() {
       onMessage(**polled);
     }
     auto now = std::chrono::steady_clock::now();
+    bool producer_fatal = producer_->fatalError().has_value();
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stats_.poll_heartbeat_ms =
+          std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
+      stats_.producer_fatal = producer_fatal;
+    }
     if (now - last_commit >= options_.commit_interval) {
       commitOffsets(false);
       last_commit = now;
@@ -455,7 +468,13 @@ bool Worker::begin(const std::shared_ptr<Run>& run) {
 void Worker::callOnce(const std::shared_ptr<Run>& run) {
   TimePoint now = clock_.now();
   Admission admission = limiter_.tryAcquire(run->job.appid, now);
-  if (admission.kind == Admission::Kind::kWait) return schedule(run, admission.at);
+  if (admission.kind == Admission::Kind::kWait) {
+    if (options_.observer) {
+      options_.observer->observeRateLimitWait(
+          std::chrono::duration<double>(admission.at - now).count());
+    }
+    return schedule(run, admission.at);
+  }
   if (admission.kind == Admission::Kind::kQuotaExhausted) {
     Error e = internalError(ErrorClass::kQuotaExhausted,
                             "the configured daily_calls budget is spent for today");
@@ -468,7 +487,13 @@ void Worker::callOnce(const std::shared_ptr<Run>& run) {
     return onError(run, token.error());
   }
   run->token = token->value;
+  auto call_started = std::chrono::steady_clock::now();
   Result<FollowerPage> page = client_.getFans(run->token, run->cursor);
+  if (options_.observer) {
+    options_.observer->observeCall(
+        page.ok() ? std::string_view("ok") : errorClassName(page.error().error_class),
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - call_started).count());
+  }
   if (run->cancelled) {
     run->calling--;
     return abandon(run);

@@ -34,6 +34,8 @@
 
 namespace fanpull {
 
+class CallObserver;  // worker/metrics.h
+
 struct WorkerOptions {
   std::string bootstrap_servers;
   std::string group_id = "fanpull";
@@ -48,6 +50,7 @@ struct WorkerOptions {
   Duration tenants_reload_interval = std::chrono::seconds(2);
   Clock* clock = &SystemClock::instance();
   uint64_t seed = 0;  // 0: random
+  CallObserver* observer = nullptr;  // call durations, limiter waits, consumer lag; null: none
 };
 
 // Counters for operators and tests.
@@ -63,6 +66,8 @@ struct WorkerStats {
   int64_t deferred = 0;
   bool partitions_paused = false;
   int64_t assigned_partitions = 0;
+  int64_t poll_heartbeat_ms = 0;  // steady clock (ms) when the poll loop last turned; 0: not yet
+  bool producer_fatal = false;    // the producer hit a fatal error (it cannot produce any more)
 };
 
 class Worker {

@@ -18,6 +18,7 @@ class Consumer::Impl : public detail::HandleContext {
   std::function<void(const std::vector<TopicPartition>&)> on_assigned;
   std::function<void(const std::vector<TopicPartition>&, bool)> on_revoked;
   std::function<void(const Result<std::vector<PartitionOffset>>&)> on_commit;
+  std::function<void(const std::string&)> on_statistics;
 
   ~Impl() override {
     if (rk && !closed) rd_kafka_consumer_close(rk.get());
@@ -81,6 +82,12 @@ class Consumer::Impl : public detail::HandleContext {
     self->on_commit(Result<std::vector<PartitionOffset>>(std::move(done)));
   }
 
+  static int onStatistics(rd_kafka_t* /*rk*/, char* json, size_t json_len, void* opaque) {
+    Impl* self = from(opaque);
+    if (self->on_statistics) self->on_statistics(std::string(json, json_len));
+    return 0;  // librdkafka frees json
+  }
+
   void logLine(int level, const std::string& message) {
     if (log) log(level, "FANPULL", message);
   }
@@ -104,6 +111,7 @@ Result<std::unique_ptr<Consumer>> Consumer::create(const ConsumerOptions& option
   impl->on_assigned = options.on_assigned;
   impl->on_revoked = options.on_revoked;
   impl->on_commit = options.on_commit;
+  impl->on_statistics = options.on_statistics;
   Properties defaults = {
       {"client.id", "fanpull"},
       {"enable.auto.commit", "false"},
@@ -121,6 +129,7 @@ Result<std::unique_ptr<Consumer>> Consumer::create(const ConsumerOptions& option
     defaults["group.id"] =
         "fanpull-reader-" + std::to_string(::getpid()) + "-" + std::to_string(++readers);
   }
+  if (options.on_statistics) defaults["statistics.interval.ms"] = "5000";
   if (!options.bootstrap_servers.empty()) {
     defaults["bootstrap.servers"] = options.bootstrap_servers;
   }
@@ -131,6 +140,7 @@ Result<std::unique_ptr<Consumer>> Consumer::create(const ConsumerOptions& option
   }
   if (impl->has_group) rd_kafka_conf_set_rebalance_cb(conf->get(), &Impl::onRebalance);
   rd_kafka_conf_set_offset_commit_cb(conf->get(), &Impl::onCommit);
+  if (impl->on_statistics) rd_kafka_conf_set_stats_cb(conf->get(), &Impl::onStatistics);
   detail::installContext(conf->get(), impl.get());
   auto rk = detail::newHandle(RD_KAFKA_CONSUMER, std::move(*conf), "kafka consumer");
   if (!rk.ok()) return rk.error();

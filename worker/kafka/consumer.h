@@ -47,6 +47,9 @@ struct ConsumerOptions {
   std::function<void(const std::vector<TopicPartition>&, bool lost)> on_revoked;
   // The outcome of each commitAsync() (librdkafka may report synchronous commits here too).
   std::function<void(const Result<std::vector<PartitionOffset>>&)> on_commit;
+  // librdkafka's statistics JSON (STATISTICS.md), every statistics.interval.ms (5000 unless the
+  // properties say otherwise; statistics are off when this is empty), on the polling thread.
+  std::function<void(const std::string& json)> on_statistics;
   LogCallback log;  // empty: librdkafka logs to stderr
 };
 

@@ -1,0 +1,287 @@
+#include "worker/metrics.h"
+
+#include <charconv>
+#include <cmath>
+
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+
+namespace fanpull {
+
+namespace {
+
+constexpr const char* kJobStatuses[] = {"started", "completed", "failed",
+                                        "deferred", "duplicate", "rejected"};
+constexpr ErrorClass kCallClasses[] = {
+    ErrorClass::kRetryable,      ErrorClass::kTokenInvalid,     ErrorClass::kRateLimited,
+    ErrorClass::kQuotaExhausted, ErrorClass::kPermissionDenied, ErrorClass::kInvalidTenant,
+    ErrorClass::kInvalidCursor,  ErrorClass::kUnknown};
+
+double asDouble(int64_t v) { return static_cast<double>(v); }
+
+}  // namespace
+
+std::string formatMetricValue(double value) {
+  if (std::isnan(value)) return "NaN";
+  if (std::isinf(value)) return value > 0 ? "+Inf" : "-Inf";
+  char buf[64];
+  auto r = std::to_chars(buf, buf + sizeof buf, value);
+  return std::string(buf, r.ptr);
+}
+
+std::string escapeLabelValue(std::string_view value) {
+  std::string out;
+  out.reserve(value.size());
+  for (char c : value) {
+    if (c == '\\') {
+      out += "\\\\";
+    } else if (c == '"') {
+      out += "\\\"";
+    } else if (c == '\n') {
+      out += "\\n";
+    } else {
+      out.push_back(c);
+    }
+  }
+  return out;
+}
+
+std::string escapeHelp(std::string_view help) {
+  std::string out;
+  out.reserve(help.size());
+  for (char c : help) {
+    if (c == '\\') {
+      out += "\\\\";
+    } else if (c == '\n') {
+      out += "\\n";
+    } else {
+      out.push_back(c);
+    }
+  }
+  return out;
+}
+
+std::optional<int64_t> consumerLagFromStatistics(const std::string& json) {
+  nlohmann::json j = nlohmann::json::parse(json, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) return std::nullopt;
+  int64_t lag = 0;
+  auto topics = j.find("topics");
+  if (topics == j.end() || !topics->is_object()) return lag;
+  for (const auto& [topic_name, topic] : topics->items()) {
+    (void)topic_name;
+    if (!topic.is_object()) continue;
+    auto partitions = topic.find("partitions");
+    if (partitions == topic.end() || !partitions->is_object()) continue;
+    for (const auto& [partition_name, partition] : partitions->items()) {
+      (void)partition_name;
+      if (!partition.is_object()) continue;
+      auto value = partition.find("consumer_lag");
+      if (value == partition.end() || !value->is_number_integer()) continue;
+      int64_t v = value->get<int64_t>();
+      if (v >= 0) lag += v;
+    }
+  }
+  return lag;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+void ExpositionWriter::family(std::string_view name, std::string_view type,
+                              std::string_view help) {
+  text_ += "# HELP ";
+  text_ += name;
+  text_ += ' ';
+  text_ += escapeHelp(help);
+  text_ += "\n# TYPE ";
+  text_ += name;
+  text_ += ' ';
+  text_ += type;
+  text_ += '\n';
+}
+
+void ExpositionWriter::sample(std::string_view name, const MetricLabels& labels, double value) {
+  text_ += name;
+  if (!labels.empty()) {
+    text_ += '{';
+    for (size_t i = 0; i < labels.size(); ++i) {
+      if (i > 0) text_ += ',';
+      text_ += labels[i].first;
+      text_ += "=\"";
+      text_ += escapeLabelValue(labels[i].second);
+      text_ += '"';
+    }
+    text_ += '}';
+  }
+  text_ += ' ';
+  text_ += formatMetricValue(value);
+  text_ += '\n';
+}
+
+// ---------------------------------------------------------------------------------------------
+
+std::vector<double> Histogram::defaultBuckets() {
+  return {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+}
+
+Histogram::Histogram(std::vector<double> upper_bounds)
+    : bounds_(std::move(upper_bounds)), counts_(bounds_.size() + 1, 0) {}
+
+void Histogram::observe(double value) {
+  size_t i = 0;
+  while (i < bounds_.size() && value > bounds_[i]) ++i;
+  ++counts_[i];
+  sum_ += value;
+  ++count_;
+}
+
+void Histogram::write(ExpositionWriter& out, std::string_view name,
+                      const MetricLabels& labels) const {
+  const std::string base(name);
+  uint64_t cumulative = 0;
+  for (size_t i = 0; i < counts_.size(); ++i) {
+    cumulative += counts_[i];
+    MetricLabels with_le = labels;
+    with_le.emplace_back(
+        "le", i < bounds_.size() ? formatMetricValue(bounds_[i]) : std::string("+Inf"));
+    out.sample(base + "_bucket", with_le, static_cast<double>(cumulative));
+  }
+  out.sample(base + "_sum", labels, sum_);
+  out.sample(base + "_count", labels, static_cast<double>(count_));
+}
+
+// ---------------------------------------------------------------------------------------------
+
+Metrics::Metrics() {
+  calls_by_class_["ok"] = 0;
+  for (ErrorClass c : kCallClasses) calls_by_class_[std::string(errorClassName(c))] = 0;
+}
+
+void Metrics::setWorkerStats(std::function<WorkerStats()> source) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  worker_stats_ = std::move(source);
+}
+
+void Metrics::setTokenMetrics(std::function<TokenMetrics()> source) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  token_metrics_ = std::move(source);
+}
+
+void Metrics::observeCall(std::string_view call_class, double seconds) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  ++calls_by_class_[std::string(call_class)];
+  call_duration_.observe(seconds);
+}
+
+void Metrics::observeRateLimitWait(double seconds) {
+  if (!(seconds > 0)) return;
+  std::lock_guard<std::mutex> lock(mutex_);
+  rate_limit_wait_seconds_ += seconds;
+}
+
+void Metrics::observeConsumerStatistics(const std::string& json) {
+  std::optional<int64_t> lag = consumerLagFromStatistics(json);
+  if (!lag) return;
+  std::lock_guard<std::mutex> lock(mutex_);
+  consumer_lag_ = *lag;
+}
+
+int64_t Metrics::consumerLag() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return consumer_lag_;
+}
+
+std::string Metrics::render() const {
+  std::function<WorkerStats()> stats_source;
+  std::function<TokenMetrics()> token_source;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stats_source = worker_stats_;
+    token_source = token_metrics_;
+  }
+  // The sources take their own locks: call them outside ours.
+  WorkerStats stats = stats_source ? stats_source() : WorkerStats{};
+  TokenMetrics tokens = token_source ? token_source() : TokenMetrics{};
+
+  ExpositionWriter out;
+  out.family("fanpull_up", "gauge", "1 while the worker process is serving metrics.");
+  out.sample("fanpull_up", 1);
+
+  out.family("fanpull_jobs_received_total", "counter",
+             "Job messages consumed from the jobs topic, valid or not.");
+  out.sample("fanpull_jobs_received_total", asDouble(stats.jobs_received));
+
+  out.family("fanpull_jobs_total", "counter",
+             "Job events produced to the events topic, by status.");
+  std::map<std::string, int64_t> by_status = stats.jobs_by_status;
+  for (const char* s : kJobStatuses) by_status[s];
+  for (const auto& [status, n] : by_status) {
+    out.sample("fanpull_jobs_total", {{"status", status}}, asDouble(n));
+  }
+
+  out.family("fanpull_pages_total", "counter", "Page messages built from getFans answers.");
+  out.sample("fanpull_pages_total", asDouble(stats.pages));
+  out.family("fanpull_openids_total", "counter", "OpenIDs in the page messages built.");
+  out.sample("fanpull_openids_total", asDouble(stats.openids));
+
+  std::map<std::string, int64_t> calls;
+  double rate_limit_wait = 0;
+  int64_t lag = 0;
+  Histogram durations;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    calls = calls_by_class_;
+    durations = call_duration_;
+    rate_limit_wait = rate_limit_wait_seconds_;
+    lag = consumer_lag_;
+  }
+  out.family("fanpull_wechat_calls_total", "counter",
+             "getFans calls to WeChat by outcome: \"ok\" or the error class.");
+  for (const auto& [cls, n] : calls) {
+    out.sample("fanpull_wechat_calls_total", {{"class", cls}}, asDouble(n));
+  }
+  out.family("fanpull_wechat_call_duration_seconds", "histogram",
+             "Duration of getFans calls to WeChat, whatever their outcome.");
+  durations.write(out, "fanpull_wechat_call_duration_seconds");
+
+  out.family("fanpull_rate_limit_wait_seconds_total", "counter",
+             "Time merchants' lanes were parked by the per-AppID rate limiter.");
+  out.sample("fanpull_rate_limit_wait_seconds_total", rate_limit_wait);
+
+  out.family("fanpull_token_renewals_total", "counter",
+             "Authorizer token renewals through the component flow, by result.");
+  out.sample("fanpull_token_renewals_total", {{"result", "ok"}}, asDouble(tokens.renewals_ok));
+  out.sample("fanpull_token_renewals_total", {{"result", "failed"}},
+             asDouble(tokens.renewals_failed));
+  out.family("fanpull_token_ticket_failures_total", "counter",
+             "Component token requests refused for the verify ticket (61005, 61006) or with an "
+             "unreadable ticket file.");
+  out.sample("fanpull_token_ticket_failures_total", asDouble(tokens.ticket_failures));
+  out.family("fanpull_token_persist_failures_total", "counter",
+             "Rotated refresh tokens that could not be written to the token state file.");
+  out.sample("fanpull_token_persist_failures_total", asDouble(tokens.persist_failures));
+
+  out.family("fanpull_produce_errors_total", "counter",
+             "Messages the producer failed to queue or deliver (each is produced again).");
+  out.sample("fanpull_produce_errors_total", asDouble(stats.produce_errors));
+
+  out.family("fanpull_lanes_active", "gauge", "Merchants with jobs queued or running.");
+  out.sample("fanpull_lanes_active", asDouble(stats.lanes_active));
+  out.family("fanpull_jobs_queued", "gauge", "Accepted jobs not finished yet.");
+  out.sample("fanpull_jobs_queued", asDouble(stats.jobs_queued));
+  out.family("fanpull_merchants_deferred", "gauge",
+             "Jobs being deferred to the next Beijing day (daily quota spent).");
+  out.sample("fanpull_merchants_deferred", asDouble(stats.deferred));
+  out.family("fanpull_partitions_assigned", "gauge",
+             "Partitions of the jobs topic assigned to this worker.");
+  out.sample("fanpull_partitions_assigned", asDouble(stats.assigned_partitions));
+  out.family("fanpull_partitions_paused", "gauge",
+             "1 while the jobs partitions are paused because too many jobs are queued.");
+  out.sample("fanpull_partitions_paused", stats.partitions_paused ? 1 : 0);
+  out.family("fanpull_consumer_lag", "gauge",
+             "Messages behind the end of the assigned jobs partitions (librdkafka statistics).");
+  out.sample("fanpull_consumer_lag", asDouble(lag));
+  return out.text();
+}
+
+}  // namespace fanpull
