@@ -37,6 +37,12 @@ bench: build
 	cmake --build $(BUILD) -j$(JOBS) --target bench
 	./$(BUILD)/bench/bench_parse
 	./$(BUILD)/bench/bench_sandbox
+	./$(BUILD)/bench/bench_worker_overhead
+	./$(BUILD)/bench/bench_latency_fleet
+	./$(BUILD)/bench/bench_rate_limit
+	./$(BUILD)/bench/bench_quota
+	./$(BUILD)/bench/bench_memory
+	./$(BUILD)/bench/bench_token_storm
 
 clean:
 	rm -rf $(BUILD)

@@ -53,12 +53,26 @@ void ComponentTokenSource::countFailure(const Error& e) {
 
 ComponentTokenSource::Entry& ComponentTokenSource::entryLocked(const Tenant& tenant) {
   Entry& e = entries_[tenant.appid];
-  if (e.initialized) return e;
+  if (e.initialized) {
+    // An operator put a new refresh token in the tenants file (the merchant authorized the
+    // platform again): it replaces whatever was rotated before.
+    if (!tenant.authorizer_refresh_token.empty() &&
+        tenant.authorizer_refresh_token != e.file_refresh_token && !e.inflight.valid()) {
+      e.file_refresh_token = tenant.authorizer_refresh_token;
+      e.refresh_token = tenant.authorizer_refresh_token;
+      log_.info("new refresh token from the tenants file", {{"appid", tenant.appid}});
+    }
+    return e;
+  }
   e.initialized = true;
+  e.file_refresh_token = tenant.authorizer_refresh_token;
   // The state file is newer than the tenants file: a refresh token rotated by an earlier run
   // (or another worker) wins over the one an operator first configured.
   auto it = persisted_.find(tenant.appid);
-  if (it != persisted_.end() && !it->second.refresh_token.empty()) {
+  bool file_replaced = it != persisted_.end() && !tenant.authorizer_refresh_token.empty() &&
+                       !it->second.file_refresh_token.empty() &&
+                       it->second.file_refresh_token != tenant.authorizer_refresh_token;
+  if (it != persisted_.end() && !it->second.refresh_token.empty() && !file_replaced) {
     e.refresh_token = it->second.refresh_token;
     if (!it->second.access_token.empty() && it->second.expires_at_ms > 0) {
       e.access_token = it->second.access_token;
@@ -159,8 +173,13 @@ Result<AccessToken> ComponentTokenSource::doRefresh(const std::string& appid,
   AccessToken token{tokens->access_token, now + tokens->expires_in};
   // Persist the rotated refresh token before anyone uses the new access token: WeChat may
   // already have invalidated the old refresh token.
+  std::string file_token;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    file_token = entries_[appid].file_refresh_token;
+  }
   TokenState state{tokens->refresh_token, tokens->access_token, unixMs(token.expires_at),
-                   unixMs(now)};
+                   unixMs(now), file_token};
   Result<bool> saved = store_.save(appid, state);
   {
     std::lock_guard<std::mutex> lock(mutex_);

@@ -60,6 +60,7 @@ class ComponentTokenSource final : public TokenSource {
     std::string access_token;
     TimePoint expires_at = TimePoint::max();
     std::string refresh_token;
+    std::string file_refresh_token;  // the tenants file's refresh token this entry last saw
     std::shared_future<Result<AccessToken>> inflight;  // valid while a refresh runs
   };
   struct CachedComponentToken {

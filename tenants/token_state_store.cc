@@ -75,8 +75,10 @@ Result<std::map<std::string, TokenState>> parseState(const std::string& text,
     s.access_token = v.value("access_token", "");
     s.expires_at_ms = v.value("expires_at_ms", int64_t{0});
     s.updated_at_ms = v.value("updated_at_ms", int64_t{0});
+    s.file_refresh_token = v.value("file_refresh_token", "");
     Redactor::global().addSecret(s.refresh_token);
     Redactor::global().addSecret(s.access_token);
+    Redactor::global().addSecret(s.file_refresh_token);
     out[item.key()] = s;
   }
   return out;
@@ -127,7 +129,8 @@ Result<bool> TokenStateStore::save(const std::string& appid, const TokenState& s
     root["authorizers"][id] = {{"refresh_token", s.refresh_token},
                                {"access_token", s.access_token},
                                {"expires_at_ms", s.expires_at_ms},
-                               {"updated_at_ms", s.updated_at_ms}};
+                               {"updated_at_ms", s.updated_at_ms},
+                               {"file_refresh_token", s.file_refresh_token}};
   }
   std::string body = root.dump(2) + "\n";
 

@@ -18,6 +18,9 @@ struct TokenState {
   std::string access_token;
   int64_t expires_at_ms = 0;  // unix ms; 0 unknown
   int64_t updated_at_ms = 0;  // unix ms of the refresh that produced this state
+  // The tenants file's refresh token this chain of rotations started from: when the file holds
+  // another one, an operator replaced it (the merchant authorized again) and the file wins.
+  std::string file_refresh_token;
 };
 
 class TokenStateStore {

@@ -11,7 +11,6 @@
 #include <Poco/ThreadPool.h>
 
 #include <mutex>
-
 #include <nlohmann/json.hpp>
 
 #include "config/worker_config.h"
@@ -106,8 +105,7 @@ class HttpEndpoints::Impl {
                   "not found: try /metrics, /healthz or /readyz\n");
     }
     const std::string& method = request.getMethod();
-    if (method != Poco::Net::HTTPRequest::HTTP_GET &&
-        method != Poco::Net::HTTPRequest::HTTP_HEAD) {
+    if (method != Poco::Net::HTTPRequest::HTTP_GET && method != Poco::Net::HTTPRequest::HTTP_HEAD) {
       response.set("Allow", "GET, HEAD");
       return send(request, response, HTTPResponse::HTTP_METHOD_NOT_ALLOWED,
                   "text/plain; charset=utf-8", "method not allowed\n");

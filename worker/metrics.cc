@@ -2,7 +2,6 @@
 
 #include <charconv>
 #include <cmath>
-
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
@@ -11,12 +10,12 @@ namespace fanpull {
 
 namespace {
 
-constexpr const char* kJobStatuses[] = {"started", "completed", "failed",
+constexpr const char* kJobStatuses[] = {"started",  "completed", "failed",
                                         "deferred", "duplicate", "rejected"};
-constexpr ErrorClass kCallClasses[] = {
-    ErrorClass::kRetryable,      ErrorClass::kTokenInvalid,     ErrorClass::kRateLimited,
-    ErrorClass::kQuotaExhausted, ErrorClass::kPermissionDenied, ErrorClass::kInvalidTenant,
-    ErrorClass::kInvalidCursor,  ErrorClass::kUnknown};
+constexpr ErrorClass kCallClasses[] = {ErrorClass::kRetryable,        ErrorClass::kTokenInvalid,
+                                       ErrorClass::kRateLimited,      ErrorClass::kQuotaExhausted,
+                                       ErrorClass::kPermissionDenied, ErrorClass::kInvalidTenant,
+                                       ErrorClass::kInvalidCursor,    ErrorClass::kUnknown};
 
 double asDouble(int64_t v) { return static_cast<double>(v); }
 
@@ -87,8 +86,7 @@ std::optional<int64_t> consumerLagFromStatistics(const std::string& json) {
 
 // ---------------------------------------------------------------------------------------------
 
-void ExpositionWriter::family(std::string_view name, std::string_view type,
-                              std::string_view help) {
+void ExpositionWriter::family(std::string_view name, std::string_view type, std::string_view help) {
   text_ += "# HELP ";
   text_ += name;
   text_ += ' ';
@@ -142,8 +140,8 @@ void Histogram::write(ExpositionWriter& out, std::string_view name,
   for (size_t i = 0; i < counts_.size(); ++i) {
     cumulative += counts_[i];
     MetricLabels with_le = labels;
-    with_le.emplace_back(
-        "le", i < bounds_.size() ? formatMetricValue(bounds_[i]) : std::string("+Inf"));
+    with_le.emplace_back("le",
+                         i < bounds_.size() ? formatMetricValue(bounds_[i]) : std::string("+Inf"));
     out.sample(base + "_bucket", with_le, static_cast<double>(cumulative));
   }
   out.sample(base + "_sum", labels, sum_);
@@ -270,7 +268,7 @@ std::string Metrics::render() const {
   out.family("fanpull_jobs_queued", "gauge", "Accepted jobs not finished yet.");
   out.sample("fanpull_jobs_queued", asDouble(stats.jobs_queued));
   out.family("fanpull_merchants_deferred", "gauge",
-             "Jobs being deferred to the next Beijing day (daily quota spent).");
+             "Jobs waiting for the next Beijing day (daily quota spent).");
   out.sample("fanpull_merchants_deferred", asDouble(stats.deferred));
   out.family("fanpull_partitions_assigned", "gauge",
              "Partitions of the jobs topic assigned to this worker.");

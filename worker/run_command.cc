@@ -36,12 +36,12 @@ int64_t steadyMs() {
 }
 
 // /metrics, /healthz and /readyz on http.listen, answering from the running worker.
-Result<std::unique_ptr<HttpEndpoints>> startEndpoints(const WorkerConfig& config,
+Result<std::unique_ptr<HttpEndpoints>> startEndpoints(const std::string& listen,
                                                       const Metrics& metrics, const Worker& worker,
                                                       const TenantRegistry& registry) {
   const int64_t started_ms = steadyMs();
   HttpEndpointsOptions eo;
-  eo.listen = config.http_listen;
+  eo.listen = listen;
   eo.metrics = [&metrics] { return metrics.render(); };
   eo.alive = [&worker, started_ms] {
     if (worker.stopped()) return false;
@@ -140,7 +140,19 @@ int runCommand(const CliArgs& args, std::ostream& /*out*/, std::ostream& err) {
     err << "fanpull run: " << started.error().describe() << "\n";
     return kExitFailure;
   }
-  auto endpoints = startEndpoints(config, metrics, worker, registry);
+  auto endpoints = startEndpoints(config.http_listen, metrics, worker, registry);
+  if (!endpoints.ok()) {
+    // Several workers may run from one config: the second finds the port taken and serves on a
+    // free one of the same host instead (the address is logged below).
+    std::string host;
+    uint16_t port = 0;
+    if (splitHostPort(config.http_listen, &host, &port) && port != 0) {
+      log.warn("http.listen address in use, taking a free port",
+               {{"listen", config.http_listen}, {"error", endpoints.error().cause}});
+      std::string any = (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":0";
+      endpoints = startEndpoints(any, metrics, worker, registry);
+    }
+  }
   if (!endpoints.ok()) {
     err << *path << ": " << endpoints.error().cause << "\n";
     worker.stop();
@@ -162,8 +174,8 @@ int runCommand(const CliArgs& args, std::ostream& /*out*/, std::ostream& err) {
       if (sigtimedwait(&set, nullptr, &tick) > 0) _exit(kExitFailure);
     }
   });
+  worker.stop();  // metrics and health stay up while the worker drains
   endpoints.value()->stop();
-  worker.stop();
   done = true;
   second.join();
   return kExitOk;

@@ -37,6 +37,8 @@ struct Worker::Run {
   bool renewed = false;  // a renewal happened since the last successful call
   std::string token;
 
+  bool deferred = false;  // counted in stats_.deferred until the walk resumes
+
   std::atomic<bool> cancelled{false};
   std::atomic<int> calling{0};  // a call to WeChat in progress
   std::atomic<int> pending{0};  // messages produced, not yet delivered
@@ -79,11 +81,15 @@ Result<kafka::Done> Worker::start() {
   kafka::ProducerOptions po;
   po.bootstrap_servers = options_.bootstrap_servers;
   po.properties = options_.properties;
-  po.properties.erase("group.id");
-  po.properties.erase("session.timeout.ms");
-  po.properties.erase("max.poll.interval.ms");
-  po.properties.erase("partition.assignment.strategy");
-  po.properties.erase("auto.offset.reset");
+  // Consumer-only properties of kafka.properties would only make the producer warn.
+  for (const char* consumer_only :
+       {"group.id", "group.instance.id", "session.timeout.ms", "heartbeat.interval.ms",
+        "max.poll.interval.ms", "partition.assignment.strategy", "auto.offset.reset",
+        "enable.auto.commit", "auto.commit.interval.ms", "enable.auto.offset.store",
+        "isolation.level", "fetch.wait.max.ms", "fetch.min.bytes", "fetch.max.bytes",
+        "max.partition.fetch.bytes", "enable.partition.eof", "check.crcs"}) {
+    po.properties.erase(consumer_only);
+  }
   po.log = [this](int level, const std::string& facility, const std::string& message) {
     if (level <= 4) log_.warn("kafka producer: " + message, {{"facility", facility}});
   };
@@ -210,8 +216,9 @@ void Worker::onMessage(const kafka::ConsumedMessage& m) {
   }
   Result<Job> job = parseJob(m.value);
   if (!job.ok()) {
-    // Name the job in its rejected event when the producer gave a usable job_id and appid.
-    run->job.appid = m.key.value_or("");
+    // Name the job in its rejected event when the producer gave a usable job_id and appid (the
+    // key only when it is a valid appid: events are UTF-8 JSON whatever the input was).
+    if (m.key && validateJob({"x", *m.key, ""}).ok()) run->job.appid = *m.key;
     if (m.value.size() <= kMaxJobBytes) {
       nlohmann::json j = nlohmann::json::parse(m.value, nullptr, /*allow_exceptions=*/false);
       if (j.is_object()) {
@@ -353,6 +360,10 @@ void Worker::onRevoked(const std::vector<kafka::TopicPartition>& partitions, boo
     for (auto it = active_.begin(); it != active_.end();) {
       if (revoked.count({it->second->topic, it->second->partition})) {
         it->second->cancelled = true;
+        if (it->second->deferred) {
+          --stats_.deferred;
+          it->second->deferred = false;
+        }
         runs.push_back(it->second);
         it = active_.erase(it);
       } else {
@@ -429,6 +440,11 @@ void Worker::schedule(const std::shared_ptr<Run>& run, TimePoint when) {
 }
 
 void Worker::step(const std::shared_ptr<Run>& run) {
+  if (run->deferred) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    --stats_.deferred;
+    run->deferred = false;
+  }
   if (run->cancelled || stopping_) return abandon(run);
   if (!run->begun && !begin(run)) return;
   callOnce(run);
@@ -657,16 +673,13 @@ void Worker::defer(const std::shared_ptr<Run>& run, TimePoint until, const Error
   auto r = run;
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    ++stats_.deferred;
+    if (!run->deferred) ++stats_.deferred;
+    run->deferred = true;
   }
   produceAll(run,
              {eventMessage(*run, "deferred", error, until), progressMessage(*run, "deferred", until)},
              [this, r, until] {
                count(&WorkerStats::jobs_by_status, "deferred");
-               {
-                 std::lock_guard<std::mutex> lock(mutex_);
-                 --stats_.deferred;
-               }
                schedule(r, until);
              });
 }

@@ -13,7 +13,11 @@
 #include <thread>
 #include <vector>
 
+#include <Poco/Process.h>
 #include <nlohmann/json.hpp>
+
+#include <fstream>
+#include <sstream>
 
 #include "core/poco_http_transport.h"
 #include "core/user_list_client.h"
@@ -223,7 +227,7 @@ class WorkerFixture {
         for (size_t i = lines.size() > 40 ? lines.size() - 40 : 0; i < lines.size(); ++i) {
           recent += lines[i] + "\n";
         }
-        FAIL("timed out waiting for " << missing << "\nworker log:\n" << recent);
+        FAIL("timed out waiting for " << missing << "\nworker log:\n" << recent << childLogs());
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
@@ -276,8 +280,33 @@ class WorkerFixture {
         {"tenants_file", tenants_file_},
         {"token_state_file", dir_.file("tokens.json")},
         {"rate_limit", {{"requests_per_second", 1000}, {"burst", 1000}, {"daily_calls", 0}}},
+        {"http", {{"listen", "127.0.0.1:0"}}},
         {"log", {{"level", "info"}, {"format", "json"}}}};
     return dir_.write("worker.json", c.dump(2));
+  }
+
+  // Starts `fanpull run` on this fixture's config; its log goes to a file of the fixture's folder
+  // (read with childLog) so a chatty child never blocks on a full pipe.
+#ifdef FANPULL_BINARY
+  Poco::ProcessHandle launchWorker(const std::string& config, const std::string& name) {
+    std::string log = dir_.file(name + ".log");
+    child_logs_.push_back(log);
+    return Poco::Process::launch(
+        "/bin/sh", {"-c", "exec \"$0\" run --config \"$1\" 2>>\"$2\"", FANPULL_BINARY, config,
+                    log});
+  }
+#endif
+  std::string childLogs() {
+    std::string out;
+    for (const auto& path : child_logs_) {
+      std::ifstream in(path);
+      std::stringstream ss;
+      ss << in.rdbuf();
+      std::string text = ss.str();
+      if (text.size() > 6000) text = "..." + text.substr(text.size() - 6000);
+      out += "== " + path + "\n" + text;
+    }
+    return out;
   }
 
   ShiftedClock& clock() { return clock_; }
@@ -306,6 +335,7 @@ class WorkerFixture {
 
   std::mutex mutex_;  // guards log_lines_
   std::vector<std::string> log_lines_;
+  std::vector<std::string> child_logs_;
 };
 
 inline sandbox::Account merchant(const std::string& appid, int64_t followers) {

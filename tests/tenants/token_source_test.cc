@@ -208,6 +208,44 @@ TEST_CASE("an invalid refresh token is invalid_tenant and counted", "[tenants][i
   auto m = source->metrics();
   CHECK(m.renewals_failed == 1);
   CHECK(m.failures_by_class["invalid_tenant"] == 1);
+
+  // The merchant authorized the platform again: the operator puts the new refresh token in the
+  // tenants file and the running source uses it.
+  std::string fresh = p.server->currentRefreshToken("wxrevoked");
+  p.dir.write("tenants.json", R"({"tenants": [{"appid": "wxrevoked", "authorizer_refresh_token": ")" +
+                                  fresh + R"(", "func_info": [2]}]})");
+  std::vector<TenantProblem> problems;
+  REQUIRE(p.registry->reloadIfChanged(&problems) == TenantRegistry::Reload::kReloaded);
+  auto again = source->current(*p.tenant("wxrevoked"));
+  if (!again.ok()) FAIL(again.error().describe());
+  CHECK(p.refreshes("wxrevoked") == 2);
+
+  // After a restart the rotated token in the state file wins again (the file did not change).
+  auto restarted = p.source();
+  auto renewed = restarted->renew(*p.tenant("wxrevoked"), again->value);
+  if (!renewed.ok()) FAIL(renewed.error().describe());
+  CHECK(p.refreshes("wxrevoked") == 3);
+}
+
+TEST_CASE("a refresh token replaced in the tenants file while the worker was stopped wins",
+          "[tenants][integration]") {
+  Platform p({account("wxreauth", 5)}, tenantsJson({"wxreauth"}));
+  {
+    auto source = p.source();
+    REQUIRE(source->current(*p.tenant("wxreauth")).ok());  // rotates RT0 away, persists RT1
+  }
+  // The merchant re-authorized (simulated: the sandbox's current token is handed out anew) and
+  // the operator wrote it into the tenants file before restarting.
+  std::string fresh = p.server->currentRefreshToken("wxreauth");
+  p.dir.write("tenants.json", R"({"tenants": [{"appid": "wxreauth", "authorizer_refresh_token": ")" +
+                                  fresh + R"(x", "func_info": [2]}]})");
+  std::vector<TenantProblem> problems;
+  REQUIRE(p.registry->reloadIfChanged(&problems) == TenantRegistry::Reload::kReloaded);
+  auto restarted = p.source();
+  auto t = restarted->renew(*p.tenant("wxreauth"), "whatever");
+  // The file's (deliberately wrong) token was used, not the persisted one: WeChat says 61023.
+  REQUIRE_FALSE(t.ok());
+  CHECK(t.error().errcode == 61023);
 }
 
 TEST_CASE("a merchant without set 2 or 100 costs zero calls", "[tenants][integration]") {

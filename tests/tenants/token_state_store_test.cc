@@ -17,8 +17,8 @@ TEST_CASE("the token state file round-trips and is mode 0600", "[tenants][unit]"
   auto empty = store.load();
   REQUIRE(empty.ok());
   CHECK(empty->empty());
-  REQUIRE(store.save("wxa", {"RT-a", "AT-a", 1000, 10}).ok());
-  REQUIRE(store.save("wxb", {"RT-b", "AT-b", 2000, 20}).ok());
+  REQUIRE(store.save("wxa", {"RT-a", "AT-a", 1000, 10, ""}).ok());
+  REQUIRE(store.save("wxb", {"RT-b", "AT-b", 2000, 20, ""}).ok());
   auto loaded = TokenStateStore(dir.file("tokens.json")).load();
   REQUIRE(loaded.ok());
   REQUIRE(loaded->size() == 2);
@@ -33,8 +33,8 @@ TEST_CASE("the token state file round-trips and is mode 0600", "[tenants][unit]"
 TEST_CASE("an older state never overwrites a newer one", "[tenants][unit]") {
   testing::TempDir dir;
   TokenStateStore store(dir.file("tokens.json"));
-  REQUIRE(store.save("wxa", {"RT-new", "AT-new", 0, 200}).ok());
-  REQUIRE(store.save("wxa", {"RT-old", "AT-old", 0, 100}).ok());
+  REQUIRE(store.save("wxa", {"RT-new", "AT-new", 0, 200, ""}).ok());
+  REQUIRE(store.save("wxa", {"RT-old", "AT-old", 0, 100, ""}).ok());
   CHECK(store.load()->at("wxa").refresh_token == "RT-new");
 }
 
@@ -48,7 +48,7 @@ TEST_CASE("concurrent writers, threads and processes, never lose an update", "[t
     if (pid == 0) {
       TokenStateStore store(path);
       for (int i = 0; i < kPerWriter; ++i) {
-        if (!store.save("wxp" + std::to_string(p) + "-" + std::to_string(i), {"R", "A", 0, 1}).ok()) _exit(1);
+        if (!store.save("wxp" + std::to_string(p) + "-" + std::to_string(i), {"R", "A", 0, 1, ""}).ok()) _exit(1);
       }
       _exit(0);
     }
@@ -59,7 +59,7 @@ TEST_CASE("concurrent writers, threads and processes, never lose an update", "[t
     threads.emplace_back([&, t] {
       TokenStateStore store(path);
       for (int i = 0; i < kPerWriter; ++i) {
-        (void)store.save("wxt" + std::to_string(t) + "-" + std::to_string(i), {"R", "A", 0, 1});
+        (void)store.save("wxt" + std::to_string(t) + "-" + std::to_string(i), {"R", "A", 0, 1, ""});
       }
     });
   }
@@ -83,6 +83,6 @@ TEST_CASE("a corrupt token state file is reported, then kept aside on the next w
   auto loaded = store.load();
   REQUIRE_FALSE(loaded.ok());
   CHECK(loaded.error().cause.find(path) != std::string::npos);
-  REQUIRE(store.save("wxa", {"R", "A", 0, 1}).ok());
+  REQUIRE(store.save("wxa", {"R", "A", 0, 1, ""}).ok());
   CHECK(store.load().ok());
 }

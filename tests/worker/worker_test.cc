@@ -3,9 +3,11 @@
 #include <catch2/catch.hpp>
 
 #include <Poco/Pipe.h>
+#include <Poco/Net/ServerSocket.h>
 #include <Poco/Process.h>
 
 #include <csignal>
+#include <fstream>
 
 #include "support/worker_fixture.h"
 
@@ -283,9 +285,7 @@ TEST_CASE("a worker killed with SIGKILL mid-walk is restarted and no page is los
   std::string config = f.writeConfig();
   f.enqueueJob("j-kill", "wxkill");
   f.enqueueJob("j-kill2", "wxkill2");
-  Poco::Pipe err1;
-  auto first = Poco::Process::launch(FANPULL_BINARY, {"run", "--config", config}, nullptr, nullptr,
-                                     &err1);
+  auto first = f.launchWorker(config, "first");
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(40);
   while (f.pagesOf("j-kill").pages < 3 && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
@@ -293,9 +293,7 @@ TEST_CASE("a worker killed with SIGKILL mid-walk is restarted and no page is los
   REQUIRE(f.pagesOf("j-kill").pages >= 3);
   ::kill(first.id(), SIGKILL);
   first.wait();
-  Poco::Pipe err2;
-  auto second = Poco::Process::launch(FANPULL_BINARY, {"run", "--config", config}, nullptr,
-                                      nullptr, &err2);
+  auto second = f.launchWorker(config, "second");
   f.waitForStatus({"j-kill", "j-kill2"}, {"completed"}, std::chrono::seconds(90));
   Poco::Process::requestTermination(second.id());
   CHECK(second.wait() == 0);
@@ -314,11 +312,8 @@ TEST_CASE("two workers share the group and when one is killed its merchants fini
   }
   WorkerFixture f(accounts);
   std::string config = f.writeConfig();
-  Poco::Pipe err1, err2;
-  auto one = Poco::Process::launch(FANPULL_BINARY, {"run", "--config", config}, nullptr, nullptr,
-                                   &err1);
-  auto two = Poco::Process::launch(FANPULL_BINARY, {"run", "--config", config}, nullptr, nullptr,
-                                   &err2);
+  auto one = f.launchWorker(config, "one");
+  auto two = f.launchWorker(config, "two");
   std::this_thread::sleep_for(std::chrono::seconds(4));  // both join the group
   std::set<std::string> jobs;
   for (const auto& a : accounts) {
@@ -434,9 +429,7 @@ TEST_CASE("SIGTERM stops the worker gracefully and a second signal exits at once
   std::string config = f.writeConfig();
   f.enqueueJob("j-signal", "wxsignal");
 
-  Poco::Pipe err1;
-  auto graceful = Poco::Process::launch(FANPULL_BINARY, {"run", "--config", config}, nullptr,
-                                        nullptr, &err1);
+  auto graceful = f.launchWorker(config, "graceful");
   f.waitForStatus({"j-signal"}, {"started"}, std::chrono::seconds(30));
   std::this_thread::sleep_for(std::chrono::milliseconds(300));  // a call is in flight
   auto t0 = std::chrono::steady_clock::now();
@@ -445,9 +438,7 @@ TEST_CASE("SIGTERM stops the worker gracefully and a second signal exits at once
   auto graceful_took = std::chrono::steady_clock::now() - t0;
   CHECK(graceful_took < std::chrono::seconds(30));
 
-  Poco::Pipe err2;
-  auto hurried = Poco::Process::launch(FANPULL_BINARY, {"run", "--config", config}, nullptr,
-                                       nullptr, &err2);
+  auto hurried = f.launchWorker(config, "hurried");
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
   int64_t calls = f.sandbox().calls("wxsignal", sandbox::kEndpointUserGet);
   while (f.sandbox().calls("wxsignal", sandbox::kEndpointUserGet) == calls &&
@@ -461,4 +452,47 @@ TEST_CASE("SIGTERM stops the worker gracefully and a second signal exits at once
   Poco::Process::requestTermination(hurried.id());
   CHECK(hurried.wait() == 1);
   CHECK(std::chrono::steady_clock::now() - t1 < std::chrono::milliseconds(2000));
+}
+
+TEST_CASE("a deferred merchant counts as deferred until its walk resumes", "[worker][integration]") {
+  auto quota = merchant("wxgauge", 30000);
+  quota.daily_quota = 3;  // the walk needs 4 calls: deferred once, then completed
+  WorkerFixture f({quota});
+  f.startWorker();
+  f.enqueueJob("j-gauge", "wxgauge");
+  f.waitForStatus({"j-gauge"}, {"deferred"});
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  CHECK(f.worker().stats().deferred == 1);
+  f.clock().advance(std::chrono::hours(23));
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (f.worker().stats().deferred != 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  CHECK(f.worker().stats().deferred == 0);
+  f.waitForStatus({"j-gauge"}, {"completed"});
+}
+
+TEST_CASE("two workers from one config with a fixed metrics port both run", "[worker][integration]") {
+  WorkerFixture f({merchant("wxport", 100)});
+  Poco::Net::ServerSocket probe(Poco::Net::SocketAddress("127.0.0.1", 0));
+  uint16_t port = probe.address().port();
+  probe.close();
+  std::string config = f.writeConfig();
+  auto text = nlohmann::json::parse(std::ifstream(config));
+  text["http"]["listen"] = "127.0.0.1:" + std::to_string(port);
+  std::ofstream(config, std::ios::trunc) << text.dump();
+  auto one = f.launchWorker(config, "one");
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  auto two = f.launchWorker(config, "two");
+  f.enqueueJob("j-port", "wxport");
+  f.waitForStatus({"j-port"}, {"completed"});
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  std::string logs = f.childLogs();
+  CHECK(logs.find("metrics and health on http://127.0.0.1:" + std::to_string(port)) !=
+        std::string::npos);
+  CHECK(logs.find("http.listen address in use, taking a free port") != std::string::npos);
+  Poco::Process::requestTermination(one.id());
+  Poco::Process::requestTermination(two.id());
+  CHECK(one.wait() == 0);
+  CHECK(two.wait() == 0);
 }

@@ -1,0 +1,137 @@
+// The worker's own cost per page: worker, WeChat sandbox (zero latency) and embedded Kafka broker
+// in one process, N merchants with full 10,000-OpenID pages, max_in_flight 32, rate limits out of
+// the way. Measures pages/s and OpenIDs/s end to end (first job enqueued to the last `completed`
+// event, counted by WorkerStats) and where the CPU went: process CPU (getrusage) and per-thread
+// CPU (/proc/self/task/*/stat) grouped by thread name.
+//   build/bench/bench_worker_overhead [merchants] [followers_per_merchant]
+#include <cstdio>
+#include <cstdlib>
+
+#include "bench/bench_util.h"
+#include "bench/worker_harness.h"
+
+namespace {
+
+using namespace fanpull;
+using namespace fanpull::bench;
+
+std::string groupOf(const std::string& name) {
+  if (name.rfind("rdk:", 0) == 0) return "rdkafka (rdk:*)";
+  if (name.rfind("sandbox", 0) == 0) return "sandbox (Poco HTTP server)";
+  if (name.rfind("worker", 0) == 0) return "worker executor+poll";
+  if (name.rfind("kafka-broker", 0) == 0) return "rdkafka (rdk:*)";  // mock cluster, unnamed
+  return "bench main + other";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const int merchants = argc > 1 ? std::atoi(argv[1]) : 100;
+  const int64_t followers = argc > 2 ? std::atoll(argv[2]) : 100000;
+  constexpr int kPartitions = 32;
+  constexpr size_t kInFlight = 32;
+  const int64_t full_pages = merchants * (followers / 10000);
+
+  setThreadName("bench-main");
+  HarnessOptions ho;
+  for (int i = 0; i < merchants; ++i) ho.accounts.push_back(merchant(benchAppid("ovh", i), followers));
+  ho.partitions = kPartitions;
+  ho.page_cache_bytes = std::size_t{16} << 20;  // every page is fetched once: no reuse to gain
+  Harness h(std::move(ho));
+  WorkerOptions wo = h.workerOptions();
+  wo.max_in_flight = kInFlight;
+  h.startWorker(wo);
+
+  std::vector<std::pair<std::string, std::string>> jobs;
+  for (int i = 0; i < merchants; ++i) jobs.push_back({"ovh-" + std::to_string(i), benchAppid("ovh", i)});
+
+  const std::string load = loadAverage();
+  const auto cpu0 = threadCpu();
+  const double proc0 = processCpuSeconds();
+  const auto t0 = SteadyClock::now();
+  const int64_t t0_ms = systemMs();
+  h.enqueue(jobs);
+  const bool finished = h.waitFor(
+      [&](const WorkerStats& s) {
+        auto it = s.jobs_by_status.find("completed");
+        return it != s.jobs_by_status.end() && it->second >= merchants;
+      },
+      std::chrono::seconds(100));
+  const auto t1 = SteadyClock::now();
+  const int64_t t1_ms = systemMs();
+  const double proc1 = processCpuSeconds();
+  const auto cpu1 = threadCpu();
+  const WorkerStats stats = h.worker().stats();
+  const auto log = h.sandbox().callLog();
+  const int64_t calls = static_cast<int64_t>(log.size());
+  const int64_t first_call_ms = log.empty() ? t0_ms : log.front().t_ms;
+  h.stopWorker();
+
+  const double seconds = std::chrono::duration<double>(t1 - t0).count();
+  const double pages_per_s = static_cast<double>(stats.pages) / seconds;
+  const double openids_per_s = static_cast<double>(stats.openids) / seconds;
+  const double process_cpu = proc1 - proc0;
+  const CpuSplit split = cpuBetween(cpu0, cpu1, groupOf);
+  const double pages = static_cast<double>(std::max<int64_t>(1, stats.pages));
+  auto completed = stats.jobs_by_status.count("completed") ? stats.jobs_by_status.at("completed") : 0;
+
+  Table t(fmt("bench_worker_overhead: %d merchants x %lld followers (%lld full pages), "
+              "%d partitions, max_in_flight %zu, sandbox latency 0, one process",
+              merchants, static_cast<long long>(followers), static_cast<long long>(full_pages),
+              kPartitions, kInFlight));
+  t.add("jobs completed", fmt("%lld / %d", static_cast<long long>(completed), merchants),
+        fmt("%d", merchants), exactly(completed, merchants));
+  t.info("pages produced / WeChat calls", fmt("%lld / %lld", static_cast<long long>(stats.pages),
+                                                static_cast<long long>(calls)));
+  t.info("elapsed (first job enqueued -> last completed)", fmt("%.2f s", seconds));
+  t.info("  of which: first job enqueued -> first WeChat call", fmt("%.2f s", (first_call_ms - t0_ms) / 1000.0));
+  {
+    int64_t last_call_ms = first_call_ms;
+    for (const auto& e : log) last_call_ms = std::max(last_call_ms, e.t_ms);
+    t.info("  of which: first WeChat call -> last WeChat call", fmt("%.2f s", (last_call_ms - first_call_ms) / 1000.0));
+    t.info("  of which: last WeChat call -> last completed", fmt("%.2f s", (t1_ms - last_call_ms) / 1000.0));
+  }
+  t.add("pages/s end to end", fmt("%.0f", pages_per_s), ">= 250", atLeast(pages_per_s, 250));
+  t.info("pages/s from the first WeChat call", fmt("%.0f", static_cast<double>(stats.pages) / ((t1_ms - first_call_ms) / 1000.0)));
+  t.info("OpenIDs/s end to end", fmt("%.0f", openids_per_s));
+  t.info("process CPU (getrusage)", fmt("%.2f s = %.2f cores of 2", process_cpu, process_cpu / seconds));
+  t.info("load average at start (2 shared cores)", load);
+  t.info("process CPU per page", fmt("%.2f ms", 1000.0 * process_cpu / pages));
+  for (const auto& [group, s] : split.by_group) {
+    t.info("  CPU per page: " + group,
+           fmt("%.2f ms (%.0f%%)", 1000.0 * s / pages, 100.0 * s / std::max(1e-9, split.total)));
+  }
+  t.info("  CPU of threads that ended during the run", fmt("%.2f ms", 1000.0 * std::max(0.0, process_cpu - split.total) / pages));
+  const double worker_cpu = split.by_group.count("worker executor+poll")
+                                ? split.by_group.at("worker executor+poll")
+                                : 0.0;
+  t.info("worker's own CPU per page (executor+poll)", fmt("%.2f ms", 1000.0 * worker_cpu / pages));
+  // A lane's cycle from the sandbox's log: between a merchant's 1st and 2nd call no page is
+  // produced (the first page is held); every later call waits for the previous page's delivery.
+  {
+    std::vector<double> first_gaps, later_gaps;
+    for (const auto& [appid, times] : callTimesByAppid(log, sandbox::kEndpointUserGet)) {
+      if (times.size() > 1) first_gaps.push_back(static_cast<double>(times[1] - times[0]));
+      for (size_t i = 2; i < times.size(); ++i) later_gaps.push_back(static_cast<double>(times[i] - times[i - 1]));
+    }
+    t.info("lane cycle, call 1 -> 2 (nothing to deliver), median", fmt("%.0f ms", percentile(first_gaps, 0.5)));
+    t.info("lane cycle, call k -> k+1 (after page k-1 delivered), median", fmt("%.0f ms", percentile(later_gaps, 0.5)));
+    t.info("lane cycle, call k -> k+1, p90", fmt("%.0f ms", percentile(later_gaps, 0.9)));
+  }
+  t.info("produce errors", fmt("%lld", static_cast<long long>(stats.produce_errors)));
+  t.print(commandLine(argc, argv));
+
+  // The evidence: the busiest thread names.
+  std::vector<std::pair<double, std::string>> names;
+  for (const auto& [name, s] : split.by_name) names.push_back({s, name});
+  std::sort(names.rbegin(), names.rend());
+  std::printf("\nCPU by thread name (threads of one name summed), over the %.2f s run:\n", seconds);
+  std::printf("| %-16s | %9s | %10s | %6s |\n", "thread name", "CPU s", "ms / page", "share");
+  std::printf("|------------------|-----------|------------|--------|\n");
+  for (size_t i = 0; i < names.size() && i < 12; ++i) {
+    std::printf("| %-16s | %9.2f | %10.3f | %5.1f%% |\n", names[i].second.c_str(), names[i].first,
+                1000.0 * names[i].first / pages, 100.0 * names[i].first / std::max(1e-9, split.total));
+  }
+  if (!finished) std::printf("\nnot every job completed within 100 s\n");
+  return finished ? 0 : 1;
+}
