@@ -549,6 +549,10 @@ void Worker::onPage(const std::shared_ptr<Run>& run, FollowerPage page) {
       if (r->cancelled) return abandon(r);
       r->seq = r->held_seq;  // every page before the held one is delivered
       r->openids += delivered;
+      log_.info("page delivered", {{"job_id", r->job.job_id},
+                                   {"appid", r->job.appid},
+                                   {"seq", std::to_string(r->seq - 1)},
+                                   {"count", std::to_string(delivered)}});
       produceAll(r, {progressMessage(*r, "running")}, {});
       schedule(r, {});
     });

@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include <Poco/Pipe.h>
+#include <Poco/PipeStream.h>
 #include <Poco/Net/ServerSocket.h>
 #include <Poco/Process.h>
 
@@ -495,4 +496,38 @@ TEST_CASE("two workers from one config with a fixed metrics port both run", "[wo
   Poco::Process::requestTermination(two.id());
   CHECK(one.wait() == 0);
   CHECK(two.wait() == 0);
+}
+
+TEST_CASE("enqueue then collect against a running worker give the full follower list",
+          "[worker][integration]") {
+  WorkerFixture f({merchant("wxcli", 23000)});
+  std::string config = f.writeConfig();
+  auto worker = f.launchWorker(config, "worker");
+  auto run = [](const std::vector<std::string>& args) {
+    Poco::Pipe out;
+    auto ph = Poco::Process::launch(FANPULL_BINARY, args, nullptr, &out, nullptr);
+    Poco::PipeInputStream in(out);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    return std::make_pair(ph.wait(), text);
+  };
+  auto [enqueued, enqueue_out] =
+      run({"enqueue", "--config", config, "--appid", "wxcli", "--job-id", "j-cli"});
+  CHECK(enqueued == 0);
+  CHECK(enqueue_out.rfind("j-cli wxcli partition", 0) == 0);
+  std::string out_file = f.dir().file("followers.txt");
+  auto [collected, summary] = run({"collect", "--config", config, "--job-id", "j-cli", "--out",
+                                   out_file, "--timeout", "60"});
+  INFO(summary << f.childLogs());
+  CHECK(collected == 0);
+  CHECK(summary.find("status: complete") != std::string::npos);
+  std::ifstream in(out_file);
+  std::string line;
+  int64_t i = 0;
+  while (std::getline(in, line)) {
+    REQUIRE(line == sandbox::sandboxOpenId("wxcli", i));
+    ++i;
+  }
+  CHECK(i == 23000);
+  Poco::Process::requestTermination(worker.id());
+  CHECK(worker.wait() == 0);
 }
