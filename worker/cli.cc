@@ -51,7 +51,8 @@ std::vector<Command> commands() {
        "Runs librdkafka's mock cluster, prints bootstrap.servers on the first stdout line and\n"
        "serves until SIGTERM or SIGINT.",
        {{"brokers", "N", "number of brokers (default 3)"},
-        {"partitions", "N", "default partitions of a new topic (default 4)"},
+        {"partitions", "N",
+         "partitions of the fanpull.* topics created at start (default 4; other topics get 4)"},
         kHelp},
        brokerCommand},
       {"sandbox", "[--listen HOST:PORT] [--accounts FILE | --demo]",
