@@ -5,7 +5,9 @@ JOBS ?= 2
 BUILD_TYPE ?= RelWithDebInfo
 CMAKE_FLAGS ?=
 
-.PHONY: all deps configure build demo test test-unit test-integration test-slow bench clean
+FUZZ_SECONDS ?= 60
+
+.PHONY: all deps configure build demo test test-unit test-integration test-slow bench fuzz clean
 
 all: build
 
@@ -44,5 +46,17 @@ bench: build
 	./$(BUILD)/bench/bench_memory
 	./$(BUILD)/bench/bench_token_storm
 
+# libFuzzer targets (job parser, getFans answer parser, config and tenants loaders), each run for
+# FUZZ_SECONDS on its corpus in fuzz/corpus/ (new inputs found go to build-fuzz/corpus-*).
+fuzz:
+	@scripts/install-deps clang-14 libclang-rt-14-dev
+	@CXX=clang++-14 cmake -S . -B build-fuzz -DFANPULL_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@cmake --build build-fuzz -j$(JOBS)
+	@for t in job page config; do \
+	  mkdir -p build-fuzz/corpus-$$t && \
+	  ./build-fuzz/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	    build-fuzz/corpus-$$t fuzz/corpus/$$t || exit 1; \
+	done
+
 clean:
-	rm -rf $(BUILD)
+	rm -rf $(BUILD) build-fuzz

@@ -168,7 +168,7 @@ std::variant<WorkerConfig, std::vector<ConfigProblem>> parseWorkerConfig(const s
   json root;
   try {
     root = json::parse(text);
-  } catch (const json::parse_error& ex) {
+  } catch (const json::exception& ex) {
     problems.push_back({file, "", std::string("not valid JSON: ") + ex.what()});
     return problems;
   }

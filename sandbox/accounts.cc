@@ -238,7 +238,7 @@ SandboxFile parseSandboxJson(const std::string& text, const std::string& file) {
   json doc;
   try {
     doc = json::parse(text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {
     r.fail("", std::string("invalid JSON: ") + e.what());
   }
   r.object(doc, "(top level)");

@@ -73,7 +73,7 @@ TenantsLoad parseTenants(const std::string& text, const std::string& file,
   json root;
   try {
     root = json::parse(text);
-  } catch (const json::parse_error& ex) {
+  } catch (const json::exception& ex) {
     problem("", "", std::string("not valid JSON: ") + ex.what());
     return problems;
   }

@@ -61,7 +61,7 @@ Result<std::map<std::string, TokenState>> parseState(const std::string& text,
   json root;
   try {
     root = json::parse(text);
-  } catch (const json::parse_error&) {
+  } catch (const json::exception&) {
     return storeError(path + ": not a token state file (invalid JSON)");
   }
   if (!root.is_object() || !root.contains("authorizers") || !root["authorizers"].is_object()) {

@@ -106,3 +106,10 @@ TEST_CASE("a listen address is split into host and port", "[config][unit]") {
   CHECK_FALSE(splitHostPort("127.0.0.1", &host, &port));
   CHECK_FALSE(splitHostPort(":80", &host, &port));
 }
+
+TEST_CASE("a number too large for any type is a problem and not a crash", "[config][unit]") {
+  auto ps = problemsOf(R"({"kafka": {"bootstrap_servers": "b:9092"}, "tenants_file": "t.json",
+                           "rate_limit": {"burst": 111111111111111111111e1111000}})");
+  REQUIRE(ps.size() == 1);
+  CHECK(ps[0].reason.rfind("not valid JSON", 0) == 0);
+}

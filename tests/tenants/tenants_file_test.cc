@@ -144,3 +144,11 @@ TEST_CASE("a merchant without set 2 or 100 is refused at admission, before any c
   CHECK(denied.error().error_class == ErrorClass::kPermissionDenied);
   CHECK(registry.admit("wxundeclared").ok());  // not declared: WeChat decides
 }
+
+TEST_CASE("a tenants file with an overflowing number is a problem and not a crash",
+          "[tenants][unit]") {
+  auto ps = problemsOf(R"({"tenants": [{"appid": "wxa", "authorizer_access_token": "t",
+                                        "func_info": [1e999999]}]})");
+  REQUIRE(ps.size() == 1);
+  CHECK(ps[0].reason.rfind("not valid JSON", 0) == 0);
+}

@@ -1,0 +1,22 @@
+// libFuzzer target: the getFans answer parser. Any bytes: a page whose count matches its OpenIDs
+// (every one a valid OpenID), or a classified Error; the page message of a parsed page parses back.
+#include <cstdint>
+#include <cstdlib>
+#include <string_view>
+
+#include "core/page_message.h"
+#include "core/user_list_parser.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  std::string_view input(reinterpret_cast<const char*>(data), size);
+  auto page = fanpull::parseUserListAnswer(input);
+  if (!page.ok()) return 0;
+  if (static_cast<size_t>(page->count) != page->size()) std::abort();
+  if (page->count > fanpull::kMaxOpenIdsPerPage) std::abort();
+  for (size_t i = 0; i < page->size(); ++i) {
+    if (!fanpull::isValidOpenId(page->openid(i))) std::abort();
+  }
+  std::string message = fanpull::encodePageMessage({"job", "wx", 0, false}, page.value());
+  if (message.empty() || message.front() != '{' || message.back() != '}') std::abort();
+  return 0;
+}
