@@ -226,6 +226,32 @@ class Scanner {
     }
   }
 
+  // One OpenID byte by byte from `start` (after its opening quote), escapes decoded; p_ ends
+  // after its closing quote.
+  bool scanOpenId(FollowerPage& page, const char* start, size_t index, std::string& slow) {
+    while (p_ < end_ && kUrlSafe[static_cast<unsigned char>(*p_)]) ++p_;
+    if (atEnd()) return truncated();
+    if (*p_ == '"') {
+      size_t len = static_cast<size_t>(p_ - start);
+      if (len == 0 || len > kMaxOpenIdLength) {
+        return fail("openid " + std::to_string(index) + " has length " + std::to_string(len));
+      }
+      page.add(std::string_view(start, len));
+      ++p_;
+      return true;
+    }
+    if (*p_ == '\\') {
+      // Escapes are legal JSON: decode, then hold the result to the same rule.
+      p_ = start - 1;
+      slow.clear();
+      if (!parseString(&slow)) return false;
+      if (!isValidOpenId(slow)) return fail("openid " + std::to_string(index) + " is malformed");
+      page.add(slow);
+      return true;
+    }
+    return fail("openid " + std::to_string(index) + " has a character outside [A-Za-z0-9_-]");
+  }
+
   // The "openid" array of "data": appended to page, each checked to be an OpenID.
   bool parseOpenIds(FollowerPage& page) {
     if (!expect('[')) return false;
@@ -249,42 +275,12 @@ class Scanner {
       if (size_t len = simdOpenIdLength(p_, end_)) {
         page.add(std::string_view(start, len));
         p_ += len + 1;
-        if (p_ < end_ && *p_ == ',') {
-          ++p_;
-          continue;
-        }
-        skipWs();
-        if (atEnd()) return truncated();
-        if (*p_ == ',') {
-          ++p_;
-          continue;
-        }
-        if (*p_ == ']') {
-          ++p_;
-          return true;
-        }
-        return fail("expected ',' or ']' after openid " + std::to_string(index));
+      } else if (!scanOpenId(page, start, index, slow)) {
+        return false;
       }
+#else
+      if (!scanOpenId(page, start, index, slow)) return false;
 #endif
-      while (p_ < end_ && kUrlSafe[static_cast<unsigned char>(*p_)]) ++p_;
-      if (atEnd()) return truncated();
-      if (*p_ == '"') {
-        size_t len = static_cast<size_t>(p_ - start);
-        if (len == 0 || len > kMaxOpenIdLength) {
-          return fail("openid " + std::to_string(index) + " has length " + std::to_string(len));
-        }
-        page.add(std::string_view(start, len));
-        ++p_;
-      } else if (*p_ == '\\') {
-        // Escapes are legal JSON: decode, then hold the result to the same rule.
-        p_ = start - 1;
-        slow.clear();
-        if (!parseString(&slow)) return false;
-        if (!isValidOpenId(slow)) return fail("openid " + std::to_string(index) + " is malformed");
-        page.add(slow);
-      } else {
-        return fail("openid " + std::to_string(index) + " has a character outside [A-Za-z0-9_-]");
-      }
       skipWs();
       if (atEnd()) return truncated();
       if (*p_ == ',') {

@@ -595,12 +595,7 @@ void Worker::onError(const std::shared_ptr<Run>& run, const Error& error) {
         if (why.error_class == ErrorClass::kRetryable) {
           // The renewal itself failed for now (network, ticket): try again later.
           run->renewed = false;
-          std::optional<Duration> delay;
-          {
-            std::lock_guard<std::mutex> lock(random_mutex_);
-            Backoff backoff(options_.backoff, random_);
-            delay = backoff.delayAfter(++run->failures);
-          }
+          std::optional<Duration> delay = nextBackoff(*run);
           if (!delay) return fail(run, why);
           return schedule(run, now + *delay);
         }
@@ -617,12 +612,7 @@ void Worker::onError(const std::shared_ptr<Run>& run, const Error& error) {
     }
     case ErrorClass::kRetryable:
     case ErrorClass::kUnknown: {
-      std::optional<Duration> delay;
-      {
-        std::lock_guard<std::mutex> lock(random_mutex_);
-        Backoff backoff(options_.backoff, random_);
-        delay = backoff.delayAfter(++run->failures);
-      }
+      std::optional<Duration> delay = nextBackoff(*run);
       if (!delay) return fail(run, error);
       return schedule(run, now + *delay);
     }
@@ -634,6 +624,12 @@ void Worker::onError(const std::shared_ptr<Run>& run, const Error& error) {
     default:
       return fail(run, error);
   }
+}
+
+std::optional<Duration> Worker::nextBackoff(Run& run) {
+  std::lock_guard<std::mutex> lock(random_mutex_);
+  Backoff backoff(options_.backoff, random_);
+  return backoff.delayAfter(++run.failures);
 }
 
 void Worker::complete(const std::shared_ptr<Run>& run, std::vector<Outgoing> pages) {

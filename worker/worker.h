@@ -121,6 +121,9 @@ class Worker {
   void callOnce(const std::shared_ptr<Run>& run);
   void onPage(const std::shared_ptr<Run>& run, FollowerPage page);
   void onError(const std::shared_ptr<Run>& run, const Error& error);
+  // Counts one more failure of the run; the wait before its next attempt, or nullopt when its
+  // attempts are spent.
+  std::optional<Duration> nextBackoff(Run& run);
   void complete(const std::shared_ptr<Run>& run, std::vector<Outgoing> pages);
   void fail(const std::shared_ptr<Run>& run, const Error& error);
   void defer(const std::shared_ptr<Run>& run, TimePoint until, const Error& error);
