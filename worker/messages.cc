@@ -55,6 +55,10 @@ std::string encodeProgress(const ProgressRecord& p) {
                         {"offset", p.source_offset}}},
             {"retry_at_ms", p.retry_at_ms},
             {"updated_ms", p.updated_ms}};
+  if (p.events_partition >= 0 && p.events_offset >= 0) {
+    j["events"] = {{"partition", p.events_partition}, {"offset", p.events_offset}};
+  }
+  if (!p.end_event.empty()) j["end_event"] = p.end_event;
   return j.dump();
 }
 
@@ -75,6 +79,12 @@ std::optional<ProgressRecord> parseProgress(std::string_view value) {
     p.source_offset = src.at("offset").get<int64_t>();
     p.retry_at_ms = j.value("retry_at_ms", int64_t{0});
     p.updated_ms = j.value("updated_ms", int64_t{0});
+    if (auto events = j.find("events"); events != j.end() && events->is_object()) {
+      p.events_partition = events->value("partition", int32_t{-1});
+      p.events_offset = events->value("offset", int64_t{-1});
+    }
+    p.end_event = j.value("end_event", std::string());
+    if (p.state == kProgressEnding && p.end_event.empty()) return std::nullopt;
     return p;
   } catch (const json::exception&) {
     return std::nullopt;

@@ -38,11 +38,22 @@ struct JobEvent {
 //  "retry_at","ts"}: every string passes through the Redactor.
 std::string encodeEvent(const JobEvent& event, TimePoint now);
 
+// Progress states. A job ends in two steps so that its end event is written exactly once even
+// when the worker dies in between: "ending" (with the end event it is about to write) is
+// checkpointed first, then the event, then "completed" or "failed". A job found "ending" after a
+// restart is in doubt: its end event is looked for in the events topic from `events_offset`
+// and written only when it is not there.
+inline constexpr char kProgressRunning[] = "running";
+inline constexpr char kProgressDeferred[] = "deferred";
+inline constexpr char kProgressEnding[] = "ending";
+inline constexpr char kProgressCompleted[] = "completed";
+inline constexpr char kProgressFailed[] = "failed";
+
 // Where a job's walk stands, written to the progress topic after each delivered page.
 struct ProgressRecord {
   std::string job_id;
   std::string appid;
-  std::string state;   // running, deferred, completed, failed
+  std::string state;   // running, deferred, ending, completed, failed
   int64_t seq = 0;     // pages delivered (the next page's seq)
   std::string cursor;  // the next_openid to call with next
   int64_t openids = 0;
@@ -51,6 +62,11 @@ struct ProgressRecord {
   int64_t source_offset = -1;
   int64_t retry_at_ms = 0;  // deferred: unix ms when the walk resumes
   int64_t updated_ms = 0;
+  // Where the job's events are: the partition and offset of its first event (-1: not known).
+  // Its end event, if written, is in that partition after that offset.
+  int32_t events_partition = -1;
+  int64_t events_offset = -1;
+  std::string end_event;  // ending: the event message (completed or failed) about to be written
 };
 
 std::string encodeProgress(const ProgressRecord& record);

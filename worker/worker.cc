@@ -7,6 +7,7 @@
 
 #include "core/error_class.h"
 #include "core/page_message.h"
+#include "worker/kafka/topic_scan.h"
 #include "worker/messages.h"
 #include "worker/metrics.h"
 
@@ -38,6 +39,10 @@ struct Worker::Run {
   std::string token;
 
   bool deferred = false;  // counted in stats_.deferred until the walk resumes
+
+  // The partition and offset of the job's first delivered event (-1: none yet).
+  std::atomic<int32_t> events_partition{-1};
+  std::atomic<int64_t> events_offset{-1};
 
   std::atomic<bool> cancelled{false};
   std::atomic<int> calling{0};  // a call to WeChat in progress
@@ -260,16 +265,22 @@ void Worker::onMessage(const kafka::ConsumedMessage& m) {
     return;
   }
   if (record && same_source) {
-    if (record->state == "completed" || record->state == "failed") {
+    if (record->state == kProgressCompleted || record->state == kProgressFailed) {
       // Delivered again after a restart: its outcome is already in the events topic.
       finishOffset(m.topic, m.partition, m.offset);
+      return;
+    }
+    run->events_partition = record->events_partition;
+    run->events_offset = record->events_offset;
+    if (record->state == kProgressEnding) {
+      settleEnding(run, *record);
       return;
     }
     run->resumed = true;
     run->seq = record->seq;
     run->cursor = record->cursor;
     run->openids = record->openids;
-    if (record->state == "deferred") {
+    if (record->state == kProgressDeferred) {
       run->resume_at = TimePoint(std::chrono::milliseconds(record->retry_at_ms));
     }
   } else {
@@ -343,7 +354,12 @@ void Worker::onAssigned(const std::vector<kafka::TopicPartition>& partitions) {
   // The previous owner's checkpoints must be known before its jobs are taken over.
   auto loaded = progress_.loadFromTopic(options_.bootstrap_servers, options_.topics.progress,
                                         options_.properties, std::chrono::seconds(30));
-  if (!loaded.ok()) log_.warn("progress not re-read", {{"error", loaded.error().describe()}});
+  if (!loaded.ok()) {
+    log_.warn("progress not re-read", {{"error", loaded.error().describe()}});
+  } else {
+    log_.info("progress re-read", {{"records", std::to_string(*loaded)},
+                                   {"jobs_known", std::to_string(progress_.size())}});
+  }
   std::lock_guard<std::mutex> lock(mutex_);
   for (const auto& tp : partitions) partitions_[tp];
   stats_.assigned_partitions = static_cast<int64_t>(partitions_.size());
@@ -553,7 +569,7 @@ void Worker::onPage(const std::shared_ptr<Run>& run, FollowerPage page) {
                                    {"appid", r->job.appid},
                                    {"seq", std::to_string(r->seq - 1)},
                                    {"count", std::to_string(delivered)}});
-      produceAll(r, {progressMessage(*r, "running")}, {});
+      produceAll(r, {progressMessage(*r, kProgressRunning)}, {});
       schedule(r, {});
     });
     return;
@@ -636,15 +652,14 @@ void Worker::complete(const std::shared_ptr<Run>& run, std::vector<Outgoing> pag
   auto r = run;
   produceAll(run, std::move(pages), [this, r] {
     if (r->cancelled) return abandon(r);
-    produceAll(r, {eventMessage(*r, "completed"), progressMessage(*r, "completed")},
-               [this, r] {
-                 count(&WorkerStats::jobs_by_status, "completed");
-                 log_.info("job completed", {{"job_id", r->job.job_id},
-                                             {"appid", r->job.appid},
-                                             {"pages", std::to_string(r->seq)},
-                                             {"openids", std::to_string(r->openids)}});
-                 finish(r);
-               });
+    end(r, eventMessage(*r, "completed"), kProgressCompleted, [this, r] {
+      count(&WorkerStats::jobs_by_status, "completed");
+      log_.info("job completed", {{"job_id", r->job.job_id},
+                                  {"appid", r->job.appid},
+                                  {"pages", std::to_string(r->seq)},
+                                  {"openids", std::to_string(r->openids)}});
+      finish(r);
+    });
   });
 }
 
@@ -653,11 +668,77 @@ void Worker::fail(const std::shared_ptr<Run>& run, const Error& error) {
                            {"appid", run->job.appid},
                            {"error", error.describe()}});
   auto r = run;
-  produceAll(run, {eventMessage(*run, "failed", error), progressMessage(*run, "failed")},
-             [this, r] {
-               count(&WorkerStats::jobs_by_status, "failed");
-               finish(r);
+  end(run, eventMessage(*run, "failed", error), kProgressFailed, [this, r] {
+    count(&WorkerStats::jobs_by_status, "failed");
+    finish(r);
+  });
+}
+
+void Worker::end(const std::shared_ptr<Run>& run, Outgoing event, const std::string& state,
+                 std::function<void()> then) {
+  // Once "ending" is written the end goes through even if the partition is revoked meanwhile:
+  // revocation waits for it, and whoever reads "ending" next looks for the event before writing.
+  auto r = run;
+  auto e = std::make_shared<Outgoing>(std::move(event));
+  produceAll(run, {progressMessage(*run, kProgressEnding, {}, e->value)},
+             [this, r, e, state, then = std::move(then)]() mutable {
+               produceAll(r, {std::move(*e)}, [this, r, state, then = std::move(then)]() mutable {
+                 produceAll(r, {progressMessage(*r, state)}, std::move(then));
+               });
              });
+}
+
+void Worker::settleEnding(const std::shared_ptr<Run>& run, const ProgressRecord& record) {
+  nlohmann::json event = nlohmann::json::parse(record.end_event, nullptr, false);
+  std::string status = event.is_object() ? event.value("status", "") : "";
+  const std::string state = status == "failed" ? kProgressFailed : kProgressCompleted;
+  run->seq = record.seq;
+  run->cursor = record.cursor;
+  run->openids = record.openids;
+  run->begun = true;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    active_[run->job.job_id] = run;
+  }
+  run->pending++;  // a revocation waits for the settling
+  executor_->post([this, run, record, status, state] {
+    std::map<int32_t, int64_t> from;
+    if (record.events_partition >= 0) from[record.events_partition] = record.events_offset;
+    bool found = false;
+    auto scanned = kafka::scanToEnd(
+        options_.bootstrap_servers, options_.properties, options_.topics.events, from,
+        [&](const kafka::ConsumedMessage& m) {
+          if (found || m.value.find(run->job.job_id) == std::string::npos) return;
+          nlohmann::json e = nlohmann::json::parse(m.value, nullptr, false);
+          if (e.is_object() && e.value("job_id", "") == run->job.job_id &&
+              e.value("status", "") == status) {
+            found = true;
+          }
+        },
+        std::chrono::seconds(30));
+    if (!scanned.ok() || run->cancelled) {
+      // Not settled here: the job's message stays unfinished, so whoever reads it next settles it.
+      if (!scanned.ok()) {
+        log_.warn("job end in doubt, not settled", {{"job_id", run->job.job_id},
+                                                    {"appid", run->job.appid},
+                                                    {"error", scanned.error().describe()}});
+      }
+      run->pending--;
+      return;
+    }
+    log_.info(found ? "job end found written" : "job end written after a restart",
+              {{"job_id", run->job.job_id}, {"appid", run->job.appid}, {"status", status}});
+    std::vector<Outgoing> out;
+    if (!found) out.push_back({options_.topics.events, record.end_event, {}});
+    auto r = run;
+    produceAll(run, std::move(out), [this, r, state, status, found] {
+      produceAll(r, {progressMessage(*r, state)}, [this, r, status, found] {
+        if (!found) count(&WorkerStats::jobs_by_status, status);
+        finish(r);
+      });
+    });
+    run->pending--;
+  });
 }
 
 void Worker::defer(const std::shared_ptr<Run>& run, TimePoint until, const Error& error) {
@@ -778,7 +859,7 @@ Worker::Outgoing Worker::eventMessage(const Run& run, const std::string& status,
 }
 
 Worker::Outgoing Worker::progressMessage(const Run& run, const std::string& state,
-                                         TimePoint retry_at) {
+                                         TimePoint retry_at, const std::string& end_event) {
   ProgressRecord p;
   p.job_id = run.job.job_id;
   p.appid = run.job.appid;
@@ -792,6 +873,9 @@ Worker::Outgoing Worker::progressMessage(const Run& run, const std::string& stat
   p.source_offset = run.offset;
   p.retry_at_ms = retry_at == TimePoint{} ? 0 : unixMs(retry_at);
   p.updated_ms = unixMs(clock_.now());
+  p.events_partition = run.events_partition;
+  p.events_offset = run.events_offset;
+  p.end_event = end_event;
   progress_.apply(p);
   return {options_.topics.progress, encodeProgress(p), {}};
 }
@@ -806,17 +890,33 @@ void Worker::produceAll(const std::shared_ptr<Run>& run, std::vector<Outgoing> m
   auto remaining = std::make_shared<std::atomic<size_t>>(messages.size());
   auto continuation = std::make_shared<std::function<void()>>(std::move(then));
   for (auto& m : messages) {
+    const bool event = m.topic == options_.topics.events;
     produceOne(run->job.appid, std::make_shared<Outgoing>(std::move(m)),
-               [this, run, remaining, continuation] {
+               [this, run, remaining, continuation, event](const kafka::Delivery& d) {
+                 if (event) {
+                   // The job's first event: its end event, if any, is later in this partition.
+                   int64_t none = -1;
+                   if (run->events_offset.compare_exchange_strong(none, d.offset)) {
+                     run->events_partition = d.partition;
+                   }
+                 }
                  if (--*remaining != 0) return;
-                 if (*continuation) executor_->post(*continuation);
-                 run->pending--;
+                 if (!*continuation) {
+                   run->pending--;
+                   return;
+                 }
+                 // Still pending until the continuation ran: a revocation waiting for this run
+                 // also waits for what the continuation produces.
+                 executor_->post([run, continuation] {
+                   (*continuation)();
+                   run->pending--;
+                 });
                });
   }
 }
 
 void Worker::produceOne(const std::string& appid, std::shared_ptr<Outgoing> message,
-                        std::function<void()> delivered) {
+                        std::function<void(const kafka::Delivery&)> delivered) {
   auto attempt = std::make_shared<std::function<void()>>();
   *attempt = [this, appid, message, delivered, attempt] {
     auto queued = producer_->produce(
@@ -824,7 +924,7 @@ void Worker::produceOne(const std::string& appid, std::shared_ptr<Outgoing> mess
         [this, delivered, attempt](const Result<kafka::Delivery>& d) {
           if (d.ok()) {
             *attempt = nullptr;  // breaks the attempt's reference to itself
-            delivered();
+            delivered(d.value());
             return;
           }
           {

@@ -126,6 +126,13 @@ class Worker {
   std::optional<Duration> nextBackoff(Run& run);
   void complete(const std::shared_ptr<Run>& run, std::vector<Outgoing> pages);
   void fail(const std::shared_ptr<Run>& run, const Error& error);
+  // Writes the job's end event exactly once: checkpoint "ending" (with the event), the event,
+  // then the final state; `then` runs after the last of them is delivered.
+  void end(const std::shared_ptr<Run>& run, Outgoing event, const std::string& state,
+           std::function<void()> then);
+  // A job found "ending" after a restart or a rebalance: writes its end event unless the events
+  // topic already has it, then checkpoints the final state and finishes the job's offset.
+  void settleEnding(const std::shared_ptr<Run>& run, const ProgressRecord& record);
   void defer(const std::shared_ptr<Run>& run, TimePoint until, const Error& error);
   void reject(const std::shared_ptr<Run>& run, const Error& error);
   // Ends the job (its offset may be committed) and starts the next one of its lane.
@@ -139,12 +146,13 @@ class Worker {
   Outgoing eventMessage(const Run& run, const std::string& status,
                         const std::optional<Error>& error = std::nullopt,
                         std::optional<TimePoint> retry_at = std::nullopt);
-  Outgoing progressMessage(const Run& run, const std::string& state, TimePoint retry_at = {});
+  Outgoing progressMessage(const Run& run, const std::string& state, TimePoint retry_at = {},
+                           const std::string& end_event = "");
   // Produces every message (retrying failed deliveries), then runs `then` on the executor.
   void produceAll(const std::shared_ptr<Run>& run, std::vector<Outgoing> messages,
                   std::function<void()> then);
   void produceOne(const std::string& appid, std::shared_ptr<Outgoing> message,
-                  std::function<void()> delivered);
+                  std::function<void(const kafka::Delivery&)> delivered);
   void finishOffset(const std::string& topic, int32_t partition, int64_t offset);
   void count(std::map<std::string, int64_t> WorkerStats::*field, const std::string& key);
 

@@ -180,10 +180,14 @@ class WorkerFixture {
     worker_.reset();
   }
 
-  void enqueue(const std::string& appid, const std::string& value) {
-    auto r = producer_->produce(topics_.jobs, appid, value);
+  // Writes one message to any topic, keyed like the worker keys it (by appid).
+  void produce(const std::string& topic, const std::string& appid, const std::string& value) {
+    auto r = producer_->produce(topic, appid, value);
     REQUIRE(r.ok());
     REQUIRE(producer_->flush(std::chrono::seconds(10)).ok());
+  }
+  void enqueue(const std::string& appid, const std::string& value) {
+    produce(topics_.jobs, appid, value);
   }
   void enqueueJob(const std::string& job_id, const std::string& appid,
                   const std::string& cursor = "") {

@@ -322,7 +322,7 @@ TEST_CASE("the message encoders write what the published schemas describe", "[wo
   }
 
   // Progress records of every state.
-  for (const char* state : {"running", "deferred", "completed", "failed"}) {
+  for (const char* state : {"running", "deferred", "ending", "completed", "failed"}) {
     ProgressRecord p;
     p.job_id = "j-unit";
     p.appid = "wxschemaunit";
@@ -335,6 +335,12 @@ TEST_CASE("the message encoders write what the published schemas describe", "[wo
     p.source_offset = 42;
     p.retry_at_ms = std::string(state) == "deferred" ? 1795881600000 : 0;
     p.updated_ms = 1795798800000;
+    p.events_partition = 3;
+    p.events_offset = 17;
+    if (std::string(state) == "ending") {
+      JobEvent end{"j-unit", "wxschemaunit", "completed", 1, 10000, std::nullopt, std::nullopt};
+      p.end_event = encodeEvent(end, now);
+    }
     std::string text = encodeProgress(p);
     auto errors = progress.validate(json::parse(text));
     INFO(text << "\n" << joined(errors));
@@ -643,7 +649,7 @@ TEST_CASE("every message a worker writes matches its published schema", "[worker
     CHECK(value["source"]["topic"] == f.topics().jobs);
     states.insert(value["state"].get<std::string>());
   }
-  CHECK(states == std::set<std::string>{"running", "deferred", "completed", "failed"});
+  CHECK(states == std::set<std::string>{"running", "deferred", "ending", "completed", "failed"});
 }
 
 TEST_CASE("a rejected job whose key is not UTF-8 still gets a UTF-8 JSON event",

@@ -1,0 +1,141 @@
+// Progress checkpoints: what a record keeps across a restart, which record of a job wins in the
+// store, and reading a topic to its end (the progress topic, and the events topic when a job's
+// end is in doubt).
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+
+#include "worker/kafka/embedded_broker.h"
+#include "worker/kafka/producer.h"
+#include "worker/kafka/topic_scan.h"
+#include "worker/messages.h"
+#include "worker/progress_store.h"
+
+using namespace std::chrono_literals;
+using fanpull::encodeProgress;
+using fanpull::parseProgress;
+using fanpull::ProgressRecord;
+using fanpull::ProgressStore;
+namespace kafka = fanpull::kafka;
+
+namespace {
+
+ProgressRecord record(const std::string& state, int64_t updated_ms) {
+  ProgressRecord p;
+  p.job_id = "j-1";
+  p.appid = "wxprogress";
+  p.state = state;
+  p.seq = 2;
+  p.cursor = "oCURSOR";
+  p.openids = 20000;
+  p.source_topic = "fanpull.jobs";
+  p.source_partition = 1;
+  p.source_offset = 7;
+  p.updated_ms = updated_ms;
+  return p;
+}
+
+}  // namespace
+
+TEST_CASE("a progress record keeps where its events are and the end event it is writing",
+          "[worker][unit]") {
+  ProgressRecord p = record("ending", 1000);
+  p.events_partition = 2;
+  p.events_offset = 41;
+  p.end_event = R"({"job_id":"j-1","status":"completed"})";
+  auto back = parseProgress(encodeProgress(p));
+  REQUIRE(back);
+  CHECK(back->state == "ending");
+  CHECK(back->events_partition == 2);
+  CHECK(back->events_offset == 41);
+  CHECK(back->end_event == p.end_event);
+  CHECK(back->cursor == "oCURSOR");
+
+  // Written before any event was delivered: no position, read back as unknown.
+  ProgressRecord early = record("running", 1000);
+  auto early_back = parseProgress(encodeProgress(early));
+  REQUIRE(early_back);
+  CHECK(early_back->events_partition == -1);
+  CHECK(early_back->events_offset == -1);
+  CHECK(encodeProgress(early).find("\"events\"") == std::string::npos);
+
+  // "ending" without the event it is writing cannot be settled: not a progress record.
+  ProgressRecord broken = record("ending", 1000);
+  CHECK_FALSE(parseProgress(encodeProgress(broken)));
+}
+
+TEST_CASE("a job's newest record wins but never moves it back from ending or finished",
+          "[worker][unit]") {
+  ProgressStore store;
+  store.apply(record("running", 1000));
+  store.apply(record("running", 900));  // older: ignored
+  REQUIRE(store.find("j-1"));
+  CHECK(store.find("j-1")->updated_ms == 1000);
+
+  ProgressRecord ending = record("ending", 1100);
+  ending.end_event = "{}";
+  store.apply(ending);
+  store.apply(record("running", 1200));  // a late checkpoint of the walk
+  CHECK(store.find("j-1")->state == "ending");
+  store.apply(record("deferred", 1200));
+  CHECK(store.find("j-1")->state == "ending");
+
+  store.apply(record("completed", 1100));  // same millisecond as ending: still later
+  CHECK(store.find("j-1")->state == "completed");
+  store.apply(ending);
+  store.apply(record("running", 5000));
+  CHECK(store.find("j-1")->state == "completed");
+  CHECK(store.size() == 1);
+}
+
+TEST_CASE("a topic scan reads each partition from its offset to the end it had when it began",
+          "[worker][integration]") {
+  auto broker = kafka::EmbeddedBroker::start(1);
+  REQUIRE(broker.ok());
+  const std::string topic = "scan." + std::to_string(::getpid());
+  REQUIRE((*broker)->createTopic(topic, 2).ok());
+  kafka::ProducerOptions options;
+  options.bootstrap_servers = (*broker)->bootstrapServers();
+  options.log = [](int, const std::string&, const std::string&) {};
+  auto producer = kafka::Producer::create(options);
+  REQUIRE(producer.ok());
+  // Twenty keys spread over both partitions.
+  for (int i = 0; i < 20; ++i) {
+    REQUIRE((*producer)->produce(topic, "k" + std::to_string(i), "v" + std::to_string(i)).ok());
+  }
+  REQUIRE((*producer)->flush(10s).ok());
+  std::map<int32_t, std::vector<std::pair<int64_t, std::string>>> seen;
+  auto all = kafka::scanToEnd(
+      (*broker)->bootstrapServers(), {{"log_level", "3"}}, topic, {},
+      [&](const kafka::ConsumedMessage& m) { seen[m.partition].push_back({m.offset, m.value}); },
+      20s);
+  REQUIRE(all.ok());
+  CHECK(*all == 20);
+  CHECK(seen[0].size() + seen[1].size() == 20);
+  REQUIRE(seen[0].size() >= 2);
+  for (const auto& [p, messages] : seen) {
+    for (size_t i = 0; i < messages.size(); ++i) CHECK(messages[i].first == static_cast<int64_t>(i));
+  }
+
+  // From offset 1 of partition 0 only.
+  std::vector<std::string> tail;
+  auto some = kafka::scanToEnd(
+      (*broker)->bootstrapServers(), {{"log_level", "3"}}, topic, {{0, 1}},
+      [&](const kafka::ConsumedMessage& m) {
+        CHECK(m.partition == 0);
+        tail.push_back(m.value);
+      },
+      20s);
+  REQUIRE(some.ok());
+  REQUIRE(tail.size() == seen[0].size() - 1);
+  for (size_t i = 0; i < tail.size(); ++i) CHECK(tail[i] == seen[0][i + 1].second);
+
+  // A topic that does not exist has nothing to read.
+  int visited = 0;
+  auto none = kafka::scanToEnd((*broker)->bootstrapServers(), {{"log_level", "3"}},
+                               topic + ".missing", {},
+                               [&](const kafka::ConsumedMessage&) { ++visited; }, 20s);
+  REQUIRE(none.ok());
+  CHECK(*none == 0);
+  CHECK(visited == 0);
+}
