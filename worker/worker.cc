@@ -786,7 +786,7 @@ void Worker::reject(const std::shared_ptr<Run>& run, const Error& error) {
 
 void Worker::finish(const std::shared_ptr<Run>& run) {
   finishOffset(run->topic, run->partition, run->offset);
-  releaseLane(run, true);
+  releaseLane(run);
 }
 
 void Worker::abandon(const std::shared_ptr<Run>& run) {
@@ -795,19 +795,19 @@ void Worker::abandon(const std::shared_ptr<Run>& run) {
   (void)run;
 }
 
-void Worker::releaseLane(const std::shared_ptr<Run>& run, bool pop) {
+void Worker::releaseLane(const std::shared_ptr<Run>& run) {
   std::shared_ptr<Run> next;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     auto a = active_.find(run->job.job_id);
     if (a != active_.end() && a->second == run) active_.erase(a);
     auto it = lanes_.find(run->job.appid);
-    if (it == lanes_.end()) return;
+    // A run that is not its lane's running job (one settled after a restart, or one revoked and
+    // dropped from its lane) hands nothing on: the lane's own job is running or scheduled.
+    if (it == lanes_.end() || it->second.jobs.empty() || it->second.jobs.front() != run) return;
     Lane& lane = it->second;
-    if (pop && !lane.jobs.empty() && lane.jobs.front() == run) {
-      lane.jobs.pop_front();
-      if (queued_ > 0) --queued_;
-    }
+    lane.jobs.pop_front();
+    if (queued_ > 0) --queued_;
     if (lane.jobs.empty()) {
       lanes_.erase(it);
       return;

@@ -139,7 +139,8 @@ class Worker {
   void finish(const std::shared_ptr<Run>& run);
   // The run stops without an outcome (revoked partition or shutdown).
   void abandon(const std::shared_ptr<Run>& run);
-  void releaseLane(const std::shared_ptr<Run>& run, bool pop);
+  // Drops a finished run from its lane and starts the lane's next job.
+  void releaseLane(const std::shared_ptr<Run>& run);
 
   std::vector<Outgoing> pageMessages(const std::shared_ptr<Run>& run, const FollowerPage& page,
                                      int64_t seq, bool last);

@@ -249,11 +249,22 @@ class WorkerFixture {
     return *msgs;
   }
 
+  std::vector<TopicMessage> allPages() {
+    auto msgs = readTopic(broker_->bootstrapServers(), topics_.pages);
+    REQUIRE(msgs.ok());
+    return *msgs;
+  }
+
   // Fails the test unless the job's pages are exactly the sandbox's followers of `appid` from
   // index `from`.
   void requireFollowers(const std::string& job_id, const std::string& appid, int64_t followers,
                         int64_t from = 0) {
-    JobPages p = pagesOf(job_id);
+    requireFollowersIn(allPages(), job_id, appid, followers, from);
+  }
+  // The same on pages already read (allPages()), for many jobs at once.
+  static void requireFollowersIn(const std::vector<TopicMessage>& pages, const std::string& job_id,
+                                 const std::string& appid, int64_t followers, int64_t from = 0) {
+    JobPages p = assemblePages(pages, job_id);
     INFO("job " << job_id << ": " << p.problem);
     REQUIRE(p.problem.empty());
     REQUIRE(static_cast<int64_t>(p.openids.size()) == followers - from);
@@ -268,7 +279,7 @@ class WorkerFixture {
   }
 
   // A worker config file for a `fanpull run` child process against this fixture.
-  std::string writeConfig(int max_in_flight = 8) {
+  std::string writeConfig(int max_in_flight = 8, const nlohmann::json& properties = {}) {
     nlohmann::json c = {
         {"kafka",
          {{"bootstrap_servers", broker_->bootstrapServers()},
@@ -279,7 +290,10 @@ class WorkerFixture {
             {"events", topics_.events},
             {"dlq", topics_.dlq},
             {"progress", topics_.progress}}},
-          {"properties", {{"session.timeout.ms", "6000"}, {"heartbeat.interval.ms", "500"}}}}},
+          {"properties", properties.is_null()
+                             ? nlohmann::json{{"session.timeout.ms", "6000"},
+                                              {"heartbeat.interval.ms", "500"}}
+                             : properties}}},
         {"wechat", {{"base_url", sandbox_->baseUrl()}, {"max_in_flight", max_in_flight}}},
         {"tenants_file", tenants_file_},
         {"token_state_file", dir_.file("tokens.json")},
@@ -300,6 +314,20 @@ class WorkerFixture {
                     log});
   }
 #endif
+  // Every line of the child processes' logs that contains `needle`, each prefixed with its log.
+  std::string childLogLines(const std::string& needle) {
+    std::string out;
+    for (const auto& path : child_logs_) {
+      std::ifstream in(path);
+      std::string line;
+      while (std::getline(in, line)) {
+        if (line.find(needle) != std::string::npos) {
+          out += path.substr(path.find_last_of('/') + 1) + ": " + line + "\n";
+        }
+      }
+    }
+    return out;
+  }
   std::string childLogs() {
     std::string out;
     for (const auto& path : child_logs_) {

@@ -348,11 +348,15 @@ TEST_CASE("a job found ending after a crash gets exactly one end event and no fu
   // A worker died after checkpointing "ending": the end event may or may not have been written.
   const bool event_written = GENERATE(true, false);
   INFO("end event already written: " << event_written);
-  WorkerFixture f({merchant("wxending", 30000)});
+  auto account = merchant("wxending", 30000);
+  account.latency_ms = 150;
+  WorkerFixture f({account});
   f.enqueueJob("j-ending", "wxending");
+  // The merchant's next job runs in the lane while the first one is settled.
+  f.enqueueJob("j-after-ending", "wxending");
   auto jobs = readTopic(f.broker().bootstrapServers(), f.topics().jobs);
   REQUIRE(jobs.ok());
-  REQUIRE(jobs->size() == 1);
+  REQUIRE(jobs->size() == 2);
   const TopicMessage& job = jobs->front();
 
   TimePoint now = f.clock().now();
@@ -399,8 +403,12 @@ TEST_CASE("a job found ending after a crash gets exactly one end event and no fu
   for (const auto& e : events) {
     if (e["status"] == "completed") CHECK(e.dump() == nlohmann::json::parse(end_event).dump());
   }
-  CHECK(f.sandbox().calls("wxending", sandbox::kEndpointUserGet) == 0);
   CHECK(f.pagesOf("j-ending").pages == 0);
+  f.waitForStatus({"j-after-ending"}, {"completed"});
+  f.requireFollowers("j-after-ending", "wxending", 30000);
+  CHECK(statusCount(f.eventsOf("j-after-ending"), "completed") == 1);
+  // Only the next job called WeChat: three pages and the call that found the end.
+  CHECK(f.sandbox().calls("wxending", sandbox::kEndpointUserGet) == 4);
   // Its offset is committed: a restarted worker does not settle it again.
   f.stopWorker();
   f.startWorker();
