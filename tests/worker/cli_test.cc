@@ -112,6 +112,59 @@ TEST_CASE("fanpull run with a config it cannot read exits 2 naming the file",
   CHECK(r.err.find("/nonexistent/fanpull.json: cannot read the file") != std::string::npos);
 }
 
+TEST_CASE("fanpull run with a broken tenants file exits 2 naming the file",
+          "[worker][integration]") {
+  struct Broken {
+    const char* what;
+    std::string config;   // the config file's text; TENANTS is replaced by the tenants path
+    std::string tenants;  // the tenants file's text
+    std::string says;     // in stderr, after the file's name
+  };
+  const std::string good_tenants =
+      R"({"tenants": [{"appid": "wx1", "authorizer_access_token": "tok-SECRET-1"}]})";
+  const std::string config =
+      R"({"kafka": {"bootstrap_servers": "127.0.0.1:1"}, "tenants_file": "TENANTS"})";
+  const std::vector<Broken> cases = {
+      {"tenants: truncated JSON", config, R"({"tenants": [{"appid": "wx1", )", "not valid JSON"},
+      {"tenants: no token", config, R"({"tenants": [{"appid": "wx1"}]})",
+       "wx1: authorizer_access_token: missing"},
+      {"tenants: wrong type", config, R"({"tenants": {"appid": "wx1"}})", "tenants"},
+      {"tenants: overflowing number", config,
+       R"({"tenants": [{"appid": "wx1", "authorizer_access_token": "tok-SECRET-1", "requests_per_second": 1e999999}]})",
+       "not valid JSON"},
+      {"tenants: not UTF-8", config, "{\"tenants\": [{\"appid\": \"wx\xff\"}]}", ""},
+      {"tenants: missing file", R"({"kafka": {"bootstrap_servers": "127.0.0.1:1"}, "tenants_file": "/nonexistent/tenants.json"})",
+       good_tenants, "cannot read"},
+      {"config: truncated JSON", R"({"kafka": {"bootstrap_servers": )", good_tenants,
+       "not valid JSON"},
+      {"config: wrong type", R"({"kafka": {"bootstrap_servers": 5}, "tenants_file": "TENANTS"})",
+       good_tenants, "kafka.bootstrap_servers"},
+      {"config: unknown key", R"({"kafka": {"bootstrap_servers": "127.0.0.1:1"}, "tenants_file": "TENANTS", "tenant_file": "x"})",
+       good_tenants, "tenant_file"},
+      {"config: empty file", "", good_tenants, ""},
+  };
+  for (size_t i = 0; i < cases.size(); ++i) {
+    const Broken& c = cases[i];
+    INFO(c.what);
+    std::string tenants = writeTemp("tenants-" + std::to_string(i) + ".json", c.tenants);
+    std::string text = c.config;
+    if (auto at = text.find("TENANTS"); at != std::string::npos) text.replace(at, 7, tenants);
+    std::string path = writeTemp("config-" + std::to_string(i) + ".json", text);
+    Run r = run({"run", "--config", path});
+    INFO(r.err);
+    CHECK(r.code == 2);
+    const bool tenants_case = std::string(c.what).rfind("tenants", 0) == 0;
+    const std::string named = tenants_case && c.config == config ? tenants
+                              : tenants_case                     ? "/nonexistent/tenants.json"
+                                                                 : path;
+    CHECK(r.err.find(named + ":") != std::string::npos);
+    CHECK(r.err.find(c.says) != std::string::npos);
+    CHECK(r.err.find("tok-SECRET-1") == std::string::npos);  // never the token
+    std::remove(tenants.c_str());
+    std::remove(path.c_str());
+  }
+}
+
 TEST_CASE("fanpull sandbox prints its base URL first and serves until SIGTERM",
           "[worker][integration]") {
   Pipe out_pipe, err_pipe;
