@@ -7,7 +7,13 @@ CMAKE_FLAGS ?=
 
 FUZZ_SECONDS ?= 60
 
-.PHONY: all deps configure build demo test test-unit test-integration test-slow bench fuzz clean
+# ccache shares objects between clones of the repository at different paths (CI builds a fresh
+# clone): paths under the clone are hashed relative to it.
+export CCACHE_BASEDIR ?= $(CURDIR)
+export CCACHE_NOHASHDIR ?= 1
+
+.PHONY: all deps configure build demo test test-unit test-integration test-slow test-asan \
+	test-tsan bench fuzz fuzz-ci ci clean
 
 all: build
 
@@ -35,6 +41,26 @@ test-integration: build
 test-slow: build
 	cd $(BUILD) && ctest --output-on-failure -j$(JOBS) -L slow
 
+# Sanitizer builds (warnings are not errors there: gcc's instrumentation warns in system headers;
+# -O1 -g1 keeps them quick to build and to run). AddressSanitizer + UndefinedBehaviorSanitizer on
+# the unit and integration tiers (child processes run instrumented too); ThreadSanitizer on the
+# tests listed in tests/tsan-tests.txt, where threads meet.
+SAN_FLAGS = -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g1" -DFANPULL_BENCH=OFF
+SAN_ENV = ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
+
+test-asan: deps
+	@cmake -S . -B build-asan $(SAN_FLAGS) -DFANPULL_SANITIZE=address,undefined $(CMAKE_FLAGS) >/dev/null
+	@cmake --build build-asan -j$(JOBS)
+	cd build-asan && $(SAN_ENV) ctest --output-on-failure -j$(JOBS) -L 'unit|integration'
+
+test-tsan: deps
+	@cmake -S . -B build-tsan $(SAN_FLAGS) -DFANPULL_SANITIZE=thread $(CMAKE_FLAGS) >/dev/null
+	@$(SAN_ENV) scripts/run-listed-tests build-tsan tests/tsan-tests.txt $(JOBS)
+
+# Everything CI runs: the tests, both sanitizer builds and a bounded fuzzing run.
+ci: test test-asan test-tsan fuzz-ci
+
 bench: build
 	cmake --build $(BUILD) -j$(JOBS) --target bench
 	./$(BUILD)/bench/bench_parse
@@ -58,5 +84,9 @@ fuzz:
 	    build-fuzz/corpus-$$t fuzz/corpus/$$t || exit 1; \
 	done
 
+# The fuzz targets for a bounded time each, as CI runs them.
+fuzz-ci:
+	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(or $(FUZZ_CI_SECONDS),30)
+
 clean:
-	rm -rf $(BUILD) build-fuzz
+	rm -rf $(BUILD) build-fuzz build-asan build-tsan

@@ -215,6 +215,9 @@ Result<HttpResponse> PocoHttpTransport::sendOnce(Poco::Net::HTTPClientSession& s
                                 std::to_string(resp.getContentLength64()) + " bytes");
     }
     return out;
+  } catch (const Poco::TimeoutException& ex) {
+    *nothing_received = false;  // the server took the request and is slow: do not send it again
+    return fromPocoException(ex);
   } catch (const Poco::Exception& ex) {
     return fromPocoException(ex);
   } catch (const std::exception& ex) {
@@ -229,6 +232,7 @@ Result<HttpResponse> PocoHttpTransport::send(const HttpRequest& request) {
   Result<HttpResponse> result = sendOnce(*session, request, &nothing_received);
   // A pooled connection the server has closed meanwhile fails before any answer: try once more on
   // a fresh connection, for GET only (a POST may have been processed and must not be repeated).
+  // A timeout is not such a failure: sending again would only double the wait.
   if (!result.ok() && reused && nothing_received && request.method == "GET") {
     session.reset();
     session = takeSession(/*allow_idle=*/false, &reused);

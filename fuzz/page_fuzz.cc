@@ -1,8 +1,11 @@
 // libFuzzer target: the getFans answer parser. Any bytes: a page whose count matches its OpenIDs
-// (every one a valid OpenID), or a classified Error; the page message of a parsed page parses back.
+// (every one a valid OpenID), or a classified Error; the page message of a parsed page parses
+// back to the same count, total, cursor and OpenIDs.
 #include <cstdint>
 #include <cstdlib>
 #include <string_view>
+
+#include <nlohmann/json.hpp>
 
 #include "core/page_message.h"
 #include "core/user_list_parser.h"
@@ -17,6 +20,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (!fanpull::isValidOpenId(page->openid(i))) std::abort();
   }
   std::string message = fanpull::encodePageMessage({"job", "wx", 0, false}, page.value());
-  if (message.empty() || message.front() != '{' || message.back() != '}') std::abort();
+  // The page message is JSON that says exactly what the answer said.
+  nlohmann::json back = nlohmann::json::parse(message, nullptr, /*allow_exceptions=*/false);
+  if (!back.is_object()) std::abort();
+  if (back.value("count", int64_t{-1}) != page->count) std::abort();
+  if (back.value("total", int64_t{-1}) != page->total) std::abort();
+  if (back.value("next_openid", std::string("?")) != page->next_openid) std::abort();
+  const auto& openids = back["openids"];
+  if (!openids.is_array() || openids.size() != page->size()) std::abort();
+  for (size_t i = 0; i < page->size(); ++i) {
+    if (openids[i].get<std::string>() != page->openid(i)) std::abort();
+  }
   return 0;
 }

@@ -14,6 +14,10 @@
 #include <vector>
 
 #include <Poco/Process.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+
+#include <csignal>
 #include <nlohmann/json.hpp>
 
 #include <fstream>
@@ -133,6 +137,13 @@ class WorkerFixture {
   }
 
   ~WorkerFixture() {
+    // A test that failed before stopping its `fanpull run` children leaves none behind.
+    for (pid_t pid : children_) {
+      if (::waitpid(pid, nullptr, WNOHANG) == 0) {
+        ::kill(pid, SIGKILL);
+        ::waitpid(pid, nullptr, 0);
+      }
+    }
     stopWorker();
     producer_.reset();
     sandbox_->stop();
@@ -162,7 +173,7 @@ class WorkerFixture {
     tokens_ = std::make_unique<StaticTokenSource>(*registry_);
     HttpTransportOptions to;
     to.base_url = sandbox_->baseUrl();
-    to.timeout = std::chrono::seconds(5);
+    to.timeout = http_timeout_;
     transport_ = std::move(PocoHttpTransport::create(to)).value();
     client_ = std::make_unique<UserListClient>(*transport_);
     log_ = std::make_unique<Logger>(LogLevel::kDebug, true, [this](const std::string& line) {
@@ -309,9 +320,11 @@ class WorkerFixture {
   Poco::ProcessHandle launchWorker(const std::string& config, const std::string& name) {
     std::string log = dir_.file(name + ".log");
     child_logs_.push_back(log);
-    return Poco::Process::launch(
+    Poco::ProcessHandle child = Poco::Process::launch(
         "/bin/sh", {"-c", "exec \"$0\" run --config \"$1\" 2>>\"$2\"", FANPULL_BINARY, config,
                     log});
+    children_.push_back(child.id());
+    return child;
   }
 #endif
   // Every line of the child processes' logs that contains `needle`, each prefixed with its log.
@@ -341,6 +354,9 @@ class WorkerFixture {
     return out;
   }
 
+  // The worker's HTTP timeout (connect and read) for the next startWorker().
+  void setHttpTimeout(std::chrono::milliseconds timeout) { http_timeout_ = timeout; }
+
   ShiftedClock& clock() { return clock_; }
   sandbox::SandboxServer& sandbox() { return *sandbox_; }
   kafka::EmbeddedBroker& broker() { return *broker_; }
@@ -356,6 +372,8 @@ class WorkerFixture {
   std::string group_;
   std::unique_ptr<sandbox::SandboxServer> sandbox_;
   std::string tenants_file_;
+  std::chrono::milliseconds http_timeout_{5000};
+  std::vector<pid_t> children_;  // launched with launchWorker
   std::unique_ptr<kafka::Producer> producer_;
 
   std::unique_ptr<TenantRegistry> registry_;

@@ -227,6 +227,43 @@ TEST_CASE("an invalid refresh token is invalid_tenant and counted", "[tenants][i
   CHECK(p.refreshes("wxrevoked") == 3);
 }
 
+TEST_CASE("a refresh that fails on the network is retryable and leaks nothing", "[tenants][integration]") {
+  Platform p({account("wxoffline", 5)}, tenantsJson({"wxoffline"}));
+  // WeChat unreachable: nothing listens on the component API's address.
+  HttpTransportOptions dead;
+  dead.base_url = "http://127.0.0.1:1";
+  dead.timeout = std::chrono::milliseconds(500);
+  auto unreachable = std::move(PocoHttpTransport::create(dead)).value();
+  ComponentTokenSource offline(
+      ComponentSettings{"wxcomponent", "component-secret-0001", p.dir.file("ticket.txt")},
+      *unreachable, *p.store, SystemClock::instance(), *p.log);
+  REQUIRE(offline.start().ok());
+  auto t = offline.current(*p.tenant("wxoffline"));
+  REQUIRE_FALSE(t.ok());
+  CHECK(t.error().error_class == ErrorClass::kRetryable);
+  CHECK_FALSE(t.error().errcode);
+  const std::string described = t.error().describe();
+  INFO(described);
+  CHECK(described.find("connect") != std::string::npos);
+  auto m = offline.metrics();
+  CHECK(m.renewals_failed == 1);
+  CHECK(m.failures_by_class["retryable"] == 1);
+  // Nothing secret in the error or the log: the app secret, the ticket, the refresh token.
+  const std::string refresh = p.server->currentRefreshToken("wxoffline");
+  for (const std::string& secret : {std::string("component-secret-0001"),
+                                    std::string("ticket@@@one"), refresh}) {
+    CHECK(described.find(secret) == std::string::npos);
+    std::lock_guard<std::mutex> lock(p.lines_mutex);
+    for (const auto& line : p.lines) CHECK(line.find(secret) == std::string::npos);
+  }
+  // WeChat back: the refresh token was not spent, the next source gets a token.
+  CHECK(p.refreshes("wxoffline") == 0);
+  auto online = p.source();
+  auto again = online->current(*p.tenant("wxoffline"));
+  if (!again.ok()) FAIL(again.error().describe());
+  CHECK(p.refreshes("wxoffline") == 1);
+}
+
 TEST_CASE("a refresh token replaced in the tenants file while the worker was stopped wins",
           "[tenants][integration]") {
   Platform p({account("wxreauth", 5)}, tenantsJson({"wxreauth"}));

@@ -86,6 +86,8 @@ void requireEveryJobComplete(WorkerFixture& f, const std::vector<JobSpec>& jobs)
     CHECK(statuses[j.job_id]["started"] >= 1);
     replayed += statuses[j.job_id]["started"] - 1;
   }
+  // Secrets leaked: no merchant's access token ("token-" + appid) in any worker's log.
+  CHECK(f.childLogLines("token-wx").empty());
   // Not asserted (it depends on timing): how often a kill cut a walk short.
   WARN(jobs.size() << " jobs; " << replayed << " started again from scratch after a kill");
 }

@@ -36,6 +36,8 @@ void requireAllCompleteOnce(WorkerFixture& f, const std::vector<sandbox::Account
     WorkerFixture::requireFollowersIn(pages, prefix + a.appid, a.appid, a.followers);
     CHECK(completed[prefix + a.appid] == 1);
   }
+  // Secrets leaked: no access token in the worker's log, Kafka's complaints included.
+  for (const auto& line : f.logLines()) CHECK(line.find("token-wx") == std::string::npos);
 }
 
 }  // namespace

@@ -191,6 +191,44 @@ TEST_CASE("a duplicate job id is reported and not pulled twice", "[worker][integ
   CHECK(statusCount(f.eventsOf("j-dup"), "completed") == 1);
 }
 
+TEST_CASE("faults past the retry budget fail the job as retryable while other merchants complete",
+          "[worker][integration]") {
+  auto busy = merchant("wxbusy", 25000);
+  busy.faults.busy = 1.0;  // every call answers -1
+  auto slow = merchant("wxslowpoke", 25000);
+  slow.faults.delay = 1.0;  // every answer comes after the read timeout
+  slow.faults.delay_ms = 900;
+  auto fine = merchant("wxfine", 25000);
+  fine.latency_ms = 50;
+  WorkerFixture f({busy, slow, fine});
+  f.setHttpTimeout(std::chrono::milliseconds(300));
+  f.startWorker();  // backoff: 4 attempts in all
+  f.enqueueJob("j-busy", "wxbusy");
+  f.enqueueJob("j-slowpoke", "wxslowpoke");
+  f.enqueueJob("j-fine", "wxfine");
+  f.waitForStatus({"j-busy", "j-slowpoke", "j-fine"}, {"completed", "failed"});
+  auto busy_events = f.eventsOf("j-busy");
+  REQUIRE(statusCount(busy_events, "failed") == 1);
+  for (const auto& e : busy_events) {
+    if (e["status"] != "failed") continue;
+    CHECK(e["error"]["class"] == "retryable");
+    CHECK(e["error"]["errcode"] == -1);
+  }
+  CHECK(f.sandbox().calls("wxbusy", sandbox::kEndpointUserGet) == 4);
+  auto slow_events = f.eventsOf("j-slowpoke");
+  REQUIRE(statusCount(slow_events, "failed") == 1);
+  for (const auto& e : slow_events) {
+    if (e["status"] != "failed") continue;
+    CHECK(e["error"]["class"] == "retryable");
+    CHECK(e["error"]["message"].get<std::string>().find("timeout") != std::string::npos);
+  }
+  CHECK(f.sandbox().calls("wxslowpoke", sandbox::kEndpointUserGet) == 4);  // never sent twice
+  CHECK(f.pagesOf("j-busy").pages == 0);
+  CHECK(f.pagesOf("j-slowpoke").pages == 0);
+  REQUIRE(statusCount(f.eventsOf("j-fine"), "completed") == 1);
+  f.requireFollowers("j-fine", "wxfine", 25000);
+}
+
 TEST_CASE("45009 defers a merchant until Beijing midnight without delaying others and then resumes",
           "[worker][integration]") {
   auto quota = merchant("wxquota", 40000);
