@@ -47,7 +47,7 @@ test-slow: build
 # tests listed in tests/tsan-tests.txt, where threads meet.
 SAN_FLAGS = -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g1" -DFANPULL_BENCH=OFF
 SAN_ENV = ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
-	TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
+	TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:suppressions=$(CURDIR)/tests/tsan.supp
 
 test-asan: deps
 	@cmake -S . -B build-asan $(SAN_FLAGS) -DFANPULL_SANITIZE=address,undefined $(CMAKE_FLAGS) >/dev/null
