@@ -13,6 +13,7 @@
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -691,4 +692,43 @@ TEST_CASE("64 slow requests are served in parallel, not one after another",
   const auto elapsed = std::chrono::steady_clock::now() - t0;
   for (int c : counts) CHECK(c == 3);
   CHECK(elapsed < std::chrono::milliseconds(kClients * 300 / 4));  // serial would take 19.2 s
+}
+
+namespace {
+
+// The local addresses (as /proc/net/tcp and tcp6 spell them: hex, host byte order for IPv4) of
+// the sockets listening on `port`.
+std::vector<std::string> listeningAddresses(uint16_t port) {
+  std::vector<std::string> out;
+  for (const char* table : {"/proc/net/tcp", "/proc/net/tcp6"}) {
+    std::ifstream in(table);
+    std::string line;
+    std::getline(in, line);  // header
+    while (std::getline(in, line)) {
+      std::istringstream fields(line);
+      std::string slot, local, remote, state;
+      fields >> slot >> local >> remote >> state;
+      auto colon = local.rfind(':');
+      if (state != "0A" || colon == std::string::npos) continue;  // 0A: LISTEN
+      if (std::stoul(local.substr(colon + 1), nullptr, 16) != port) continue;
+      out.push_back(local.substr(0, colon));
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("the sandbox listens on loopback only unless told otherwise", "[sandbox][integration]") {
+  SandboxOptions options;
+  options.accounts = {Account{}};
+  options.accounts[0].appid = "wxbind";
+  options.accounts[0].followers = 1;
+  options.accounts[0].access_tokens = {"token-wxbind"};
+  SandboxServer server(options);
+  server.start();
+  auto addresses = listeningAddresses(server.port());
+  server.stop();
+  REQUIRE(addresses.size() == 1);
+  CHECK(addresses[0] == "0100007F");  // 127.0.0.1
 }
