@@ -262,6 +262,9 @@ std::string Metrics::render() const {
   out.family("fanpull_produce_errors_total", "counter",
              "Messages the producer failed to queue or deliver (each is produced again).");
   out.sample("fanpull_produce_errors_total", asDouble(stats.produce_errors));
+  out.family("fanpull_offset_commit_errors_total", "counter",
+             "Jobs topic offset commits that failed (each is made again at the next interval).");
+  out.sample("fanpull_offset_commit_errors_total", asDouble(stats.commit_errors));
 
   out.family("fanpull_lanes_active", "gauge", "Merchants with jobs queued or running.");
   out.sample("fanpull_lanes_active", asDouble(stats.lanes_active));

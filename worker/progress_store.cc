@@ -2,8 +2,6 @@
 
 #include <chrono>
 
-#include "worker/kafka/topic_scan.h"
-
 namespace fanpull {
 
 namespace {
@@ -38,20 +36,17 @@ size_t ProgressStore::size() const {
   return records_.size();
 }
 
-Result<int64_t> ProgressStore::loadFromTopic(const std::string& bootstrap_servers,
-                                             const std::string& topic,
-                                             const kafka::Properties& properties,
+Result<int64_t> ProgressStore::loadFromTopic(kafka::TopicScanner& scanner, const std::string& topic,
                                              std::chrono::milliseconds timeout) {
   int64_t records = 0;
-  auto read = kafka::scanToEnd(
-      bootstrap_servers, properties, topic, {},
-      [&](const kafka::ConsumedMessage& m) {
-        if (auto record = parseProgress(m.value)) {
-          apply(*record);
-          ++records;
-        }
-      },
-      timeout);
+  kafka::ScanOptions options;
+  options.timeout = timeout;
+  auto read = scanner.scan(topic, options, [&](const kafka::ConsumedMessage& m) {
+    if (auto record = parseProgress(m.value)) {
+      apply(*record);
+      ++records;
+    }
+  });
   if (!read.ok()) return read.error();
   return records;
 }

@@ -3,6 +3,8 @@
 // resumes where it stopped), and updated with this worker's own checkpoints. Thread-safe.
 #pragma once
 
+#include <chrono>
+#include <cstdint>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -10,6 +12,7 @@
 
 #include "core/result.h"
 #include "worker/kafka/kafka_types.h"
+#include "worker/kafka/topic_scan.h"
 #include "worker/messages.h"
 
 namespace fanpull {
@@ -21,10 +24,9 @@ class ProgressStore {
   std::optional<ProgressRecord> find(const std::string& job_id) const;
   size_t size() const;
 
-  // Reads the whole progress topic (every partition, to its current end). Returns the number of
-  // records read. Errors: the topic cannot be read before `timeout`.
-  Result<int64_t> loadFromTopic(const std::string& bootstrap_servers, const std::string& topic,
-                                const kafka::Properties& properties,
+  // Reads the whole progress topic (every partition, to its current end) with `scanner`.
+  // Returns the number of records read. Errors: the topic cannot be read before `timeout`.
+  Result<int64_t> loadFromTopic(kafka::TopicScanner& scanner, const std::string& topic,
                                 std::chrono::milliseconds timeout);
 
  private:

@@ -102,8 +102,15 @@ Result<kafka::Done> Worker::start() {
   if (!producer.ok()) return producer.error();
   producer_ = std::move(producer).value();
 
-  auto loaded = progress_.loadFromTopic(options_.bootstrap_servers, options_.topics.progress,
-                                        options_.properties, std::chrono::seconds(30));
+  auto reader_log = [this](int level, const std::string& facility, const std::string& message) {
+    if (level <= 4) log_.warn("kafka reader: " + message, {{"facility", facility}});
+  };
+  progress_reader_ = std::make_unique<kafka::TopicScanner>(options_.bootstrap_servers,
+                                                           options_.properties, reader_log);
+  events_reader_ = std::make_unique<kafka::TopicScanner>(options_.bootstrap_servers,
+                                                         options_.properties, reader_log);
+  auto loaded = progress_.loadFromTopic(*progress_reader_, options_.topics.progress,
+                                        std::chrono::seconds(30));
   if (!loaded.ok()) {
     log_.warn("progress topic not read at start; jobs resume from what later reads find",
               {{"error", loaded.error().describe()}});
@@ -121,6 +128,9 @@ Result<kafka::Done> Worker::start() {
   };
   co.log = [this](int level, const std::string& facility, const std::string& message) {
     if (level <= 4) log_.warn("kafka consumer: " + message, {{"facility", facility}});
+  };
+  co.on_commit = [this](const Result<std::vector<kafka::PartitionOffset>>& outcome) {
+    onCommitted(outcome);
   };
   if (CallObserver* observer = options_.observer) {
     co.on_statistics = [observer](const std::string& json) {
@@ -309,6 +319,11 @@ void Worker::finishOffset(const std::string& topic, int32_t partition, int64_t o
 }
 
 void Worker::commitOffsets(bool sync) {
+  // One asynchronous commit at a time: librdkafka 2.0 can send a commit held back by a
+  // coordinator error after a later one, which would move the group's offset back. A commit
+  // whose outcome has not come for 30 s no longer holds the next one.
+  const auto now = std::chrono::steady_clock::now();
+  if (!sync && commits_in_flight_ > 0 && now - commit_sent_ < std::chrono::seconds(30)) return;
   std::vector<kafka::PartitionOffset> offsets;
   {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -322,12 +337,44 @@ void Worker::commitOffsets(bool sync) {
   auto done = sync ? consumer_->commit(offsets) : consumer_->commitAsync(offsets);
   if (!done.ok()) {
     log_.warn("offset commit failed", {{"error", done.error().describe()}});
+    std::lock_guard<std::mutex> lock(mutex_);
+    ++stats_.commit_errors;
     return;
+  }
+  if (!sync) {
+    commits_in_flight_ = 1;
+    commit_sent_ = now;
   }
   std::lock_guard<std::mutex> lock(mutex_);
   for (const auto& po : offsets) {
     auto it = partitions_.find(po.partition);
     if (it != partitions_.end()) it->second.committed = std::max(it->second.committed, po.offset);
+  }
+}
+
+void Worker::onCommitted(const Result<std::vector<kafka::PartitionOffset>>& outcome) {
+  commits_in_flight_ = 0;
+  if (!outcome.ok()) {
+    // The commit failed after it was sent (a coordinator moving, a timeout): forget what was
+    // counted as committed, so the next interval commits every partition again instead of
+    // leaving the group's offsets behind until new jobs arrive.
+    log_.warn("offset commit failed; committed again at the next interval",
+              {{"error", outcome.error().describe()}});
+    std::lock_guard<std::mutex> lock(mutex_);
+    ++stats_.commit_errors;
+    for (auto& [tp, ps] : partitions_) ps.committed = -1;
+    return;
+  }
+  // A commit that landed after a later one (a synchronous commit on revocation) moved the
+  // group's offset back: commit the partition again at the next interval.
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (const auto& po : *outcome) {
+    auto it = partitions_.find(po.partition);
+    if (it == partitions_.end() || po.offset >= it->second.committed) continue;
+    log_.warn("an earlier offset commit landed last; committed again",
+              {{"partition", std::to_string(po.partition.partition)},
+               {"offset", std::to_string(po.offset)}});
+    it->second.committed = po.offset;
   }
 }
 
@@ -352,8 +399,8 @@ void Worker::updatePause() {
 
 void Worker::onAssigned(const std::vector<kafka::TopicPartition>& partitions) {
   // The previous owner's checkpoints must be known before its jobs are taken over.
-  auto loaded = progress_.loadFromTopic(options_.bootstrap_servers, options_.topics.progress,
-                                        options_.properties, std::chrono::seconds(30));
+  auto loaded = progress_.loadFromTopic(*progress_reader_, options_.topics.progress,
+                                        std::chrono::seconds(30));
   if (!loaded.ok()) {
     log_.warn("progress not re-read", {{"error", loaded.error().describe()}});
   } else {
@@ -438,6 +485,20 @@ void Worker::shutdown() {
       deadline - std::chrono::steady_clock::now());
   auto flushed = producer_->flush(std::max(left, std::chrono::milliseconds(100)));
   if (!flushed.ok()) log_.warn("producer not flushed", {{"error", flushed.error().describe()}});
+  // The last asynchronous commit's outcome first, so that it cannot land after the final one.
+  // The partitions are paused meanwhile; a job polled anyway is left uncommitted for the next
+  // owner.
+  if (commits_in_flight_ > 0) {
+    std::vector<kafka::TopicPartition> assigned;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      for (const auto& [tp, ps] : partitions_) assigned.push_back(tp);
+    }
+    if (!assigned.empty()) (void)consumer_->pause(assigned);
+    while (commits_in_flight_ > 0 && std::chrono::steady_clock::now() < deadline) {
+      (void)consumer_->poll(std::chrono::milliseconds(50));
+    }
+  }
   commitOffsets(true);
   auto closed = consumer_->close();
   if (!closed.ok()) log_.warn("consumer close", {{"error", closed.error().describe()}});
@@ -702,20 +763,19 @@ void Worker::settleEnding(const std::shared_ptr<Run>& run, const ProgressRecord&
   }
   run->pending++;  // a revocation waits for the settling
   executor_->post([this, run, record, status, state] {
-    std::map<int32_t, int64_t> from;
-    if (record.events_partition >= 0) from[record.events_partition] = record.events_offset;
+    kafka::ScanOptions scan;
+    if (record.events_partition >= 0) scan.from[record.events_partition] = record.events_offset;
+    scan.timeout = std::chrono::seconds(30);
     bool found = false;
-    auto scanned = kafka::scanToEnd(
-        options_.bootstrap_servers, options_.properties, options_.topics.events, from,
-        [&](const kafka::ConsumedMessage& m) {
+    auto scanned = events_reader_->scan(
+        options_.topics.events, scan, [&](const kafka::ConsumedMessage& m) {
           if (found || m.value.find(run->job.job_id) == std::string::npos) return;
           nlohmann::json e = nlohmann::json::parse(m.value, nullptr, false);
           if (e.is_object() && e.value("job_id", "") == run->job.job_id &&
               e.value("status", "") == status) {
             found = true;
           }
-        },
-        std::chrono::seconds(30));
+        });
     if (!scanned.ok() || run->cancelled) {
       // Not settled here: the job's message stays unfinished, so whoever reads it next settles it.
       if (!scanned.ok()) {

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <map>
@@ -30,6 +31,7 @@
 #include "worker/job.h"
 #include "worker/kafka/consumer.h"
 #include "worker/kafka/producer.h"
+#include "worker/kafka/topic_scan.h"
 #include "worker/progress_store.h"
 
 namespace fanpull {
@@ -61,6 +63,7 @@ struct WorkerStats {
   int64_t openids = 0;
   std::map<std::string, int64_t> calls_by_class;  // "ok" or an error class
   int64_t produce_errors = 0;
+  int64_t commit_errors = 0;  // offset commits that failed (each is made again)
   int64_t lanes_active = 0;
   int64_t jobs_queued = 0;
   int64_t deferred = 0;
@@ -111,6 +114,7 @@ class Worker {
   void onAssigned(const std::vector<kafka::TopicPartition>& partitions);
   void onRevoked(const std::vector<kafka::TopicPartition>& partitions, bool lost);
   void commitOffsets(bool sync);
+  void onCommitted(const Result<std::vector<kafka::PartitionOffset>>& outcome);
   void updatePause();
   void shutdown();
 
@@ -168,6 +172,10 @@ class Worker {
 
   std::unique_ptr<kafka::Producer> producer_;
   std::unique_ptr<kafka::Consumer> consumer_;
+  // Readers kept for the worker's life (see TopicScanner): the progress topic, read on the poll
+  // thread, and the events topic, read by settles on executor threads.
+  std::unique_ptr<kafka::TopicScanner> progress_reader_;
+  std::unique_ptr<kafka::TopicScanner> events_reader_;
   std::unique_ptr<Executor> executor_;
   std::thread poll_thread_;
 
@@ -180,6 +188,11 @@ class Worker {
   WorkerStats stats_;
   size_t queued_ = 0;
   bool paused_ = false;
+
+  // Poll thread only: an asynchronous offset commit whose outcome has not come yet, and when
+  // it was sent.
+  int commits_in_flight_ = 0;
+  std::chrono::steady_clock::time_point commit_sent_;
 
   std::atomic<bool> stopping_{false};
   std::atomic<bool> stopped_{false};

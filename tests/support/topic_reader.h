@@ -1,7 +1,7 @@
 // readTopic(): every message of a topic, for tests that check what a user would find in it
 // (pages, events, dead letters). A reader (no consumer group) from the beginning of each
-// partition up to its end as it was when reading started. Thread-safe (each call has its own
-// consumer).
+// partition up to its end as it was when reading started. Thread-safe. A test that reads while
+// it injects broker faults reads through one long-lived kafka::TopicScanner (see why there).
 #pragma once
 
 #include <chrono>
@@ -10,6 +10,7 @@
 
 #include "core/result.h"
 #include "worker/kafka/consumer.h"
+#include "worker/kafka/topic_scan.h"
 
 namespace fanpull::testing {
 
@@ -24,10 +25,14 @@ struct TopicMessage {
   std::string header(const std::string& name) const;
 };
 
-// Every message of `topic`, ordered by partition then offset. Errors: the topic does not exist,
-// or `timeout` passed before every partition was read to its end (the cause says how far).
+// Every message of `topic`, ordered by partition then offset; none when the topic does not exist.
+// Errors: `timeout` passed before every partition was read to its end (the cause says how far).
 Result<std::vector<TopicMessage>> readTopic(
     const std::string& bootstrap_servers, const std::string& topic,
+    std::chrono::milliseconds timeout = std::chrono::seconds(30));
+// The same through `scanner`, whose consumer outlives the call.
+Result<std::vector<TopicMessage>> readTopic(
+    kafka::TopicScanner& scanner, const std::string& topic,
     std::chrono::milliseconds timeout = std::chrono::seconds(30));
 
 }  // namespace fanpull::testing

@@ -98,6 +98,8 @@ class WorkerFixture {
     auto broker = kafka::EmbeddedBroker::start(3);
     REQUIRE(broker.ok());
     broker_ = std::move(broker).value();
+    reader_ = std::make_unique<kafka::TopicScanner>(broker_->bootstrapServers(),
+                                                    kafka::Properties{{"log_level", "3"}});
     topics_.jobs = uniqueName("jobs");
     topics_.pages = uniqueName("pages");
     topics_.events = uniqueName("events");
@@ -208,7 +210,7 @@ class WorkerFixture {
   }
 
   std::vector<nlohmann::json> events() {
-    auto msgs = readTopic(broker_->bootstrapServers(), topics_.events);
+    auto msgs = readTopic(*reader_, topics_.events);
     REQUIRE(msgs.ok());
     std::vector<nlohmann::json> out;
     for (const auto& m : *msgs) out.push_back(nlohmann::json::parse(m.value));
@@ -249,21 +251,48 @@ class WorkerFixture {
   }
 
   JobPages pagesOf(const std::string& job_id) {
-    auto msgs = readTopic(broker_->bootstrapServers(), topics_.pages);
+    auto msgs = readTopic(*reader_, topics_.pages);
     REQUIRE(msgs.ok());
     return assemblePages(*msgs, job_id);
   }
 
   std::vector<TopicMessage> deadLetters() {
-    auto msgs = readTopic(broker_->bootstrapServers(), topics_.dlq);
+    auto msgs = readTopic(*reader_, topics_.dlq);
     REQUIRE(msgs.ok());
     return *msgs;
   }
 
   std::vector<TopicMessage> allPages() {
-    auto msgs = readTopic(broker_->bootstrapServers(), topics_.pages);
+    auto msgs = readTopic(*reader_, topics_.pages);
     REQUIRE(msgs.ok());
     return *msgs;
+  }
+
+  // Jobs partitions holding messages whose committed offset (as the group's coordinator has it)
+  // is still below the partition's end: empty once every job handed out has been committed.
+  std::vector<std::string> jobsNotCommitted() {
+    kafka::ConsumerOptions options;
+    options.bootstrap_servers = broker_->bootstrapServers();
+    options.group_id = group_;  // asks the group's coordinator; never joins the group
+    options.properties = {{"log_level", "3"}};
+    auto consumer = kafka::Consumer::create(options);
+    REQUIRE(consumer.ok());
+    auto count = (*consumer)->partitionCount(topics_.jobs, std::chrono::seconds(10));
+    REQUIRE(count.ok());
+    std::vector<std::string> behind;
+    for (int32_t p = 0; p < *count; ++p) {
+      auto marks = (*consumer)->watermarks({topics_.jobs, p}, std::chrono::seconds(10));
+      REQUIRE(marks.ok());
+      if (marks->second == 0) continue;
+      auto committed = (*consumer)->committed({topics_.jobs, p}, std::chrono::seconds(10));
+      std::string at = !committed.ok() ? committed.error().describe()
+                       : committed->has_value() ? std::to_string(**committed)
+                                                : "none";
+      if (!committed.ok() || !committed->has_value() || **committed < marks->second) {
+        behind.push_back("[" + std::to_string(p) + "] " + at + "/" + std::to_string(marks->second));
+      }
+    }
+    return behind;
   }
 
   // Fails the test unless the job's pages are exactly the sandbox's followers of `appid` from
@@ -368,6 +397,9 @@ class WorkerFixture {
   ShiftedClock clock_;
   TempDir dir_;
   std::unique_ptr<kafka::EmbeddedBroker> broker_;
+  // One reader for the test's whole life: readers made and destroyed during a broker fault can
+  // abort inside librdkafka (see kafka::TopicScanner).
+  std::unique_ptr<kafka::TopicScanner> reader_;
   KafkaTopics topics_;
   std::string group_;
   std::unique_ptr<sandbox::SandboxServer> sandbox_;

@@ -257,6 +257,7 @@ WorkerStats someStats() {
   s.assigned_partitions = 2;
   s.partitions_paused = true;
   s.produce_errors = 1;
+  s.commit_errors = 5;
   return s;
 }
 
@@ -304,6 +305,7 @@ TEST_CASE("every metric has HELP and TYPE and the values of the worker's counter
   CHECK(e.value("fanpull_token_ticket_failures_total") == 1);
   CHECK(e.value("fanpull_token_persist_failures_total") == 3);
   CHECK(e.value("fanpull_produce_errors_total") == 1);
+  CHECK(e.value("fanpull_offset_commit_errors_total") == 5);
   CHECK(e.value("fanpull_lanes_active") == 3);
   CHECK(e.value("fanpull_jobs_queued") == 4);
   CHECK(e.value("fanpull_merchants_deferred") == 0);
@@ -649,6 +651,7 @@ TEST_CASE("fanpull run serves metrics health and readiness on the address it log
   CHECK(e.value("fanpull_partitions_paused") == 0);
   CHECK(e.value("fanpull_jobs_queued") == 0);
   CHECK(e.value("fanpull_produce_errors_total") == 0);
+  CHECK(e.value("fanpull_offset_commit_errors_total") == 0);
   CHECK(e.value("fanpull_consumer_lag") >= 0);
   // Neither a merchant nor its token shows in the metrics.
   for (const auto& a : accounts) {
