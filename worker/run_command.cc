@@ -66,6 +66,9 @@ Result<std::unique_ptr<HttpEndpoints>> startEndpoints(const std::string& listen,
 }  // namespace
 
 int runCommand(const CliArgs& args, std::ostream& /*out*/, std::ostream& err) {
+  // First of all: a SIGTERM that arrives while the worker is still starting waits for the stop
+  // below instead of killing it midway.
+  blockTerminationSignals();
   auto path = args.get("config");
   if (!path) {
     err << "fanpull run: --config FILE is required\n";
@@ -132,7 +135,6 @@ int runCommand(const CliArgs& args, std::ostream& /*out*/, std::ostream& err) {
                            static_cast<int>(config.rate_limit.burst), config.rate_limit.daily_calls};
   options.observer = &metrics;
 
-  blockTerminationSignals();
   Worker worker(options, registry, *tokens, client, log);
   metrics.setWorkerStats([&worker] { return worker.stats(); });
   auto started = worker.start();

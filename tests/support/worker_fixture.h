@@ -355,6 +355,21 @@ class WorkerFixture {
     children_.push_back(child.id());
     return child;
   }
+  // SIGTERM to a worker launched as `name` once it has started (a signal that came before its
+  // signal mask was set would kill it instead of stopping it); returns its exit code.
+  int terminateWorker(Poco::ProcessHandle& child, const std::string& name) {
+    const std::string log = dir_.file(name + ".log");
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (Poco::Process::isRunning(child) && std::chrono::steady_clock::now() < deadline) {
+      std::ifstream in(log);
+      std::stringstream text;
+      text << in.rdbuf();
+      if (text.str().find("worker started") != std::string::npos) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    Poco::Process::requestTermination(child.id());
+    return child.wait();
+  }
 #endif
   // Every line of the child processes' logs that contains `needle`, each prefixed with its log.
   std::string childLogLines(const std::string& needle) {

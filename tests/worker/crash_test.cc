@@ -112,8 +112,7 @@ TEST_CASE("twenty SIGKILLs at random moments during a multi-merchant run lose no
   }
   auto last = f.launchWorker(config, "worker-last");
   requireEveryJobComplete(f, feed.jobs());
-  Poco::Process::requestTermination(last.id());
-  CHECK(last.wait() == 0);
+  CHECK(f.terminateWorker(last, "worker-last") == 0);
 }
 
 TEST_CASE("three workers in one group with one killed at a time lose no page",
@@ -122,8 +121,10 @@ TEST_CASE("three workers in one group with one killed at a time lose no page",
   WorkerFixture f(accounts, 32);
   std::string config = f.writeConfig(8, fastGroup());
   std::vector<Poco::ProcessHandle> workers;
+  std::vector<std::string> names;
   for (int i = 0; i < 3; ++i) {
-    workers.push_back(f.launchWorker(config, "worker-" + std::to_string(i)));
+    names.push_back("worker-" + std::to_string(i));
+    workers.push_back(f.launchWorker(config, names.back()));
   }
   std::mt19937 random(20261128);
   std::uniform_int_distribution<int> between_ms(800, 3000);
@@ -135,10 +136,9 @@ TEST_CASE("three workers in one group with one killed at a time lose no page",
     ::kill(workers[victim].id(), SIGKILL);
     CHECK(workers[victim].wait() != 0);
     feed.enqueue(3);
-    workers[victim] = f.launchWorker(config, "worker-" + std::to_string(victim) + "-" +
-                                                 std::to_string(kill));
+    names[victim] = "worker-" + std::to_string(victim) + "-" + std::to_string(kill);
+    workers[victim] = f.launchWorker(config, names[victim]);
   }
   requireEveryJobComplete(f, feed.jobs());
-  for (auto& w : workers) Poco::Process::requestTermination(w.id());
-  for (auto& w : workers) CHECK(w.wait() == 0);
+  for (size_t i = 0; i < workers.size(); ++i) CHECK(f.terminateWorker(workers[i], names[i]) == 0);
 }

@@ -318,8 +318,9 @@ TEST_CASE("a job resumes from its cursor after a graceful stop", "[worker][integ
 
 TEST_CASE("a worker killed with SIGKILL mid-walk is restarted and no page is lost",
           "[worker][integration]") {
+  // Ten pages of 400 ms: the kill after the third page lands mid-walk however slow the machine.
   auto a = merchant("wxkill", 100000);
-  a.latency_ms = 120;
+  a.latency_ms = 400;
   auto b = merchant("wxkill2", 45000);
   b.latency_ms = 120;
   WorkerFixture f({a, b});
@@ -334,10 +335,10 @@ TEST_CASE("a worker killed with SIGKILL mid-walk is restarted and no page is los
   REQUIRE(f.pagesOf("j-kill").pages >= 3);
   ::kill(first.id(), SIGKILL);
   first.wait();
+  REQUIRE(statusCount(f.eventsOf("j-kill"), "completed") == 0);  // the kill was mid-walk
   auto second = f.launchWorker(config, "second");
   f.waitForStatus({"j-kill", "j-kill2"}, {"completed"}, std::chrono::seconds(90));
-  Poco::Process::requestTermination(second.id());
-  CHECK(second.wait() == 0);
+  CHECK(f.terminateWorker(second, "second") == 0);
   f.requireFollowers("j-kill", "wxkill", 100000);
   f.requireFollowers("j-kill2", "wxkill2", 45000);
   CHECK(statusCount(f.eventsOf("j-kill"), "completed") == 1);
@@ -373,8 +374,7 @@ TEST_CASE("two workers share the group and when one is killed its merchants fini
   ::kill(one.id(), SIGKILL);
   one.wait();
   f.waitForStatus(jobs, {"completed"}, std::chrono::seconds(120));
-  Poco::Process::requestTermination(two.id());
-  CHECK(two.wait() == 0);
+  CHECK(f.terminateWorker(two, "two") == 0);
   for (const auto& a : accounts) {
     f.requireFollowers("j-" + a.appid, a.appid, 30000);
     CHECK(statusCount(f.eventsOf("j-" + a.appid), "completed") == 1);
@@ -607,10 +607,8 @@ TEST_CASE("two workers from one config with a fixed metrics port both run", "[wo
   CHECK(logs.find("metrics and health on http://127.0.0.1:" + std::to_string(port)) !=
         std::string::npos);
   CHECK(logs.find("http.listen address in use, taking a free port") != std::string::npos);
-  Poco::Process::requestTermination(one.id());
-  Poco::Process::requestTermination(two.id());
-  CHECK(one.wait() == 0);
-  CHECK(two.wait() == 0);
+  CHECK(f.terminateWorker(one, "one") == 0);
+  CHECK(f.terminateWorker(two, "two") == 0);
 }
 
 TEST_CASE("enqueue then collect against a running worker give the full follower list",
