@@ -45,7 +45,7 @@ test-slow: build
 # -O1 -g1 keeps them quick to build and to run). AddressSanitizer + UndefinedBehaviorSanitizer on
 # the unit and integration tiers (child processes run instrumented too); ThreadSanitizer on the
 # tests listed in tests/tsan-tests.txt, where threads meet.
-SAN_FLAGS = -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g1" -DFANPULL_BENCH=OFF
+SAN_FLAGS = -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g1" -DFANPULL_BENCH=OFF -DFANPULL_WERROR=ON
 SAN_ENV = ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:suppressions=$(CURDIR)/tests/tsan.supp
 
