@@ -76,7 +76,7 @@ bench: build
 # FUZZ_SECONDS on its corpus in fuzz/corpus/ (new inputs found go to build-fuzz/corpus-*).
 fuzz:
 	@scripts/install-deps clang-14 libclang-rt-14-dev
-	@CXX=clang++-14 cmake -S . -B build-fuzz -DFANPULL_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@CXX=clang++-14 cmake -S . -B build-fuzz -DFANPULL_FUZZ=ON -DFANPULL_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 	@cmake --build build-fuzz -j$(JOBS)
 	@for t in job page config; do \
 	  mkdir -p build-fuzz/corpus-$$t && \
