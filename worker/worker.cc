@@ -323,7 +323,7 @@ void Worker::commitOffsets(bool sync) {
   // coordinator error after a later one, which would move the group's offset back. A commit
   // whose outcome has not come for 30 s no longer holds the next one.
   const auto now = std::chrono::steady_clock::now();
-  if (!sync && commits_in_flight_ > 0 && now - commit_sent_ < std::chrono::seconds(30)) return;
+  if (!sync && commit_in_flight_ && now - commit_sent_ < std::chrono::seconds(30)) return;
   std::vector<kafka::PartitionOffset> offsets;
   {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -342,7 +342,7 @@ void Worker::commitOffsets(bool sync) {
     return;
   }
   if (!sync) {
-    commits_in_flight_ = 1;
+    commit_in_flight_ = true;
     commit_sent_ = now;
   }
   std::lock_guard<std::mutex> lock(mutex_);
@@ -353,7 +353,7 @@ void Worker::commitOffsets(bool sync) {
 }
 
 void Worker::onCommitted(const Result<std::vector<kafka::PartitionOffset>>& outcome) {
-  commits_in_flight_ = 0;
+  commit_in_flight_ = false;
   if (!outcome.ok()) {
     // The commit failed after it was sent (a coordinator moving, a timeout): forget what was
     // counted as committed, so the next interval commits every partition again instead of
@@ -488,14 +488,14 @@ void Worker::shutdown() {
   // The last asynchronous commit's outcome first, so that it cannot land after the final one.
   // The partitions are paused meanwhile; a job polled anyway is left uncommitted for the next
   // owner.
-  if (commits_in_flight_ > 0) {
+  if (commit_in_flight_) {
     std::vector<kafka::TopicPartition> assigned;
     {
       std::lock_guard<std::mutex> lock(mutex_);
       for (const auto& [tp, ps] : partitions_) assigned.push_back(tp);
     }
     if (!assigned.empty()) (void)consumer_->pause(assigned);
-    while (commits_in_flight_ > 0 && std::chrono::steady_clock::now() < deadline) {
+    while (commit_in_flight_ && std::chrono::steady_clock::now() < deadline) {
       (void)consumer_->poll(std::chrono::milliseconds(50));
     }
   }

@@ -191,7 +191,7 @@ class Worker {
 
   // Poll thread only: an asynchronous offset commit whose outcome has not come yet, and when
   // it was sent.
-  int commits_in_flight_ = 0;
+  bool commit_in_flight_ = false;
   std::chrono::steady_clock::time_point commit_sent_;
 
   std::atomic<bool> stopping_{false};
