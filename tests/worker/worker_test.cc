@@ -295,14 +295,17 @@ TEST_CASE("45011 waits for the next minute and the walk completes", "[worker][in
 }
 
 TEST_CASE("a job resumes from its cursor after a graceful stop", "[worker][integration]") {
+  // Nine calls of 300 ms; the stop comes once the third is under way (watched through the
+  // sandbox's call count, which costs nothing, so a slow build still stops mid-walk).
   auto slow = merchant("wxslow", 80000);
-  slow.latency_ms = 150;
+  slow.latency_ms = 300;
   WorkerFixture f({slow});
   f.startWorker();
   f.enqueueJob("j-slow", "wxslow");
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (f.pagesOf("j-slow").pages < 3 && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  while (f.sandbox().calls("wxslow", sandbox::kEndpointUserGet) < 3 &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   f.stopWorker();
   int64_t calls_before = f.sandbox().calls("wxslow", sandbox::kEndpointUserGet);
