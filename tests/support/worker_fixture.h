@@ -224,6 +224,19 @@ class WorkerFixture {
     return out;
   }
 
+  // Waits until the sandbox has seen at least `calls` user/get calls for `appid` (real time,
+  // bounded; the caller asserts on what it then sees). Cheap: no Kafka read.
+  int64_t waitForUserGetCalls(const std::string& appid, int64_t calls,
+                              std::chrono::seconds timeout = std::chrono::seconds(30)) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    int64_t seen = sandbox().calls(appid, sandbox::kEndpointUserGet);
+    while (seen < calls && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      seen = sandbox().calls(appid, sandbox::kEndpointUserGet);
+    }
+    return seen;
+  }
+
   // Waits until every job has an event with one of `statuses` (real time, bounded).
   void waitForStatus(const std::set<std::string>& job_ids, const std::set<std::string>& statuses,
                      std::chrono::seconds timeout = std::chrono::seconds(60)) {

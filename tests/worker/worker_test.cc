@@ -282,11 +282,7 @@ TEST_CASE("45011 waits for the next minute and the walk completes", "[worker][in
   WorkerFixture f({limited});
   f.startWorker();
   f.enqueueJob("j-minute", "wxminute");
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  while (f.sandbox().calls("wxminute", sandbox::kEndpointUserGet) < 3 &&
-         std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
+  f.waitForUserGetCalls("wxminute", 3, std::chrono::seconds(20));
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   CHECK(f.sandbox().calls("wxminute", sandbox::kEndpointUserGet) == 3);  // 2 ok, one 45011
   f.clock().advance(std::chrono::seconds(60));
@@ -302,11 +298,7 @@ TEST_CASE("a job resumes from its cursor after a graceful stop", "[worker][integ
   WorkerFixture f({slow});
   f.startWorker();
   f.enqueueJob("j-slow", "wxslow");
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (f.sandbox().calls("wxslow", sandbox::kEndpointUserGet) < 3 &&
-         std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
+  f.waitForUserGetCalls("wxslow", 3);
   f.stopWorker();
   int64_t calls_before = f.sandbox().calls("wxslow", sandbox::kEndpointUserGet);
   CHECK(calls_before < 9);
@@ -558,12 +550,7 @@ TEST_CASE("SIGTERM stops the worker gracefully and a second signal exits at once
   CHECK(graceful_took < std::chrono::seconds(30));
 
   auto hurried = f.launchWorker(config, "hurried");
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  int64_t calls = f.sandbox().calls("wxsignal", sandbox::kEndpointUserGet);
-  while (f.sandbox().calls("wxsignal", sandbox::kEndpointUserGet) == calls &&
-         std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
+  f.waitForUserGetCalls("wxsignal", f.sandbox().calls("wxsignal", sandbox::kEndpointUserGet) + 1);
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
   auto t1 = std::chrono::steady_clock::now();
   Poco::Process::requestTermination(hurried.id());
