@@ -1,4 +1,4 @@
-// WorkerFixture: an embedded Kafka broker, the WeChat sandbox, a tenants file and everything a
+// WorkerFixture: a Kafka broker (the embedded one or a real Apache Kafka, see TestKafka), the WeChat sandbox, a tenants file and everything a
 // Worker needs, with unique topics and group per test; helpers to enqueue jobs, wait for their
 // events and read their pages back the way a downstream consumer would. A SimulatedClock drives
 // the worker (rate limits, backoff, minute and day boundaries) and the sandbox's quotas together;
@@ -29,6 +29,7 @@
 #include "sandbox/sandbox_server.h"
 #include "support/shifted_clock.h"
 #include "support/temp_dir.h"
+#include "support/test_kafka.h"
 #include "support/topic_reader.h"
 #include "tenants/static_token_source.h"
 #include "tenants/tenant_registry.h"
@@ -93,9 +94,14 @@ inline JobPages assemblePages(const std::vector<TopicMessage>& messages, const s
 
 class WorkerFixture {
  public:
+  // The broker is the environment's (FANPULL_TEST_BROKER) unless the test names one.
   explicit WorkerFixture(std::vector<sandbox::Account> accounts, int partitions = 4)
+      : WorkerFixture(std::move(accounts), partitions, brokerKindFromEnvironment()) {}
+  WorkerFixture(std::vector<sandbox::Account> accounts, int partitions, BrokerKind kind)
       : clock_(fromUnixSeconds(1795795200 + 3600 + 20)) {  // 01:00:20 Beijing time
-    auto broker = kafka::EmbeddedBroker::start(3);
+    auto broker = TestKafka::start(kind);
+    INFO("broker: " << brokerKindName(kind) << ": "
+                    << (broker.ok() ? std::string("ok") : broker.error().describe()));
     REQUIRE(broker.ok());
     broker_ = std::move(broker).value();
     reader_ = std::make_unique<kafka::TopicScanner>(broker_->bootstrapServers(),
@@ -107,7 +113,9 @@ class WorkerFixture {
     topics_.progress = uniqueName("progress");
     for (const auto& t : {topics_.jobs, topics_.pages, topics_.events, topics_.dlq,
                           topics_.progress}) {
-      REQUIRE(broker_->createTopic(t, partitions).ok());
+      auto created = broker_->createTopic(t, partitions);
+      INFO("topic " << t << ": " << (created.ok() ? "ok" : created.error().describe()));
+      REQUIRE(created.ok());
     }
     group_ = uniqueName("group");
 
@@ -416,7 +424,13 @@ class WorkerFixture {
 
   ShiftedClock& clock() { return clock_; }
   sandbox::SandboxServer& sandbox() { return *sandbox_; }
-  kafka::EmbeddedBroker& broker() { return *broker_; }
+  // The mock cluster, for fault injection (the test fails on a real broker).
+  kafka::EmbeddedBroker& broker() {
+    REQUIRE(broker_->embedded() != nullptr);
+    return *broker_->embedded();
+  }
+  TestKafka& kafka() { return *broker_; }
+  const std::string& bootstrapServers() const { return broker_->bootstrapServers(); }
   Worker& worker() { return *worker_; }
   const KafkaTopics& topics() const { return topics_; }
   TempDir& dir() { return dir_; }
@@ -424,7 +438,7 @@ class WorkerFixture {
  private:
   ShiftedClock clock_;
   TempDir dir_;
-  std::unique_ptr<kafka::EmbeddedBroker> broker_;
+  std::unique_ptr<TestKafka> broker_;
   // One reader for the test's whole life: readers made and destroyed during a broker fault can
   // abort inside librdkafka (see kafka::TopicScanner).
   std::unique_ptr<kafka::TopicScanner> reader_;

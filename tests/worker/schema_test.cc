@@ -517,7 +517,7 @@ TEST_CASE("every message a worker writes matches its published schema", "[worker
   f.waitForStatus({"j-quota"}, {"completed"});
   f.stopWorker();
 
-  const std::string servers = f.broker().bootstrapServers();
+  const std::string servers = f.bootstrapServers();
   auto read = [&](const std::string& topic) {
     auto messages = testing::readTopic(servers, topic);
     REQUIRE(messages.ok());
@@ -668,7 +668,7 @@ TEST_CASE("a rejected job whose key is not UTF-8 still gets a UTF-8 JSON event",
   f.stopWorker();
   REQUIRE(f.deadLetters().size() == 1);
   CHECK(f.deadLetters()[0].value == "not json at all");
-  auto events = testing::readTopic(f.broker().bootstrapServers(), f.topics().events);
+  auto events = testing::readTopic(f.bootstrapServers(), f.topics().events);
   REQUIRE(events.ok());
   REQUIRE(events->size() == 1);
   const TopicMessage& m = events->front();

@@ -29,7 +29,7 @@ int64_t statusCount(const std::vector<nlohmann::json>& events, const std::string
 }  // namespace
 
 TEST_CASE("every edge account size arrives complete in the pages topic in both last-page variants",
-          "[worker][integration]") {
+          "[worker][integration][kafka]") {
   std::vector<sandbox::Account> accounts;
   const int64_t sizes[] = {0, 1, 9999, 10000, 10001, 23000};
   for (const char* variant : {"r", "e"}) {
@@ -387,7 +387,7 @@ TEST_CASE("a job found ending after a crash gets exactly one end event and no fu
   f.enqueueJob("j-ending", "wxending");
   // The merchant's next job runs in the lane while the first one is settled.
   f.enqueueJob("j-after-ending", "wxending");
-  auto jobs = readTopic(f.broker().bootstrapServers(), f.topics().jobs);
+  auto jobs = readTopic(f.bootstrapServers(), f.topics().jobs);
   REQUIRE(jobs.ok());
   REQUIRE(jobs->size() == 2);
   const TopicMessage& job = jobs->front();
@@ -398,7 +398,7 @@ TEST_CASE("a job found ending after a crash gets exactly one end event and no fu
   JobEvent completed{"j-ending", "wxending", "completed", 3, 30000, std::nullopt, std::nullopt};
   const std::string end_event = encodeEvent(completed, now);
   if (event_written) f.produce(f.topics().events, "wxending", end_event);
-  auto events_before = readTopic(f.broker().bootstrapServers(), f.topics().events);
+  auto events_before = readTopic(f.bootstrapServers(), f.topics().events);
   REQUIRE(events_before.ok());
 
   ProgressRecord ending;
@@ -422,7 +422,7 @@ TEST_CASE("a job found ending after a crash gets exactly one end event and no fu
   std::string last_state;
   while (last_state != "completed" && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    auto progress = readTopic(f.broker().bootstrapServers(), f.topics().progress);
+    auto progress = readTopic(f.bootstrapServers(), f.topics().progress);
     REQUIRE(progress.ok());
     for (const auto& m : *progress) {
       auto p = parseProgress(m.value);
@@ -518,7 +518,7 @@ TEST_CASE("a page larger than message.max.bytes is split into ordered parts",
   f.enqueueJob("j-split", "wxsplit");
   f.waitForStatus({"j-split"}, {"completed"});
   f.requireFollowers("j-split", "wxsplit", 23000);
-  auto msgs = testing::readTopic(f.broker().bootstrapServers(), f.topics().pages);
+  auto msgs = testing::readTopic(f.bootstrapServers(), f.topics().pages);
   REQUIRE(msgs.ok());
   int parts = 0;
   for (const auto& m : *msgs) {

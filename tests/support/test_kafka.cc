@@ -1,0 +1,167 @@
+#include "support/test_kafka.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <thread>
+
+#include "worker/kafka/admin.h"
+
+#ifndef FANPULL_SOURCE_DIR
+#error "FANPULL_SOURCE_DIR must name the source tree (for scripts/kafka-broker)"
+#endif
+
+namespace fanpull::testing {
+
+namespace {
+
+Error failure(const std::string& cause) {
+  Error e;
+  e.error_class = ErrorClass::kUnknown;
+  e.cause = cause;
+  return e;
+}
+
+// The real broker this process started: scripts/kafka-broker with a pipe as its stdin. The pipe's
+// write end stays open for the process's life; when the process ends (exit, crash or SIGKILL)
+// the kernel closes it and the script stops the broker and removes its directory.
+class RealBroker {
+ public:
+  Result<std::string> bootstrap() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!bootstrap_.empty()) return bootstrap_;
+    if (!failure_.empty()) return failure(failure_);
+    if (const char* given = std::getenv("FANPULL_KAFKA_BOOTSTRAP"); given && *given) {
+      bootstrap_ = given;
+      return bootstrap_;
+    }
+    auto started = launch();
+    if (!started.ok()) failure_ = started.error().cause;
+    return started;
+  }
+
+ private:
+  Result<std::string> launch() {
+    int in[2], out[2];
+    if (::pipe2(in, O_CLOEXEC) != 0 || ::pipe2(out, O_CLOEXEC) != 0) {
+      return failure(std::string("pipe: ") + std::strerror(errno));
+    }
+    const std::string script = std::string(FANPULL_SOURCE_DIR) + "/scripts/kafka-broker";
+    pid_t pid = ::fork();
+    if (pid < 0) return failure(std::string("fork: ") + std::strerror(errno));
+    if (pid == 0) {
+      ::dup2(in[0], 0);
+      ::dup2(out[1], 1);
+      ::execl(script.c_str(), script.c_str(), "--fast-start", static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+    ::close(in[0]);
+    ::close(out[1]);
+    stdin_fd_ = in[1];  // kept open: closing it (or this process ending) stops the broker
+    std::string line;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(180);
+    while (line.find('\n') == std::string::npos) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) {
+        ::kill(pid, SIGTERM);
+        return failure("scripts/kafka-broker printed no address within 180 s");
+      }
+      pollfd p{out[0], POLLIN, 0};
+      if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
+      char buf[256];
+      ssize_t n = ::read(out[0], buf, sizeof buf);
+      if (n <= 0) {
+        int status = 0;
+        ::waitpid(pid, &status, 0);
+        return failure("scripts/kafka-broker exited (status " + std::to_string(status) +
+                       ") before printing its address; run scripts/install-kafka first");
+      }
+      line.append(buf, static_cast<size_t>(n));
+    }
+    ::close(out[0]);
+    bootstrap_ = line.substr(0, line.find('\n'));
+    return bootstrap_;
+  }
+
+  std::mutex mutex_;
+  std::string bootstrap_;
+  std::string failure_;
+  int stdin_fd_ = -1;
+};
+
+RealBroker& realBroker() {
+  static RealBroker* broker = new RealBroker();  // never destroyed: lives as long as the process
+  return *broker;
+}
+
+}  // namespace
+
+BrokerKind brokerKindFromEnvironment() {
+  const char* v = std::getenv("FANPULL_TEST_BROKER");
+  if (v != nullptr && (std::strcmp(v, "kafka") == 0 || std::strcmp(v, "real") == 0)) {
+    return BrokerKind::kReal;
+  }
+  return BrokerKind::kEmbedded;
+}
+
+const char* brokerKindName(BrokerKind kind) {
+  return kind == BrokerKind::kReal ? "Apache Kafka" : "embedded (librdkafka mock)";
+}
+
+Result<std::string> realBrokerBootstrap() { return realBroker().bootstrap(); }
+
+TestKafka::TestKafka(BrokerKind kind, std::string bootstrap,
+                     std::unique_ptr<kafka::EmbeddedBroker> e)
+    : kind_(kind), bootstrap_servers_(std::move(bootstrap)), embedded_(std::move(e)) {}
+
+TestKafka::~TestKafka() = default;
+
+Result<std::unique_ptr<TestKafka>> TestKafka::start(BrokerKind kind, int embedded_brokers) {
+  if (kind == BrokerKind::kEmbedded) {
+    auto broker = kafka::EmbeddedBroker::start(embedded_brokers);
+    if (!broker.ok()) return broker.error();
+    std::string servers = (*broker)->bootstrapServers();
+    return std::unique_ptr<TestKafka>(
+        new TestKafka(kind, std::move(servers), std::move(broker).value()));
+  }
+  auto servers = realBrokerBootstrap();
+  if (!servers.ok()) return servers.error();
+  return std::unique_ptr<TestKafka>(new TestKafka(kind, *servers, nullptr));
+}
+
+Result<kafka::Done> TestKafka::createTopic(const std::string& name, int partitions,
+                                           const std::map<std::string, std::string>& configs) {
+  if (embedded_) return embedded_->createTopic(name, partitions);
+  auto admin = kafka::Admin::create(bootstrap_servers_, {{"log_level", "3"}});
+  if (!admin.ok()) return admin.error();
+  kafka::NewTopic t;
+  t.name = name;
+  t.partitions = partitions;
+  t.replication = -1;
+  t.configs = configs;
+  auto created = (*admin)->createTopics({t}, std::chrono::seconds(30));
+  if (!created.ok()) return created.error();
+  if (!(*created)[name].empty()) return failure("create topic " + name + ": " + (*created)[name]);
+  // Created on the controller; wait until the broker's metadata has every partition's leader.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (true) {
+    auto described = (*admin)->describeTopics({name}, {}, std::chrono::seconds(10));
+    if (described.ok() && described->at(0).exists && described->at(0).partitions == partitions) {
+      return kafka::Done{};
+    }
+    if (std::chrono::steady_clock::now() > deadline) {
+      return failure("topic " + name + " not in the cluster's metadata 30 s after creation");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+}
+
+}  // namespace fanpull::testing
