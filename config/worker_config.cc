@@ -187,12 +187,13 @@ std::variant<WorkerConfig, std::vector<ConfigProblem>> parseWorkerConfig(const s
     r.str(*kafka, "kafka", "group_id", &c.kafka.group_id);
     auto topics = kafka->find("topics");
     if (topics != kafka->end() &&
-        r.object(*topics, "kafka.topics", {"jobs", "pages", "events", "dlq", "progress"})) {
+        r.object(*topics, "kafka.topics", {"jobs", "pages", "events", "dlq", "progress", "state"})) {
       std::pair<const char*, std::string*> names[] = {{"jobs", &c.kafka.topics.jobs},
                                                       {"pages", &c.kafka.topics.pages},
                                                       {"events", &c.kafka.topics.events},
                                                       {"dlq", &c.kafka.topics.dlq},
-                                                      {"progress", &c.kafka.topics.progress}};
+                                                      {"progress", &c.kafka.topics.progress},
+                                                      {"state", &c.kafka.topics.state}};
       std::set<std::string> used;
       for (auto& [key, out] : names) {
         r.str(*topics, "kafka.topics", key, out);

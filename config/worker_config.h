@@ -19,6 +19,9 @@ struct KafkaTopics {
   std::string events = "fanpull.events";
   std::string dlq = "fanpull.dlq";
   std::string progress = "fanpull.progress";
+  // Compacted, with the jobs topic's partition count (`fanpull topics` creates it so); reserved
+  // for the worker's durable state.
+  std::string state = "fanpull.state";
 };
 
 struct KafkaConfig {

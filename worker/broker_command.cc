@@ -12,7 +12,7 @@ namespace {
 // The topics of a default configuration (contracts.md), created with --partitions partitions:
 // the mock cluster gives any other auto-created topic kAutoCreatePartitions.
 constexpr const char* kFanpullTopics[] = {"fanpull.jobs", "fanpull.pages", "fanpull.events",
-                                          "fanpull.dlq", "fanpull.progress"};
+                                          "fanpull.dlq", "fanpull.progress", "fanpull.state"};
 
 }  // namespace
 
@@ -46,7 +46,7 @@ int brokerCommand(const CliArgs& args, std::ostream& out, std::ostream& err) {
   }
   out << (*broker)->bootstrapServers() << std::endl;
   err << "fanpull broker: " << *brokers << " broker(s) at " << (*broker)->bootstrapServers()
-      << "; fanpull.jobs|pages|events|dlq|progress have " << *partitions
+      << "; fanpull.jobs|pages|events|dlq|progress|state have " << *partitions
       << " partitions, other topics are created on first use with "
       << kafka::EmbeddedBroker::kAutoCreatePartitions
       << "; keeps the last 5 MiB per partition; SIGTERM or SIGINT stops it" << std::endl;

@@ -112,6 +112,22 @@ std::vector<Command> commands() {
        "Exit 0 when it is valid, 1 when it has problems.",
        {kConfig, kHelp},
        checkConfigCommand},
+      {"topics", "--config FILE [--partitions N] [--replication N] [--check]",
+       "create the config's topics on a real cluster, or check them",
+       "Creates the topics the configuration names (kafka.topics: jobs, pages, events, dlq,\n"
+       "progress and state) through the Kafka admin API, leaving any that exist as they are: N\n"
+       "partitions each, the state topic compacted and with the jobs topic's partition count.\n"
+       "Then checks them all, or with --check only checks: a missing topic, a state topic that is\n"
+       "not compacted or not co-partitioned with the jobs topic, a pages or dlq topic whose\n"
+       "max.message.bytes is below the producer's message.max.bytes. Prints what it did and every\n"
+       "problem with its fix. Exit 0 when every topic is ready, 1 when something is wrong or the\n"
+       "cluster cannot be reached, 2 for a usage or configuration error.",
+       {kConfig,
+        {"partitions", "N", "partitions of each new topic (default 12; state: as the jobs topic)"},
+        {"replication", "N", "replication factor of new topics (default: min(3, brokers))"},
+        {"check", "", "only check; create nothing"},
+        kHelp},
+       topicsCommand},
   };
 }
 

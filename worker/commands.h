@@ -13,6 +13,7 @@ int demoCommand(const CliArgs& args, std::ostream& out, std::ostream& err);
 int brokerCommand(const CliArgs& args, std::ostream& out, std::ostream& err);
 int checkConfigCommand(const CliArgs& args, std::ostream& out, std::ostream& err);
 int enqueueCommand(const CliArgs& args, std::ostream& out, std::ostream& err);
+int topicsCommand(const CliArgs& args, std::ostream& out, std::ostream& err);
 int collectCommand(const CliArgs& args, std::ostream& out, std::ostream& err);
 
 }  // namespace fanpull

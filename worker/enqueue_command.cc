@@ -140,12 +140,8 @@ int enqueueCommand(const CliArgs& args, std::ostream& out, std::ostream& err) {
   kafka::ProducerOptions options;
   options.bootstrap_servers = config.kafka.bootstrap_servers;
   options.properties = {{"message.timeout.ms", kMessageTimeoutMs}};
-  for (const auto& [key, value] : config.kafka.properties) options.properties[key] = value;
-  // Consumer settings of the shared config; a producer would only warn about them.
-  for (const char* key : {"group.id", "session.timeout.ms", "max.poll.interval.ms",
-                          "partition.assignment.strategy", "auto.offset.reset",
-                          "isolation.level", "enable.partition.eof"}) {
-    options.properties.erase(key);
+  for (const auto& [key, value] : kafka::withoutConsumerOnly(config.kafka.properties)) {
+    options.properties[key] = value;
   }
   options.log = [&batch](int level, const std::string& facility, const std::string& message) {
     if (level > 4) return;

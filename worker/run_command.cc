@@ -18,7 +18,9 @@
 #include "worker/commands.h"
 #include "worker/http_endpoints.h"
 #include "worker/metrics.h"
+#include "worker/kafka/admin.h"
 #include "worker/signals.h"
+#include "worker/topic_check.h"
 #include "worker/worker.h"
 
 namespace fanpull {
@@ -61,6 +63,43 @@ Result<std::unique_ptr<HttpEndpoints>> startEndpoints(const std::string& listen,
     return missing;
   };
   return HttpEndpoints::start(std::move(eo));
+}
+
+// The topics the worker uses must exist, or the cluster must create them: a worker that would
+// only spin (subscribed to a missing jobs topic, its writes timing out) refuses to start. Returns
+// the message for the user, empty when the worker may start. A cluster that cannot be asked
+// (down, or not answering DescribeConfigs) does not stop the start: the worker logs and waits
+// for it as it waits for any broker.
+std::string topicsMissingForRun(const WorkerConfig& config, const std::string& path, Logger& log) {
+  auto admin = kafka::Admin::create(config.kafka.bootstrap_servers, config.kafka.properties);
+  if (!admin.ok()) return path + ": kafka.properties: " + admin.error().cause;
+  std::vector<TopicSpec> used;
+  for (auto& s : topicSpecs(config.kafka.topics, 0)) {
+    if (s.used_by_run) used.push_back(s);
+  }
+  auto problems = checkTopics(**admin, used, false, std::chrono::seconds(10));
+  if (!problems.ok()) {
+    log.warn("topics not checked: the cluster did not answer",
+             {{"error", problems.error().describe()}});
+    return "";
+  }
+  if (problems->empty()) return "";
+  auto creates = (*admin)->brokerConfig("auto.create.topics.enable", std::chrono::seconds(10));
+  if (!creates.ok() || !creates->has_value()) {
+    log.warn("topics missing; the cluster may create them on first use",
+             {{"topic", problems->front().topic}});
+    return "";
+  }
+  if (**creates == "true") {
+    log.info("topics missing; the cluster creates topics on first use",
+             {{"topic", problems->front().topic}});
+    return "";
+  }
+  std::string text;
+  for (const auto& p : *problems) text += "fanpull run: topic " + p.topic + ": " + p.problem + "\n";
+  text += "fanpull run: the cluster does not create topics (auto.create.topics.enable=false); "
+          "create them with: fanpull topics --config " + path;
+  return text;
 }
 
 }  // namespace
@@ -134,6 +173,11 @@ int runCommand(const CliArgs& args, std::ostream& /*out*/, std::ostream& err) {
   options.default_limit = {config.rate_limit.requests_per_second,
                            static_cast<int>(config.rate_limit.burst), config.rate_limit.daily_calls};
   options.observer = &metrics;
+
+  if (std::string missing = topicsMissingForRun(config, *path, log); !missing.empty()) {
+    err << missing << "\n";
+    return kExitUsage;
+  }
 
   Worker worker(options, registry, *tokens, client, log);
   metrics.setWorkerStats([&worker] { return worker.stats(); });

@@ -85,22 +85,23 @@ Worker::~Worker() { stop(); }
 Result<kafka::Done> Worker::start() {
   kafka::ProducerOptions po;
   po.bootstrap_servers = options_.bootstrap_servers;
-  po.properties = options_.properties;
-  // Consumer-only properties of kafka.properties would only make the producer warn.
-  for (const char* consumer_only :
-       {"group.id", "group.instance.id", "session.timeout.ms", "heartbeat.interval.ms",
-        "max.poll.interval.ms", "partition.assignment.strategy", "auto.offset.reset",
-        "enable.auto.commit", "auto.commit.interval.ms", "enable.auto.offset.store",
-        "isolation.level", "fetch.wait.max.ms", "fetch.min.bytes", "fetch.max.bytes",
-        "max.partition.fetch.bytes", "enable.partition.eof", "check.crcs"}) {
-    po.properties.erase(consumer_only);
-  }
+  po.properties = kafka::withoutConsumerOnly(options_.properties);
   po.log = [this](int level, const std::string& facility, const std::string& message) {
     if (level <= 4) log_.warn("kafka producer: " + message, {{"facility", facility}});
   };
   auto producer = kafka::Producer::create(po);
   if (!producer.ok()) return producer.error();
   producer_ = std::move(producer).value();
+  // The producer learns its topics now: its first checkpoint must not wait a second for
+  // metadata (a crash in that second would lose the checkpoints, and the walk would restart).
+  for (const std::string* topic : {&options_.topics.pages, &options_.topics.progress,
+                                   &options_.topics.events, &options_.topics.dlq}) {
+    auto prepared = producer_->prepareTopic(*topic, std::chrono::seconds(10));
+    if (!prepared.ok()) {
+      log_.warn("output topic not ready", {{"topic", *topic},
+                                           {"error", prepared.error().describe()}});
+    }
+  }
 
   auto reader_log = [this](int level, const std::string& facility, const std::string& message) {
     if (level <= 4) log_.warn("kafka reader: " + message, {{"facility", facility}});

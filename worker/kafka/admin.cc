@@ -59,7 +59,7 @@ Result<std::unique_ptr<Admin>> Admin::create(const std::string& bootstrap_server
   impl->log = std::move(log);
   Properties defaults = {{"client.id", "fanpull-admin"}};
   if (!bootstrap_servers.empty()) defaults["bootstrap.servers"] = bootstrap_servers;
-  auto conf = detail::buildConf(defaults, properties);
+  auto conf = detail::buildConf(defaults, withoutConsumerOnly(properties));
   if (!conf.ok()) return conf.error();
   if (detail::confValue(conf->get(), "bootstrap.servers").empty()) {
     return detail::usageError("kafka admin: no bootstrap servers");

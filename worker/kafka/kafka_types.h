@@ -18,6 +18,10 @@ struct Done {};
 // kafka.properties. Applied after fanpull's defaults, so a user can override any of them.
 using Properties = std::map<std::string, std::string>;
 
+// `properties` without the consumer-only ones (group.id, session.timeout.ms, ...), which a
+// producer or an admin client would only warn about: one config's kafka.properties serves all.
+Properties withoutConsumerOnly(const Properties& properties);
+
 // Receives librdkafka's log lines (syslog levels: 3 error ... 7 debug) from librdkafka's
 // threads. Must not throw.
 using LogCallback =

@@ -68,6 +68,13 @@ class Producer {
   // Errors: retryable when messages are still in flight after `timeout`.
   Result<Done> flush(std::chrono::milliseconds timeout);
 
+  // Looks `topic` up so that the first message to it is sent at once: without this, librdkafka
+  // 2.0 learns a topic new to the producer on its one-second topic scan, and messages wait for
+  // it (a crash in that second loses them). Returns the topic's partition count.
+  // Errors: the topic does not exist and the cluster did not create it, or is not authorized
+  // (class unknown, the cause names the topic); the cluster not answering (retryable).
+  Result<int> prepareTopic(const std::string& topic, std::chrono::milliseconds timeout);
+
   // Messages queued or in flight whose callbacks have not run yet.
   int inFlight() const;
 

@@ -3,6 +3,26 @@
 #include <algorithm>
 #include <climits>
 
+namespace fanpull::kafka {
+
+Properties withoutConsumerOnly(const Properties& properties) {
+  Properties out = properties;
+  for (const char* consumer_only :
+       {"group.id", "group.instance.id", "session.timeout.ms", "heartbeat.interval.ms",
+        "max.poll.interval.ms", "partition.assignment.strategy", "auto.offset.reset",
+        "enable.auto.commit", "auto.commit.interval.ms", "enable.auto.offset.store",
+        "isolation.level", "fetch.wait.max.ms", "fetch.min.bytes", "fetch.max.bytes",
+        "max.partition.fetch.bytes", "enable.partition.eof", "check.crcs",
+        "queued.min.messages", "queued.max.messages.kbytes", "fetch.error.backoff.ms",
+        "group.protocol.type", "coordinator.query.interval.ms",
+        "consume.callback.max.messages", "offset.store.method"}) {
+    out.erase(consumer_only);
+  }
+  return out;
+}
+
+}  // namespace fanpull::kafka
+
 namespace fanpull::kafka::detail {
 
 Result<ConfPtr> buildConf(const Properties& defaults, const Properties& user) {
