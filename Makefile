@@ -12,13 +12,18 @@ FUZZ_SECONDS ?= 60
 export CCACHE_BASEDIR ?= $(CURDIR)
 export CCACHE_NOHASHDIR ?= 1
 
-.PHONY: all deps configure build demo test test-unit test-integration test-slow test-asan \
-	test-tsan bench fuzz fuzz-ci ci clean
+.PHONY: all deps kafka-deps configure build demo test test-unit test-integration test-slow \
+	test-kafka test-asan test-tsan bench bench-kafka fuzz fuzz-ci ci clean
 
 all: build
 
 deps:
 	@scripts/install-deps
+
+# The real Apache Kafka broker of the `kafka` test tier and the benchmarks (a JRE, Maven and the
+# broker's jars from Maven Central, cached in .cache/kafka once). `make demo` never needs it.
+kafka-deps:
+	@scripts/install-kafka >/dev/null
 
 configure: deps
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DFANPULL_WERROR=ON $(CMAKE_FLAGS) >/dev/null
@@ -29,7 +34,7 @@ build: configure
 demo: build
 	./$(BUILD)/fanpull demo
 
-test: build
+test: build kafka-deps
 	cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
 
 test-unit: build
@@ -40,6 +45,10 @@ test-integration: build
 
 test-slow: build
 	cd $(BUILD) && ctest --output-on-failure -j$(JOBS) -L slow
+
+# Against a real Apache Kafka broker (one per test process, started by scripts/kafka-broker).
+test-kafka: build kafka-deps
+	cd $(BUILD) && ctest --output-on-failure -j$(JOBS) -L kafka
 
 # Sanitizer builds (warnings are not errors there: gcc's instrumentation warns in system headers;
 # -O1 -g1 keeps them quick to build and to run). AddressSanitizer + UndefinedBehaviorSanitizer on
