@@ -59,8 +59,8 @@ int main(int argc, char** argv) {
       stats.jobs_by_status.count("completed") ? stats.jobs_by_status.at("completed") : 0;
 
   Table t(fmt("bench_latency_fleet: %d merchants x %lld followers, sandbox latency %d ms, "
-              "max_in_flight %zu",
-              merchants, static_cast<long long>(followers), latency_ms, in_flight));
+              "max_in_flight %zu, broker: %s",
+              merchants, static_cast<long long>(followers), latency_ms, in_flight, h.brokerName()));
   t.add("jobs completed", fmt("%lld / %d", static_cast<long long>(completed), merchants),
         fmt("%d", merchants), exactly(completed, merchants));
   t.add("WeChat user/get calls (sandbox log)", fmt("%lld", static_cast<long long>(calls)),

@@ -43,6 +43,7 @@
 #include "tenants/token_state_store.h"
 #include "worker/job.h"
 #include "worker/kafka/consumer.h"
+#include "support/test_kafka.h"
 #include "worker/kafka/embedded_broker.h"
 #include "worker/kafka/producer.h"
 #include "worker/worker.h"
@@ -305,7 +306,9 @@ class Harness {
     dir_ = made;
 
     setThreadName("kafka-broker");
-    auto broker = kafka::EmbeddedBroker::start(3);
+    // The embedded broker, or with FANPULL_TEST_BROKER=kafka a real Apache Kafka (its JVM is
+    // another process: its CPU is not in this process's figures).
+    auto broker = testing::TestKafka::start();
     if (!broker.ok()) throw std::runtime_error(broker.error().describe());
     broker_ = std::move(broker).value();
     const std::string suffix = std::to_string(::getpid());
@@ -506,6 +509,8 @@ class Harness {
   }
 
   sandbox::SandboxServer& sandbox() { return *sandbox_; }
+  // "embedded (librdkafka mock)" or "Apache Kafka": the broker the figures were measured on.
+  const char* brokerName() const { return testing::brokerKindName(broker_->kind()); }
   Worker& worker() { return *worker_; }
   ComponentTokenSource* componentTokens() { return component_.get(); }
   const KafkaTopics& topics() const { return topics_; }
@@ -514,7 +519,7 @@ class Harness {
  private:
   HarnessOptions options_;
   std::string dir_;
-  std::unique_ptr<kafka::EmbeddedBroker> broker_;
+  std::unique_ptr<testing::TestKafka> broker_;
   KafkaTopics topics_;
   std::unique_ptr<sandbox::SandboxServer> sandbox_;
   std::unique_ptr<kafka::Producer> producer_;

@@ -31,9 +31,6 @@ struct Worker::Run {
   int64_t seq = 0;          // pages delivered
   std::string cursor;       // the next call's next_openid
   int64_t openids = 0;      // OpenIDs in delivered pages
-  std::optional<FollowerPage> held;  // fetched, produced once the next answer says if it is last
-  std::string held_cursor;  // the cursor the held page was fetched with
-  int64_t held_seq = 0;
   int failures = 0;
   bool renewed = false;  // a renewal happened since the last successful call
   std::string token;
@@ -612,47 +609,30 @@ void Worker::onPage(const std::shared_ptr<Run>& run, FollowerPage page) {
                                    "walk does not advance"));
   }
   if (next == WalkStep::kContinue) {
-    // This page waits for the next answer to know whether it is the last; the one held before
-    // it was not the last and goes now.
-    std::optional<FollowerPage> previous = std::move(run->held);
-    int64_t previous_seq = run->held_seq;
-    run->held_cursor = run->cursor;
-    run->held_seq = previous ? previous_seq + 1 : run->seq;
-    run->cursor = page.next_openid;
-    run->held = std::move(page);
-    if (!previous) return schedule(run, {});
+    // Produced as soon as it arrives (contracts.md, Page); the walk goes on once it is delivered,
+    // and its checkpoint follows, so a crash costs at most this page and the call after it.
     auto r = run;
-    int64_t delivered = static_cast<int64_t>(previous->size());
-    produceAll(run, pageMessages(run, *previous, previous_seq, false), [this, r, delivered] {
-      if (r->cancelled) return abandon(r);
-      r->seq = r->held_seq;  // every page before the held one is delivered
-      r->openids += delivered;
-      log_.info("page delivered", {{"job_id", r->job.job_id},
-                                   {"appid", r->job.appid},
-                                   {"seq", std::to_string(r->seq - 1)},
-                                   {"count", std::to_string(delivered)}});
-      produceAll(r, {progressMessage(*r, kProgressRunning)}, {});
-      schedule(r, {});
-    });
+    const int64_t delivered = static_cast<int64_t>(page.size());
+    std::string cursor = page.next_openid;
+    produceAll(run, pageMessages(run, page, run->seq, false),
+               [this, r, delivered, cursor = std::move(cursor)] {
+                 if (r->cancelled) return abandon(r);
+                 r->seq += 1;
+                 r->openids += delivered;
+                 r->cursor = cursor;
+                 log_.info("page delivered", {{"job_id", r->job.job_id},
+                                              {"appid", r->job.appid},
+                                              {"seq", std::to_string(r->seq - 1)},
+                                              {"count", std::to_string(delivered)}});
+                 produceAll(r, {progressMessage(*r, kProgressRunning)}, {});
+                 schedule(r, {});
+               });
     return;
   }
-  std::vector<Outgoing> out;
-  if (run->held) {
-    // kLastPage: the held page, then this one, the last. kEnd: the held page is the last.
-    out = pageMessages(run, *run->held, run->held_seq, next == WalkStep::kEnd);
-    run->openids += static_cast<int64_t>(run->held->size());
-    run->seq = run->held_seq + 1;
-    run->held.reset();
-    if (next == WalkStep::kEnd) return complete(run, std::move(out));
-  } else if (next == WalkStep::kEnd) {
-    // Nothing held: an account without followers (or a list that emptied while resuming) ends
-    // with one page of count 0.
-    out = pageMessages(run, page, run->seq, true);
-    run->seq += 1;
-    return complete(run, std::move(out));
-  }
-  auto last = pageMessages(run, page, run->seq, true);
-  out.insert(out.end(), std::make_move_iterator(last.begin()), std::make_move_iterator(last.end()));
+  // kLastPage: this page's empty next_openid ends the walk, so it is the last. kEnd: no OpenIDs
+  // (the answer after a last page that repeated its final OpenID, or an account without
+  // followers): a page of count 0 marked last ends the job's pages.
+  auto out = pageMessages(run, page, run->seq, true);
   run->openids += static_cast<int64_t>(page.size());
   run->seq += 1;
   complete(run, std::move(out));
@@ -807,11 +787,6 @@ void Worker::defer(const std::shared_ptr<Run>& run, TimePoint until, const Error
                              {"appid", run->job.appid},
                              {"retry_at", formatBeijing(until)},
                              {"error", error.describe()}});
-  // The held page will be fetched again after the deferral: resume from its cursor.
-  if (run->held) {
-    run->cursor = run->held_cursor;
-    run->held.reset();
-  }
   auto r = run;
   {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -926,8 +901,7 @@ Worker::Outgoing Worker::progressMessage(const Run& run, const std::string& stat
   p.appid = run.job.appid;
   p.state = state;
   p.seq = run.seq;
-  // A held page is not delivered yet: after a crash it is fetched again from its cursor.
-  p.cursor = run.held ? run.held_cursor : run.cursor;
+  p.cursor = run.cursor;
   p.openids = run.openids;
   p.source_topic = run.topic;
   p.source_partition = run.partition;

@@ -64,6 +64,49 @@ class JobFeed {
   std::vector<JobSpec> jobs_;
 };
 
+// user/get calls of one uninterrupted walk of `followers` (last page variant "repeat": the last
+// data page is followed by a call answering count 0).
+int64_t walkCalls(int64_t followers) { return (followers + 9999) / 10000 + 1; }
+
+// What the kills cost in WeChat calls: at each kill it notes every merchant's calls so far; a
+// merchant that made calls while that worker lived may have had a walk cut short, and each cut
+// walk may cost at most 2 calls again (the page not yet checkpointed and the call in flight).
+class CallLedger {
+ public:
+  // cuts_per_kill: how many times a kill may cut one merchant's walk short (2 in a group: the
+  // kill, then the rebalance when the restarted worker joins).
+  CallLedger(WorkerFixture& f, std::vector<sandbox::Account> accounts, int cuts_per_kill = 1)
+      : f_(f), accounts_(std::move(accounts)), cuts_per_kill_(cuts_per_kill) {}
+  void noteKill() {
+    for (const auto& a : accounts_) {
+      int64_t calls = f_.sandbox().calls(a.appid, sandbox::kEndpointUserGet);
+      if (calls > last_[a.appid]) cut_[a.appid] += cuts_per_kill_;
+      last_[a.appid] = calls;
+    }
+  }
+  void requireCost(const std::vector<JobSpec>& jobs) {
+    std::map<std::string, int64_t> uninterrupted;
+    for (const auto& j : jobs) uninterrupted[j.appid] += walkCalls(j.followers);
+    int64_t extra_total = 0;
+    for (const auto& a : accounts_) {
+      int64_t calls = f_.sandbox().calls(a.appid, sandbox::kEndpointUserGet);
+      INFO(a.appid << ": " << calls << " calls for " << uninterrupted[a.appid]
+                   << " uninterrupted; walks possibly cut by a kill: " << cut_[a.appid]);
+      CHECK(calls >= uninterrupted[a.appid]);
+      CHECK(calls - uninterrupted[a.appid] <= 2 * (cut_[a.appid] + 1));
+      extra_total += calls - uninterrupted[a.appid];
+    }
+    WARN("calls made again after kills: " << extra_total);
+  }
+
+ private:
+  WorkerFixture& f_;
+  std::vector<sandbox::Account> accounts_;
+  std::map<std::string, int64_t> last_;
+  std::map<std::string, int64_t> cut_;
+  int cuts_per_kill_;
+};
+
 // Every job completed once, its pages exactly the merchant's followers, replays identical.
 void requireEveryJobComplete(WorkerFixture& f, const std::vector<JobSpec>& jobs) {
   std::set<std::string> ids;
@@ -95,28 +138,31 @@ void requireEveryJobComplete(WorkerFixture& f, const std::vector<JobSpec>& jobs)
 }  // namespace
 
 TEST_CASE("twenty SIGKILLs at random moments during a multi-merchant run lose no page",
-          "[worker][slow]") {
+          "[worker][slow][kafka]") {
   auto accounts = crashMerchants("wxcrash");
   WorkerFixture f(accounts, 32);
   std::string config = f.writeConfig(8, fastGroup());
   std::mt19937 random(20261127);
   std::uniform_int_distribution<int> lifetime_ms(300, 4000);
   JobFeed feed(f, accounts, "j-crash-");
+  CallLedger ledger(f, accounts);
   feed.enqueue(10);
   for (int kill = 0; kill < 20; ++kill) {
     auto worker = f.launchWorker(config, "worker-" + std::to_string(kill));
     std::this_thread::sleep_for(std::chrono::milliseconds(lifetime_ms(random)));
     ::kill(worker.id(), SIGKILL);
     CHECK(worker.wait() != 0);
+    ledger.noteKill();
     feed.enqueue(2);  // jobs keep arriving while no worker runs
   }
   auto last = f.launchWorker(config, "worker-last");
   requireEveryJobComplete(f, feed.jobs());
   CHECK(f.terminateWorker(last, "worker-last") == 0);
+  ledger.requireCost(feed.jobs());
 }
 
 TEST_CASE("three workers in one group with one killed at a time lose no page",
-          "[worker][slow]") {
+          "[worker][slow][kafka]") {
   auto accounts = crashMerchants("wxtrio");
   WorkerFixture f(accounts, 32);
   std::string config = f.writeConfig(8, fastGroup());
@@ -129,16 +175,19 @@ TEST_CASE("three workers in one group with one killed at a time lose no page",
   std::mt19937 random(20261128);
   std::uniform_int_distribution<int> between_ms(800, 3000);
   JobFeed feed(f, accounts, "j-trio-");
+  CallLedger ledger(f, accounts, 2);
   feed.enqueue(12);
   for (int kill = 0; kill < 6; ++kill) {
     size_t victim = static_cast<size_t>(kill) % workers.size();
     std::this_thread::sleep_for(std::chrono::milliseconds(between_ms(random)));
     ::kill(workers[victim].id(), SIGKILL);
     CHECK(workers[victim].wait() != 0);
+    ledger.noteKill();
     feed.enqueue(3);
     names[victim] = "worker-" + std::to_string(victim) + "-" + std::to_string(kill);
     workers[victim] = f.launchWorker(config, names[victim]);
   }
   requireEveryJobComplete(f, feed.jobs());
   for (size_t i = 0; i < workers.size(); ++i) CHECK(f.terminateWorker(workers[i], names[i]) == 0);
+  ledger.requireCost(feed.jobs());
 }

@@ -53,7 +53,7 @@ std::vector<std::string> hostileJobs() {
 }  // namespace
 
 TEST_CASE("a corpus of hostile jobs through a running worker is rejected and no request is altered",
-          "[worker][integration]") {
+          "[worker][integration][kafka]") {
   auto account = merchant("wxhostile", 23000);
   WorkerFixture f({account});
   f.startWorker();

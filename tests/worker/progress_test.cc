@@ -11,6 +11,7 @@
 #include "worker/kafka/producer.h"
 #include "worker/kafka/topic_scan.h"
 #include "worker/messages.h"
+#include "support/test_kafka.h"
 #include "worker/progress_store.h"
 
 using namespace std::chrono_literals;
@@ -91,8 +92,9 @@ TEST_CASE("a job's newest record wins but never moves it back from ending or fin
 }
 
 TEST_CASE("a topic scan reads each partition from its offset to the end it had when it began",
-          "[worker][integration]") {
-  auto broker = kafka::EmbeddedBroker::start(1);
+          "[worker][integration][kafka]") {
+  auto broker = fanpull::testing::TestKafka::start(fanpull::testing::brokerKindFromEnvironment(), 1);
+  INFO((broker.ok() ? std::string() : broker.error().describe()));
   REQUIRE(broker.ok());
   const std::string topic = "scan." + std::to_string(::getpid());
   REQUIRE((*broker)->createTopic(topic, 2).ok());
@@ -146,7 +148,7 @@ TEST_CASE("a topic scan reads each partition from its offset to the end it had w
   CHECK(std::count(again.begin(), again.end(), "v0") == 1);
 
   // A topic that does not exist has nothing to read. (The embedded broker creates a topic
-  // whose metadata is asked for, so this reads a new empty topic; the scan reads either as 0.)
+  // whose metadata is asked for, so there this reads a new empty topic; Kafka has none.)
   int visited = 0;
   auto none = scanner.scan(topic + ".missing", everything,
                            [&](const kafka::ConsumedMessage&) { ++visited; });

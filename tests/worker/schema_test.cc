@@ -458,7 +458,7 @@ TEST_CASE("the example configurations load without problems", "[worker][unit]") 
   }
 }
 
-TEST_CASE("every message a worker writes matches its published schema", "[worker][integration]") {
+TEST_CASE("every message a worker writes matches its published schema", "[worker][integration][kafka]") {
   JsonSchema job_schema = loadSchema("job.schema.json");
   JsonSchema page_schema = loadSchema("page.schema.json");
   JsonSchema event_schema = loadSchema("event.schema.json");
@@ -653,7 +653,7 @@ TEST_CASE("every message a worker writes matches its published schema", "[worker
 }
 
 TEST_CASE("a rejected job whose key is not UTF-8 still gets a UTF-8 JSON event",
-          "[worker][integration]") {
+          "[worker][integration][kafka]") {
   // contracts.md: all values are UTF-8 JSON objects. A job producer's key is outside fanpull's
   // control; the rejected event must not copy bytes into JSON that make it invalid.
   JsonSchema event_schema = loadSchema("event.schema.json");

@@ -56,7 +56,12 @@ TEST_CASE("every edge account size arrives complete in the pages topic in both l
     CHECK(statusCount(events, "failed") == 0);
     f.requireFollowers(job, a.appid, a.followers);
     auto pages = f.pagesOf(job);
-    int64_t expected_pages = a.followers == 0 ? 1 : (a.followers + 9999) / 10000;
+    // Every answer with OpenIDs is a page; a walk whose last data page repeats its final OpenID
+    // (variant "repeat") ends with the count-0 answer as one more page, marked last.
+    int64_t data_pages = (a.followers + 9999) / 10000;
+    int64_t expected_pages =
+        a.last_page_variant == sandbox::LastPageVariant::kEmpty ? std::max<int64_t>(data_pages, 1)
+                                                                : data_pages + 1;
     CHECK(pages.pages == expected_pages);
     for (const auto& e : events) {
       if (e["status"] == "completed") {
@@ -68,7 +73,7 @@ TEST_CASE("every edge account size arrives complete in the pages topic in both l
 }
 
 TEST_CASE("faults and refusals and bad jobs each end as their error class says",
-          "[worker][integration]") {
+          "[worker][integration][kafka]") {
   auto flaky = merchant("wxflaky", 25000);
   flaky.faults.script = {sandbox::FaultKind::kBusy, sandbox::FaultKind::kHttp502,
                          sandbox::FaultKind::kTruncated, sandbox::FaultKind::kReset};
@@ -179,7 +184,7 @@ TEST_CASE("faults and refusals and bad jobs each end as their error class says",
   }
 }
 
-TEST_CASE("a duplicate job id is reported and not pulled twice", "[worker][integration]") {
+TEST_CASE("a duplicate job id is reported and not pulled twice", "[worker][integration][kafka]") {
   WorkerFixture f({merchant("wxdup", 15000)});
   f.startWorker();
   f.enqueueJob("j-dup", "wxdup");
@@ -192,7 +197,7 @@ TEST_CASE("a duplicate job id is reported and not pulled twice", "[worker][integ
 }
 
 TEST_CASE("faults past the retry budget fail the job as retryable while other merchants complete",
-          "[worker][integration]") {
+          "[worker][integration][kafka]") {
   auto busy = merchant("wxbusy", 25000);
   busy.faults.busy = 1.0;  // every call answers -1
   auto slow = merchant("wxslowpoke", 25000);
@@ -230,7 +235,7 @@ TEST_CASE("faults past the retry budget fail the job as retryable while other me
 }
 
 TEST_CASE("45009 defers a merchant until Beijing midnight without delaying others and then resumes",
-          "[worker][integration]") {
+          "[worker][integration][kafka]") {
   auto quota = merchant("wxquota", 40000);
   quota.daily_quota = 3;
   WorkerFixture f({quota, merchant("wxother", 30000)});
@@ -252,18 +257,23 @@ TEST_CASE("45009 defers a merchant until Beijing midnight without delaying other
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
   CHECK(f.sandbox().calls("wxquota", sandbox::kEndpointUserGet) == calls);
   CHECK(calls == 4);  // 3 answered, the 4th refused with 45009
+  // Every page paid for is delivered before the deferral: 3 answers, 3 pages, 30,000 OpenIDs.
+  auto before = f.pagesOf("j-quota");
+  CHECK(before.pages == 3);
+  CHECK(before.openids.size() == 30000);
+  CHECK(event["openids"] == 30000);
 
-  // Past 00:00 Beijing time: the walk goes on from the last delivered page (the page held when
-  // the quota ran out is fetched again) and needs 3 more calls.
+  // Past 00:00 Beijing time: the walk goes on from the last delivered page and needs 2 more
+  // calls (the 4th page, then the count-0 answer that ends the walk).
   f.clock().advance(std::chrono::hours(23));
   f.waitForStatus({"j-quota"}, {"completed"});
   f.requireFollowers("j-quota", "wxquota", 40000);
-  CHECK(f.sandbox().calls("wxquota", sandbox::kEndpointUserGet) == 4 + 3);
+  CHECK(f.sandbox().calls("wxquota", sandbox::kEndpointUserGet) == 4 + 2);
   CHECK(statusCount(f.eventsOf("j-quota"), "started") == 1);
 }
 
 TEST_CASE("the configured daily_calls budget defers with retry_at and resumes the next day",
-          "[worker][integration]") {
+          "[worker][integration][kafka]") {
   WorkerFixture f({merchant("wxbudget", 40000)});
   auto options = f.options();
   options.default_limit = {1000, 1000, 3};
@@ -276,7 +286,7 @@ TEST_CASE("the configured daily_calls budget defers with retry_at and resumes th
   f.requireFollowers("j-budget", "wxbudget", 40000);
 }
 
-TEST_CASE("45011 waits for the next minute and the walk completes", "[worker][integration]") {
+TEST_CASE("45011 waits for the next minute and the walk completes", "[worker][integration][kafka]") {
   auto limited = merchant("wxminute", 30000);
   limited.minute_limit = 2;
   WorkerFixture f({limited});
@@ -290,7 +300,7 @@ TEST_CASE("45011 waits for the next minute and the walk completes", "[worker][in
   f.requireFollowers("j-minute", "wxminute", 30000);
 }
 
-TEST_CASE("a job resumes from its cursor after a graceful stop", "[worker][integration]") {
+TEST_CASE("a job resumes from its cursor after a graceful stop", "[worker][integration][kafka]") {
   // Nine calls of 300 ms; the stop comes once the third is under way (watched through the
   // sandbox's call count, which costs nothing, so a slow build still stops mid-walk).
   auto slow = merchant("wxslow", 80000);
@@ -312,7 +322,7 @@ TEST_CASE("a job resumes from its cursor after a graceful stop", "[worker][integ
 }
 
 TEST_CASE("a worker killed with SIGKILL mid-walk is restarted and no page is lost",
-          "[worker][integration]") {
+          "[worker][integration][kafka]") {
   // Ten pages of 400 ms: the kill after the third page lands mid-walk however slow the machine.
   auto a = merchant("wxkill", 100000);
   a.latency_ms = 400;
@@ -337,10 +347,38 @@ TEST_CASE("a worker killed with SIGKILL mid-walk is restarted and no page is los
   f.requireFollowers("j-kill", "wxkill", 100000);
   f.requireFollowers("j-kill2", "wxkill2", 45000);
   CHECK(statusCount(f.eventsOf("j-kill"), "completed") == 1);
+  // Resumed from its checkpoint: an uninterrupted walk makes 11 calls (10 pages and the count-0
+  // answer); the kill costs at most the page not yet checkpointed and the call in flight.
+  CHECK(f.sandbox().calls("wxkill", sandbox::kEndpointUserGet) <= 11 + 2);
+  CHECK(statusCount(f.eventsOf("j-kill"), "started") == 1);
+}
+
+TEST_CASE("a worker killed after six calls of a fresh walk resumes it at the cost of two calls",
+          "[worker][integration][kafka]") {
+  // 150,000 followers: 16 calls uninterrupted. Calls of 100 ms, so the kill after the sixth call
+  // lands in the worker's first second, when its first checkpoints are just being written.
+  auto a = merchant("wxfresh", 150000);
+  a.latency_ms = 100;
+  WorkerFixture f({a});
+  std::string config = f.writeConfig();
+  auto first = f.launchWorker(config, "first");
+  f.enqueueJob("j-fresh", "wxfresh");
+  REQUIRE(f.waitForUserGetCalls("wxfresh", 6, std::chrono::seconds(60)) >= 6);
+  ::kill(first.id(), SIGKILL);
+  first.wait();
+  const int64_t calls_before = f.sandbox().calls("wxfresh", sandbox::kEndpointUserGet);
+  REQUIRE(calls_before < 16);  // the kill was mid-walk
+  auto second = f.launchWorker(config, "second");
+  f.waitForStatus({"j-fresh"}, {"completed"}, std::chrono::seconds(90));
+  CHECK(f.terminateWorker(second, "second") == 0);
+  f.requireFollowers("j-fresh", "wxfresh", 150000);
+  INFO("calls before the kill: " << calls_before << "\n" << f.childLogLines("progress"));
+  CHECK(f.sandbox().calls("wxfresh", sandbox::kEndpointUserGet) <= 16 + 2);
+  CHECK(f.childLogLines("job resumed").find("second.log") != std::string::npos);
 }
 
 TEST_CASE("two workers share the group and when one is killed its merchants finish on the other",
-          "[worker][integration]") {
+          "[worker][integration][kafka]") {
   std::vector<sandbox::Account> accounts;
   // Three pages per merchant keep every pages partition far below the embedded broker's 5 MiB
   // retention even when some pages are written twice.
@@ -373,11 +411,14 @@ TEST_CASE("two workers share the group and when one is killed its merchants fini
   for (const auto& a : accounts) {
     f.requireFollowers("j-" + a.appid, a.appid, 30000);
     CHECK(statusCount(f.eventsOf("j-" + a.appid), "completed") == 1);
+    // 4 calls uninterrupted (3 pages and the count-0 answer); a walk moved by the kill resumes
+    // from its checkpoint: at most 2 calls again.
+    CHECK(f.sandbox().calls(a.appid, sandbox::kEndpointUserGet) <= 4 + 2);
   }
 }
 
 TEST_CASE("a job found ending after a crash gets exactly one end event and no further call",
-          "[worker][integration]") {
+          "[worker][integration][kafka]") {
   // A worker died after checkpointing "ending": the end event may or may not have been written.
   const bool event_written = GENERATE(true, false);
   INFO("end event already written: " << event_written);
@@ -449,7 +490,7 @@ TEST_CASE("a job found ending after a crash gets exactly one end event and no fu
   CHECK(statusCount(f.eventsOf("j-ending"), "completed") == 1);
 }
 
-TEST_CASE("a start cursor in the job starts the walk after it", "[worker][integration]") {
+TEST_CASE("a start cursor in the job starts the walk after it", "[worker][integration][kafka]") {
   WorkerFixture f({merchant("wxfrom", 25000)});
   f.startWorker();
   f.enqueueJob("j-from", "wxfrom", sandbox::sandboxOpenId("wxfrom", 12344));
@@ -457,7 +498,7 @@ TEST_CASE("a start cursor in the job starts the walk after it", "[worker][integr
   f.requireFollowers("j-from", "wxfrom", 25000, 12345);
 }
 
-TEST_CASE("a tenants file edit is picked up without a restart", "[worker][integration]") {
+TEST_CASE("a tenants file edit is picked up without a restart", "[worker][integration][kafka]") {
   WorkerFixture f({merchant("wxlate", 100)});
   f.writeTenants(R"({"tenants": []})");
   auto options = f.options();
@@ -473,7 +514,7 @@ TEST_CASE("a tenants file edit is picked up without a restart", "[worker][integr
 }
 
 TEST_CASE("too many queued jobs pause the jobs partitions and every job still completes",
-          "[worker][integration]") {
+          "[worker][integration][kafka]") {
   std::vector<sandbox::Account> accounts;
   for (int i = 0; i < 3; ++i) {
     auto a = merchant("wxbacklog" + std::to_string(i), 15000);
@@ -510,7 +551,7 @@ TEST_CASE("too many queued jobs pause the jobs partitions and every job still co
 }
 
 TEST_CASE("a page larger than message.max.bytes is split into ordered parts",
-          "[worker][integration]") {
+          "[worker][integration][kafka]") {
   WorkerFixture f({merchant("wxsplit", 23000)});
   auto options = f.options();
   options.properties["message.max.bytes"] = "120000";
@@ -533,7 +574,7 @@ TEST_CASE("a page larger than message.max.bytes is split into ordered parts",
 }
 
 TEST_CASE("SIGTERM stops the worker gracefully and a second signal exits at once",
-          "[worker][integration]") {
+          "[worker][integration][kafka]") {
   auto slow = merchant("wxsignal", 50000);
   slow.latency_ms = 2500;
   WorkerFixture f({slow});
@@ -560,7 +601,7 @@ TEST_CASE("SIGTERM stops the worker gracefully and a second signal exits at once
   CHECK(std::chrono::steady_clock::now() - t1 < std::chrono::milliseconds(2000));
 }
 
-TEST_CASE("a deferred merchant counts as deferred until its walk resumes", "[worker][integration]") {
+TEST_CASE("a deferred merchant counts as deferred until its walk resumes", "[worker][integration][kafka]") {
   auto quota = merchant("wxgauge", 30000);
   quota.daily_quota = 3;  // the walk needs 4 calls: deferred once, then completed
   WorkerFixture f({quota});
@@ -578,7 +619,7 @@ TEST_CASE("a deferred merchant counts as deferred until its walk resumes", "[wor
   f.waitForStatus({"j-gauge"}, {"completed"});
 }
 
-TEST_CASE("two workers from one config with a fixed metrics port both run", "[worker][integration]") {
+TEST_CASE("two workers from one config with a fixed metrics port both run", "[worker][integration][kafka]") {
   WorkerFixture f({merchant("wxport", 100)});
   Poco::Net::ServerSocket probe(Poco::Net::SocketAddress("127.0.0.1", 0));
   uint16_t port = probe.address().port();
@@ -602,7 +643,7 @@ TEST_CASE("two workers from one config with a fixed metrics port both run", "[wo
 }
 
 TEST_CASE("enqueue then collect against a running worker give the full follower list",
-          "[worker][integration]") {
+          "[worker][integration][kafka]") {
   WorkerFixture f({merchant("wxcli", 23000)});
   std::string config = f.writeConfig();
   auto worker = f.launchWorker(config, "worker");
