@@ -49,7 +49,10 @@ std::vector<Command> commands() {
       {"broker", "[--brokers N] [--partitions N]",
        "an embedded Kafka-protocol broker for development and tests",
        "Runs librdkafka's mock cluster, prints bootstrap.servers on the first stdout line and\n"
-       "serves until SIGTERM or SIGINT.",
+       "serves until SIGTERM or SIGINT. For development and tests only: it keeps just the last\n"
+       "5 MiB of each partition (about 16 pages of 10,000 OpenIDs; older pages are gone, so\n"
+       "`collect` finds them missing), never compacts, creates any topic asked for, and cannot\n"
+       "honour transactions. Use a real Kafka cluster for anything else (see `fanpull topics`).",
        {{"brokers", "N", "number of brokers (default 3)"},
         {"partitions", "N",
          "partitions of the fanpull.* topics created at start (default 4; other topics get 4)"},

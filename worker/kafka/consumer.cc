@@ -286,20 +286,7 @@ Result<std::vector<TopicPartition>> Consumer::assignment() const {
 
 Result<int> Consumer::partitionCount(const std::string& topic, std::chrono::milliseconds timeout) {
   if (auto open = impl_->ensureOpen("metadata"); !open.ok()) return open.error();
-  detail::TopicPtr rkt(rd_kafka_topic_new(impl_->rk.get(), topic.c_str(), nullptr));
-  if (!rkt) return detail::usageError("metadata: invalid topic \"" + topic + "\"");
-  const rd_kafka_metadata_t* raw = nullptr;
-  rd_kafka_resp_err_t err =
-      rd_kafka_metadata(impl_->rk.get(), 0, rkt.get(), &raw, detail::toTimeoutMs(timeout));
-  detail::MetadataPtr md(raw);
-  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) return detail::kafkaError(err, "metadata of " + topic);
-  for (int i = 0; i < md->topic_cnt; ++i) {
-    const auto& t = md->topics[i];
-    if (topic != t.topic) continue;
-    if (t.err != RD_KAFKA_RESP_ERR_NO_ERROR) return detail::kafkaError(t.err, "topic " + topic);
-    return t.partition_cnt;
-  }
-  return detail::kafkaError(RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART, "topic " + topic);
+  return detail::topicPartitionCount(impl_->rk.get(), topic, timeout);
 }
 
 Result<std::pair<int64_t, int64_t>> Consumer::watermarks(const TopicPartition& partition,

@@ -168,28 +168,14 @@ Result<Done> Producer::flush(std::chrono::milliseconds timeout) {
 }
 
 Result<int> Producer::prepareTopic(const std::string& topic, std::chrono::milliseconds timeout) {
-  detail::TopicPtr rkt(rd_kafka_topic_new(impl_->rk.get(), topic.c_str(), nullptr));
-  if (!rkt) return detail::usageError("topic \"" + topic + "\": invalid name");
-  const rd_kafka_metadata_t* raw = nullptr;
-  rd_kafka_resp_err_t err =
-      rd_kafka_metadata(impl_->rk.get(), 0, rkt.get(), &raw, detail::toTimeoutMs(timeout));
-  detail::MetadataPtr md(raw);
-  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) return detail::kafkaError(err, "metadata of " + topic);
-  for (int i = 0; i < md->topic_cnt; ++i) {
-    const auto& t = md->topics[i];
-    if (topic != t.topic) continue;
-    if (t.err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
-        t.err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED) {
-      Error e = detail::kafkaError(t.err, "topic " + topic);
-      e.error_class = ErrorClass::kUnknown;
-      return e;
-    }
-    if (t.err != RD_KAFKA_RESP_ERR_NO_ERROR) return detail::kafkaError(t.err, "topic " + topic);
-    return t.partition_cnt;
+  auto partitions = detail::topicPartitionCount(impl_->rk.get(), topic, timeout);
+  if (!partitions.ok() && (partitions.error().cause.find("UNKNOWN_TOPIC") != std::string::npos ||
+                           partitions.error().cause.find("AUTHORIZATION") != std::string::npos)) {
+    Error e = partitions.error();
+    e.error_class = ErrorClass::kUnknown;  // waiting does not make a missing topic appear
+    return e;
   }
-  Error e = detail::kafkaError(RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART, "topic " + topic);
-  e.error_class = ErrorClass::kUnknown;
-  return e;
+  return partitions;
 }
 
 int Producer::inFlight() const { return rd_kafka_outq_len(impl_->rk.get()); }

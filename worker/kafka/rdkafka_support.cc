@@ -169,6 +169,23 @@ std::optional<Error> firstPartitionError(const rd_kafka_topic_partition_list_t* 
   return std::nullopt;
 }
 
+Result<int> topicPartitionCount(rd_kafka_t* rk, const std::string& topic,
+                                std::chrono::milliseconds timeout) {
+  TopicPtr rkt(rd_kafka_topic_new(rk, topic.c_str(), nullptr));
+  if (!rkt) return usageError("metadata: invalid topic \"" + topic + "\"");
+  const rd_kafka_metadata_t* raw = nullptr;
+  rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, rkt.get(), &raw, toTimeoutMs(timeout));
+  MetadataPtr md(raw);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) return kafkaError(err, "metadata of " + topic);
+  for (int i = 0; i < md->topic_cnt; ++i) {
+    const auto& t = md->topics[i];
+    if (topic != t.topic) continue;
+    if (t.err != RD_KAFKA_RESP_ERR_NO_ERROR) return kafkaError(t.err, "topic " + topic);
+    return t.partition_cnt;
+  }
+  return kafkaError(RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART, "topic " + topic);
+}
+
 int toTimeoutMs(std::chrono::milliseconds timeout) {
   if (timeout.count() < 0) return 0;
   if (timeout.count() > INT_MAX) return INT_MAX;

@@ -85,6 +85,12 @@ std::optional<Error> firstPartitionError(const rd_kafka_topic_partition_list_t* 
 
 int toTimeoutMs(std::chrono::milliseconds timeout);
 
+// The partition count of `topic`, from a metadata request about it alone (a producer's request
+// may make a cluster that auto-creates topics create it). Errors: the request failing, or the
+// topic's own error (UNKNOWN_TOPIC_OR_PART when it does not exist), named after the topic.
+Result<int> topicPartitionCount(rd_kafka_t* rk, const std::string& topic,
+                                std::chrono::milliseconds timeout);
+
 // What every handle's opaque points to: the owner's state, with its log function. Callbacks
 // recover their owner from rd_kafka_opaque(rk).
 using LogFunction =
