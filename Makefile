@@ -81,6 +81,11 @@ bench: build
 	./$(BUILD)/bench/bench_memory
 	./$(BUILD)/bench/bench_token_storm
 
+# The worker benchmarks on both brokers, side by side (medians of 3 runs each).
+bench-kafka: build kafka-deps
+	cmake --build $(BUILD) -j$(JOBS) --target bench
+	scripts/bench-brokers 3 $(BUILD)
+
 # libFuzzer targets (job parser, getFans answer parser, config and tenants loaders), each run for
 # FUZZ_SECONDS on its corpus in fuzz/corpus/ (new inputs found go to build-fuzz/corpus-*).
 fuzz:

@@ -30,6 +30,8 @@ int main(int argc, char** argv) {
   std::vector<std::pair<std::string, std::string>> jobs;
   for (int i = 0; i < merchants; ++i) jobs.push_back({"lat-" + std::to_string(i), benchAppid("lat", i)});
   const std::string load = loadAverage();
+  const double machine0 = machineCpuSeconds();
+  const double proc0 = processCpuSeconds();
   const auto t0 = SteadyClock::now();
   h.enqueue(jobs);
   const bool finished = h.waitFor(
@@ -40,6 +42,8 @@ int main(int argc, char** argv) {
       std::chrono::seconds(100));
   const int64_t last_completed_ms = systemMs();
   const double since_enqueue = std::chrono::duration<double>(SteadyClock::now() - t0).count();
+  const double machine_cpu = machineCpuSeconds() - machine0;
+  const double process_cpu = processCpuSeconds() - proc0;
   const WorkerStats stats = h.worker().stats();
   h.stopWorker();
 
@@ -71,6 +75,9 @@ int main(int argc, char** argv) {
   t.info("calls in flight on average", fmt("%.1f", static_cast<double>(calls) * latency_ms / 1000.0 / measured_s));
   t.info("last WeChat call -> last completed event", fmt("%.2f s", static_cast<double>(last_completed_ms - last_call_ms) / 1000.0));
   t.info("first job enqueued -> last completed event", fmt("%.2f s", since_enqueue));
+  t.info("process CPU (getrusage)", fmt("%.2f s", process_cpu));
+  t.info("machine CPU, every process (/proc/stat)",
+         fmt("%.2f s = %.2f cores of 2", machine_cpu, machine_cpu / since_enqueue));
   t.info("load average at start (2 shared cores)", load);
   t.print(commandLine(argc, argv));
   if (!finished) std::printf("\nnot every job completed within 100 s\n");

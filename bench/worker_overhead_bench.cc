@@ -48,6 +48,7 @@ int main(int argc, char** argv) {
   const std::string load = loadAverage();
   const auto cpu0 = threadCpu();
   const double proc0 = processCpuSeconds();
+  const double machine0 = machineCpuSeconds();
   const auto t0 = SteadyClock::now();
   const int64_t t0_ms = systemMs();
   h.enqueue(jobs);
@@ -60,6 +61,7 @@ int main(int argc, char** argv) {
   const auto t1 = SteadyClock::now();
   const int64_t t1_ms = systemMs();
   const double proc1 = processCpuSeconds();
+  const double machine1 = machineCpuSeconds();
   const auto cpu1 = threadCpu();
   const WorkerStats stats = h.worker().stats();
   const auto log = h.sandbox().callLog();
@@ -95,6 +97,10 @@ int main(int argc, char** argv) {
   t.info("pages/s from the first WeChat call", fmt("%.0f", static_cast<double>(stats.pages) / ((t1_ms - first_call_ms) / 1000.0)));
   t.info("OpenIDs/s end to end", fmt("%.0f", openids_per_s));
   t.info("process CPU (getrusage)", fmt("%.2f s = %.2f cores of 2", process_cpu, process_cpu / seconds));
+  t.info("machine CPU, every process (/proc/stat)",
+         fmt("%.2f s = %.2f cores of 2", machine1 - machine0, (machine1 - machine0) / seconds));
+  t.info("  of which outside this process (a real broker's JVM, other load)",
+         fmt("%.2f s", std::max(0.0, (machine1 - machine0) - process_cpu)));
   t.info("load average at start (2 shared cores)", load);
   t.info("process CPU per page", fmt("%.2f ms", 1000.0 * process_cpu / pages));
   for (const auto& [group, s] : split.by_group) {
