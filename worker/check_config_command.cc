@@ -7,6 +7,7 @@
 #include "tenants/token_state_store.h"
 #include "worker/cli.h"
 #include "worker/commands.h"
+#include "worker/kafka/kafka_types.h"
 
 namespace fanpull {
 
@@ -24,6 +25,10 @@ int checkConfigCommand(const CliArgs& args, std::ostream& out, std::ostream& err
   }
   const auto& config = std::get<WorkerConfig>(loaded);
   std::vector<std::string> problems;
+  // kafka.properties as librdkafka reads them: a typo must not wait for `run` to be found.
+  for (const auto& p : kafka::checkProperties(config.kafka.properties)) {
+    problems.push_back(*path + ": kafka.properties: " + p);
+  }
   auto tenants = loadTenants(config.tenants_file, {config.component.has_value()});
   if (auto* found = std::get_if<std::vector<TenantProblem>>(&tenants)) {
     for (const auto& p : *found) problems.push_back(p.describe());

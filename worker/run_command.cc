@@ -119,6 +119,10 @@ int runCommand(const CliArgs& args, std::ostream& /*out*/, std::ostream& err) {
     return kExitUsage;
   }
   const WorkerConfig config = std::get<WorkerConfig>(loaded);
+  if (auto bad = kafka::checkProperties(config.kafka.properties); !bad.empty()) {
+    for (const auto& p : bad) err << *path << ": kafka.properties: " << p << "\n";
+    return kExitUsage;
+  }
   LogLevel level = LogLevel::kInfo;
   parseLogLevel(config.log_level, &level);
   Logger log(level, config.log_format == "json", Logger::stderrSink());

@@ -38,6 +38,7 @@ TEST_CASE("a minimal config gets the documented defaults and resolves relative p
   CHECK(c.kafka.bootstrap_servers == "127.0.0.1:9092");
   CHECK(c.kafka.group_id == "fanpull");
   CHECK(c.kafka.topics.pages == "fanpull.pages");
+  CHECK(c.kafka.topics.state == "fanpull.state");
   CHECK(c.wechat.base_url == "https://api.weixin.qq.com");
   CHECK(c.wechat.max_in_flight == 32);
   CHECK(c.tenants_file == "/etc/fanpull/tenants.json");
@@ -45,6 +46,18 @@ TEST_CASE("a minimal config gets the documented defaults and resolves relative p
   CHECK(c.rate_limit.daily_calls == 500);
   CHECK(c.http_listen == "127.0.0.1:9464");
   CHECK_FALSE(c.component.has_value());
+}
+
+TEST_CASE("kafka.topics.state names the state topic and may not repeat another topic",
+          "[config][unit]") {
+  auto r = parseWorkerConfig(R"({"kafka": {"bootstrap_servers": "b:9092",
+      "topics": {"state": "my.state"}}, "tenants_file": "t.json"})",
+                             "/w.json", noEnv());
+  REQUIRE(std::holds_alternative<WorkerConfig>(r));
+  CHECK(std::get<WorkerConfig>(r).kafka.topics.state == "my.state");
+  auto ps = problemsOf(R"({"kafka": {"bootstrap_servers": "b:9092",
+      "topics": {"state": "fanpull.jobs"}}, "tenants_file": "t.json"})");
+  CHECK(hasProblem(ps, "kafka.topics.state", "used twice"));
 }
 
 TEST_CASE("every problem of a config is reported with its key and reason", "[config][unit]") {

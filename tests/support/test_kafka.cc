@@ -10,7 +10,10 @@
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <fstream>
+#include <optional>
 #include <thread>
+#include <vector>
 
 #include "worker/kafka/admin.h"
 
@@ -29,42 +32,44 @@ Error failure(const std::string& cause) {
   return e;
 }
 
-// The real broker this process started: scripts/kafka-broker with a pipe as its stdin. The pipe's
-// write end stays open for the process's life; when the process ends (exit, crash or SIGKILL)
-// the kernel closes it and the script stops the broker and removes its directory.
-class RealBroker {
+}  // namespace
+
+// scripts/kafka-broker as a child with a pipe as its stdin. The pipe's write end stays open for
+// this object's life; when it is closed (destruction, or this process ending however it ends)
+// the script stops its brokers and removes its directory.
+class TestKafka::Process {
  public:
-  Result<std::string> bootstrap() {
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (!bootstrap_.empty()) return bootstrap_;
-    if (!failure_.empty()) return failure(failure_);
-    if (const char* given = std::getenv("FANPULL_KAFKA_BOOTSTRAP"); given && *given) {
-      bootstrap_ = given;
-      return bootstrap_;
-    }
-    auto started = launch();
-    if (!started.ok()) failure_ = started.error().cause;
-    return started;
+  ~Process() {
+    if (stdin_fd_ >= 0) ::close(stdin_fd_);
   }
 
- private:
-  Result<std::string> launch() {
+  Result<std::string> launch(const std::vector<std::string>& extra_args,
+                             const std::string& pid_file) {
     int in[2], out[2];
     if (::pipe2(in, O_CLOEXEC) != 0 || ::pipe2(out, O_CLOEXEC) != 0) {
       return failure(std::string("pipe: ") + std::strerror(errno));
     }
     const std::string script = std::string(FANPULL_SOURCE_DIR) + "/scripts/kafka-broker";
+    std::vector<std::string> args = {script, "--fast-start"};
+    args.insert(args.end(), extra_args.begin(), extra_args.end());
+    if (!pid_file.empty()) {
+      args.push_back("--pid-file");
+      args.push_back(pid_file);
+    }
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
     pid_t pid = ::fork();
     if (pid < 0) return failure(std::string("fork: ") + std::strerror(errno));
     if (pid == 0) {
       ::dup2(in[0], 0);
       ::dup2(out[1], 1);
-      ::execl(script.c_str(), script.c_str(), "--fast-start", static_cast<char*>(nullptr));
+      ::execv(script.c_str(), argv.data());
       ::_exit(127);
     }
     ::close(in[0]);
     ::close(out[1]);
-    stdin_fd_ = in[1];  // kept open: closing it (or this process ending) stops the broker
+    stdin_fd_ = in[1];
     std::string line;
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(180);
     while (line.find('\n') == std::string::npos) {
@@ -87,14 +92,54 @@ class RealBroker {
       line.append(buf, static_cast<size_t>(n));
     }
     ::close(out[0]);
-    bootstrap_ = line.substr(0, line.find('\n'));
+    pid_file_ = pid_file;
+    return line.substr(0, line.find('\n'));
+  }
+
+  // The process id of broker `node`, from the script's --pid-file.
+  std::optional<pid_t> brokerPid(int node) const {
+    std::ifstream in(pid_file_);
+    int id = 0;
+    long pid = 0;
+    while (in >> id >> pid) {
+      if (id == node) return static_cast<pid_t>(pid);
+    }
+    return std::nullopt;
+  }
+
+ private:
+  int stdin_fd_ = -1;
+  std::string pid_file_;
+};
+
+namespace {
+
+// The real broker shared by the tests of this process (started at the first use), or the one
+// FANPULL_KAFKA_BOOTSTRAP names.
+class RealBroker {
+ public:
+  Result<std::string> bootstrap() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!bootstrap_.empty()) return bootstrap_;
+    if (!failure_.empty()) return failure(failure_);
+    if (const char* given = std::getenv("FANPULL_KAFKA_BOOTSTRAP"); given && *given) {
+      bootstrap_ = given;
+      return bootstrap_;
+    }
+    auto started = process_.launch({}, "");
+    if (!started.ok()) {
+      failure_ = started.error().cause;
+      return started;
+    }
+    bootstrap_ = *started;
     return bootstrap_;
   }
 
+ private:
   std::mutex mutex_;
   std::string bootstrap_;
   std::string failure_;
-  int stdin_fd_ = -1;
+  TestKafka::Process process_;
 };
 
 RealBroker& realBroker() {
@@ -123,6 +168,27 @@ TestKafka::TestKafka(BrokerKind kind, std::string bootstrap,
     : kind_(kind), bootstrap_servers_(std::move(bootstrap)), embedded_(std::move(e)) {}
 
 TestKafka::~TestKafka() = default;
+
+Result<std::unique_ptr<TestKafka>> TestKafka::startCluster(int brokers) {
+  auto process = std::make_unique<Process>();
+  char dir_template[] = "/tmp/fanpull-cluster-XXXXXX";
+  const char* dir = ::mkdtemp(dir_template);
+  if (dir == nullptr) return failure(std::string("mkdtemp: ") + std::strerror(errno));
+  const std::string pid_file = std::string(dir) + "/pids";
+  auto servers = process->launch({"--brokers", std::to_string(brokers)}, pid_file);
+  if (!servers.ok()) return servers.error();
+  std::unique_ptr<TestKafka> k(new TestKafka(BrokerKind::kReal, *servers, nullptr));
+  k->own_ = std::move(process);
+  return k;
+}
+
+Result<kafka::Done> TestKafka::killBroker(int node) {
+  if (!own_) return failure("killBroker: not a cluster of its own (startCluster)");
+  auto pid = own_->brokerPid(node);
+  if (!pid) return failure("killBroker: no broker " + std::to_string(node));
+  if (::kill(*pid, SIGKILL) != 0) return failure(std::string("kill: ") + std::strerror(errno));
+  return kafka::Done{};
+}
 
 Result<std::unique_ptr<TestKafka>> TestKafka::start(BrokerKind kind, int embedded_brokers) {
   if (kind == BrokerKind::kEmbedded) {

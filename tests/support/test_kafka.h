@@ -32,6 +32,11 @@ class TestKafka {
   // step, scripts/install-kafka, has not run; Java missing; ...), with the script's words.
   static Result<std::unique_ptr<TestKafka>> start(BrokerKind kind, int embedded_brokers = 3);
   static Result<std::unique_ptr<TestKafka>> start() { return start(brokerKindFromEnvironment()); }
+  // A real Apache Kafka cluster of its own (not the process's shared broker) of `brokers`
+  // brokers: node 1 is broker and controller, the others brokers; with 3 or more, every topic
+  // (internal ones too) is replicated 3 times with 2 in sync, so one broker may die. About 10 s
+  // to start and 450 MB for 3 brokers. Stopped when this object is destroyed.
+  static Result<std::unique_ptr<TestKafka>> startCluster(int brokers);
   ~TestKafka();
 
   BrokerKind kind() const { return kind_; }
@@ -46,12 +51,19 @@ class TestKafka {
   // The mock cluster, for fault injection; nullptr on a real broker.
   kafka::EmbeddedBroker* embedded() { return embedded_.get(); }
 
+  // Kills broker `node` of a cluster from startCluster() with SIGKILL. Errors: not such a
+  // cluster, or no such node.
+  Result<kafka::Done> killBroker(int node);
+
+  class Process;  // a scripts/kafka-broker child (test_kafka.cc)
+
  private:
   TestKafka(BrokerKind kind, std::string bootstrap, std::unique_ptr<kafka::EmbeddedBroker> e);
 
   BrokerKind kind_;
   std::string bootstrap_servers_;
   std::unique_ptr<kafka::EmbeddedBroker> embedded_;
+  std::unique_ptr<Process> own_;  // startCluster(): the script running this cluster
 };
 
 // The real broker of this process (started on first use): its bootstrap servers.

@@ -98,12 +98,12 @@ class WorkerFixture {
   explicit WorkerFixture(std::vector<sandbox::Account> accounts, int partitions = 4)
       : WorkerFixture(std::move(accounts), partitions, brokerKindFromEnvironment()) {}
   WorkerFixture(std::vector<sandbox::Account> accounts, int partitions, BrokerKind kind)
+      : WorkerFixture(std::move(accounts), partitions, startKafka(kind)) {}
+  // On a broker the test made (e.g. TestKafka::startCluster(3)).
+  WorkerFixture(std::vector<sandbox::Account> accounts, int partitions,
+                std::unique_ptr<TestKafka> broker)
       : clock_(fromUnixSeconds(1795795200 + 3600 + 20)) {  // 01:00:20 Beijing time
-    auto broker = TestKafka::start(kind);
-    INFO("broker: " << brokerKindName(kind) << ": "
-                    << (broker.ok() ? std::string("ok") : broker.error().describe()));
-    REQUIRE(broker.ok());
-    broker_ = std::move(broker).value();
+    broker_ = std::move(broker);
     reader_ = std::make_unique<kafka::TopicScanner>(broker_->bootstrapServers(),
                                                     kafka::Properties{{"log_level", "3"}});
     topics_.jobs = uniqueName("jobs");
@@ -144,6 +144,14 @@ class WorkerFixture {
     auto producer = kafka::Producer::create(po);
     REQUIRE(producer.ok());
     producer_ = std::move(producer).value();
+  }
+
+  static std::unique_ptr<TestKafka> startKafka(BrokerKind kind) {
+    auto broker = TestKafka::start(kind);
+    INFO("broker: " << brokerKindName(kind) << ": "
+                    << (broker.ok() ? std::string("ok") : broker.error().describe()));
+    REQUIRE(broker.ok());
+    return std::move(broker).value();
   }
 
   ~WorkerFixture() {

@@ -103,6 +103,21 @@ TEST_CASE("check-config reports every problem and exits 1, or ok and 0", "[worke
   Run bad_t = run({"check-config", "--config", with_bad_tenants});
   CHECK(bad_t.code == 1);
   CHECK(bad_t.out.find(bad_tenants + ": wxa: authorizer_access_token: missing") != std::string::npos);
+
+  // kafka.properties are checked by librdkafka itself: a misspelt name and a bad value.
+  std::string typo = writeTemp("typo.json", R"({"kafka": {"bootstrap_servers": "127.0.0.1:9092",
+      "properties": {"sesion.timeout.ms": "6000", "acks": "some"}}, "tenants_file": ")" + tenants +
+                                                 R"("})");
+  Run t = run({"check-config", "--config", typo});
+  CHECK(t.code == 1);
+  CHECK(t.out.find(typo + ": kafka.properties: kafka property \"sesion.timeout.ms\"") !=
+        std::string::npos);
+  CHECK(t.out.find(typo + ": kafka.properties: kafka property \"acks\"") != std::string::npos);
+  CHECK(t.out.find("2 problems") != std::string::npos);
+  // fanpull run refuses the same file as a configuration error (exit 2), naming the property.
+  Run refused = run({"run", "--config", typo});
+  CHECK(refused.code == 2);
+  CHECK(refused.err.find("sesion.timeout.ms") != std::string::npos);
 }
 
 TEST_CASE("fanpull run with a config it cannot read exits 2 naming the file",

@@ -22,6 +22,10 @@ using Properties = std::map<std::string, std::string>;
 // producer or an admin client would only warn about: one config's kafka.properties serves all.
 Properties withoutConsumerOnly(const Properties& properties);
 
+// What librdkafka itself says of `properties`: one "kafka property \"NAME\": reason" per
+// unknown name or invalid value (empty when all are accepted). Connects to nothing.
+std::vector<std::string> checkProperties(const Properties& properties);
+
 // Receives librdkafka's log lines (syslog levels: 3 error ... 7 debug) from librdkafka's
 // threads. Must not throw.
 using LogCallback =

@@ -21,6 +21,15 @@ Properties withoutConsumerOnly(const Properties& properties) {
   return out;
 }
 
+std::vector<std::string> checkProperties(const Properties& properties) {
+  std::vector<std::string> problems;
+  for (const auto& [name, value] : properties) {
+    auto conf = detail::buildConf({}, {{name, value}});
+    if (!conf.ok()) problems.push_back(conf.error().cause);
+  }
+  return problems;
+}
+
 }  // namespace fanpull::kafka
 
 namespace fanpull::kafka::detail {

@@ -1,6 +1,7 @@
 #include "worker/kafka/topic_scan.h"
 
 #include <algorithm>
+#include <set>
 #include <utility>
 #include <vector>
 
@@ -25,7 +26,10 @@ Result<int64_t> TopicScanner::scan(const std::string& topic, const ScanOptions& 
     co.properties = properties_;
     co.properties.erase("group.id");
     co.properties.erase("group.instance.id");
-    co.report_partition_end = true;  // ends a partition whose last offsets hold no data
+    co.report_partition_end = true;  // the end of each partition ends its part of a scan
+    // A fetch at the end of a partition answers at once instead of waiting for new data, so
+    // the end is known in a round trip.
+    co.properties.emplace("fetch.wait.max.ms", "10");
     co.log = log_;
     auto created = Consumer::create(co);
     if (!created.ok()) return created.error();
@@ -57,60 +61,51 @@ Result<int64_t> TopicScanner::scanLocked(Consumer& reader, const std::string& to
     e.error_class = ErrorClass::kRetryable;
     return e;
   }
+  // Each partition is read from its first offset until the reader reaches the end the broker
+  // reports in its fetch answers (end of partition). No ListOffsets request: librdkafka 2.0's
+  // rd_kafka_query_watermark_offsets() can wait far beyond its timeout when a partition's
+  // leader has just died, while the fetcher follows a moved leader by itself.
   std::vector<PartitionOffset> assignment;
   std::map<int32_t, int64_t> start;  // partition -> first offset this scan reads
-  std::map<int32_t, int64_t> end;    // partition -> high watermark still to reach
   for (int32_t p = 0; p < *count; ++p) {
-    int64_t first = 0;
+    int64_t first = kOffsetBeginning;
     if (!options.from.empty()) {
       auto it = options.from.find(p);
       if (it == options.from.end()) continue;
       first = it->second;
     }
-    auto marks = reader.watermarks({topic, p}, remaining());
-    if (!marks.ok()) {
-      Error e = marks.error();
-      e.error_class = ErrorClass::kRetryable;
-      return e;
-    }
-    first = std::max(first, marks->first);
-    if (marks->second > first) {
-      start[p] = first;
-      end[p] = marks->second;
-      assignment.push_back({{topic, p}, first});
-    }
+    start[p] = std::max<int64_t>(first, 0);
+    assignment.push_back({{topic, p}, first});
   }
   if (assignment.empty()) return int64_t{0};
   if (auto assigned = reader.assign(assignment); !assigned.ok()) return assigned.error();
   std::map<int32_t, int64_t> next = start;  // next offset expected per partition
+  std::set<int32_t> open;
+  for (const auto& [p, first] : start) open.insert(p);
   int64_t read = 0;
-  size_t open = end.size();
-  while (open > 0) {
+  while (!open.empty()) {
     if (Clock::now() > deadline) {
       std::string progress;
-      for (const auto& [p, e] : end) {
-        progress += " [" + std::to_string(p) + "] " + std::to_string(next[p]) + "/" +
-                    std::to_string(e);
+      for (int32_t p : open) {
+        progress += " [" + std::to_string(p) + "] at " + std::to_string(next[p]);
       }
       Error e;
       e.error_class = ErrorClass::kRetryable;
-      e.cause = "topic " + topic + " not read to its end in time; read up to" + progress;
+      e.cause = "topic " + topic + " not read to its end in time; still open:" + progress;
       return e;
     }
     auto polled = reader.poll(std::min(remaining(), std::chrono::milliseconds(200)));
     if (!polled.ok() || !polled->has_value()) continue;  // transient: keep reading until deadline
     const ConsumedMessage& m = **polled;
-    if (m.topic != topic) continue;
-    auto it = end.find(m.partition);
-    if (it == end.end() || m.offset < start[m.partition]) continue;
-    int64_t& at = next[m.partition];
-    if (at >= it->second) continue;  // this partition is done
-    if (!m.end_of_partition && m.offset < it->second) {
-      visit(m);
-      ++read;
+    if (m.topic != topic || !open.count(m.partition)) continue;
+    if (m.end_of_partition) {
+      open.erase(m.partition);
+      continue;
     }
-    at = std::max(at, m.offset + (m.end_of_partition ? 0 : 1));
-    if (at >= it->second) --open;
+    if (m.offset < start[m.partition]) continue;
+    visit(m);
+    ++read;
+    next[m.partition] = m.offset + 1;
   }
   return read;
 }

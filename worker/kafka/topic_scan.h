@@ -37,8 +37,9 @@ class TopicScanner {
   TopicScanner(const TopicScanner&) = delete;
   TopicScanner& operator=(const TopicScanner&) = delete;
 
-  // Reads `topic` up to the end each partition has when the scan starts, passing every message
-  // to `visit` in offset order per partition. A topic that does not exist has nothing to read.
+  // Reads `topic` up to the end of each partition (the end the broker reports when the reader
+  // gets there), passing every message to `visit` in offset order per partition. A topic that
+  // does not exist has nothing to read.
   // Returns the number of messages visited. Errors: the consumer could not be created (class
   // unknown); the metadata, the watermarks or the end could not be read before the timeout
   // (retryable; the cause says how far each partition got).
