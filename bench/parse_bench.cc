@@ -1,4 +1,4 @@
-// Parsing a 10,000-OpenID getFans answer and producing its page message (contracts.md), against a
+// Parsing a 10,000-OpenID getFans answer and producing its page message (docs/CONTRACTS.md), against a
 // plain nlohmann DOM parse plus dump of the same input, in one run.
 //   build/bench/bench_parse [runs]
 #include <cstdio>

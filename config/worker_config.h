@@ -1,4 +1,4 @@
-// The worker's configuration (contracts.md, "Worker configuration"), read from a JSON file and
+// The worker's configuration (docs/CONTRACTS.md, "Worker configuration"), read from a JSON file and
 // validated as a whole: every problem is reported with the file, the key and what was expected.
 // Unknown keys are errors, so a typo never passes silently. Plain values; thread-compatible.
 #pragma once

@@ -10,7 +10,7 @@
 
 namespace fanpull {
 
-// The error classes of contracts.md. The names returned by errorClassName() are binding.
+// The error classes of docs/CONTRACTS.md. The names returned by errorClassName() are binding.
 enum class ErrorClass {
   kRetryable,
   kTokenInvalid,
@@ -23,7 +23,7 @@ enum class ErrorClass {
   kUnknown,
 };
 
-// "retryable", "token_invalid", ... as in contracts.md.
+// "retryable", "token_invalid", ... as in docs/CONTRACTS.md.
 std::string_view errorClassName(ErrorClass c);
 // The inverse of errorClassName(); nullopt for a name that is not a class.
 std::optional<ErrorClass> errorClassFromName(std::string_view name);

@@ -9,7 +9,7 @@
 
 namespace fanpull {
 
-// The class of a non-zero WeChat errcode (contracts.md, "Error classes"): 40001 -> token_invalid,
+// The class of a non-zero WeChat errcode (docs/CONTRACTS.md, "Error classes"): 40001 -> token_invalid,
 // 45009 -> quota_exhausted, any errcode not in the table -> unknown.
 ErrorClass classifyErrcode(long errcode);
 

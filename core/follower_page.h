@@ -1,6 +1,6 @@
 // FollowerPage: one answer of getFans (cgi-bin/user/get), already validated. The OpenIDs are kept
 // in one contiguous buffer (no allocation per OpenID). Also decides what follows a page in a walk,
-// with the end-of-list rules of wechat-api.md. Thread-compatible value type.
+// with the end-of-list rules of docs/WECHAT.md. Thread-compatible value type.
 #pragma once
 
 #include <cstdint>

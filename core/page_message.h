@@ -1,4 +1,4 @@
-// The page message of contracts.md (the value written to the pages topic), encoded straight from a
+// The page message of docs/CONTRACTS.md (the value written to the pages topic), encoded straight from a
 // FollowerPage without a JSON DOM. A page larger than the producer's message limit is split into
 // parts that keep the order. Pure functions; thread-safe.
 #pragma once

@@ -1,4 +1,4 @@
-// The third-party platform's token endpoints (wechat-api.md): component_access_token from
+// The third-party platform's token endpoints (docs/WECHAT.md): component_access_token from
 // api_component_token, and authorizer tokens from api_authorizer_token. Every secret sent or
 // received is registered with the Redactor, and no Error carries one. Thread-safe if the
 // transport is.

@@ -1,4 +1,4 @@
-// The tenants file (contracts.md, "Tenants file"): who the merchants are, their credentials,
+// The tenants file (docs/CONTRACTS.md, "Tenants file"): who the merchants are, their credentials,
 // permission sets and limits. Loading validates everything and reports every problem with the
 // file, the tenant, the key and the reason. Plain values; thread-compatible.
 #pragma once

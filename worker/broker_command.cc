@@ -9,7 +9,7 @@
 namespace fanpull {
 namespace {
 
-// The topics of a default configuration (contracts.md), created with --partitions partitions:
+// The topics of a default configuration (docs/CONTRACTS.md), created with --partitions partitions:
 // the mock cluster gives any other auto-created topic kAutoCreatePartitions.
 constexpr const char* kFanpullTopics[] = {"fanpull.jobs", "fanpull.pages", "fanpull.events",
                                           "fanpull.dlq", "fanpull.progress", "fanpull.state"};

@@ -1,4 +1,4 @@
-// fanpull's command line: one executable, one subcommand per job (contracts.md, "Commands").
+// fanpull's command line: one executable, one subcommand per job (docs/CONTRACTS.md, "Commands").
 // Exit codes: 0 success, 1 runtime failure, 2 usage or configuration error.
 #pragma once
 

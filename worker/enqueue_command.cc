@@ -27,7 +27,7 @@ constexpr std::chrono::seconds kFlushTimeout{30};
 // Below kFlushTimeout, so a message that cannot be written fails within the flush.
 constexpr const char* kMessageTimeoutMs = "25000";
 
-// "j-<UTC yyyymmddThhmmss>-<12 hex digits>": valid per contracts.md and unique enough.
+// "j-<UTC yyyymmddThhmmss>-<12 hex digits>": valid per docs/CONTRACTS.md and unique enough.
 std::string generateJobId() {
   std::time_t now = std::time(nullptr);
   std::tm utc{};

@@ -1,4 +1,4 @@
-// Jobs of the jobs topic (contracts.md): one merchant's follower pull. parseJob() is the gate
+// Jobs of the jobs topic (docs/CONTRACTS.md): one merchant's follower pull. parseJob() is the gate
 // every consumed job passes (strict about the fields, bounded on hostile input: size, UTF-8,
 // nesting); encodeJob() writes one for `fanpull enqueue`. Pure functions; thread-safe.
 #pragma once
@@ -34,7 +34,7 @@ Result<Job> parseJob(std::string_view bytes);
 // parseJob() would give for it.
 Result<Job> validateJob(Job job);
 
-// The job as the JSON object of contracts.md: {"job_id":...,"appid":...,"next_openid":...}.
+// The job as the JSON object of docs/CONTRACTS.md: {"job_id":...,"appid":...,"next_openid":...}.
 // Expects a valid job (validateJob); invalid UTF-8 in a field is replaced, never thrown.
 std::string encodeJob(const Job& job);
 

@@ -1,4 +1,4 @@
-// The messages the worker writes besides pages (contracts.md, "Messages"): job events, progress
+// The messages the worker writes besides pages (docs/CONTRACTS.md, "Messages"): job events, progress
 // checkpoints and dead-letter headers. Encoders are pure functions; thread-safe.
 #pragma once
 

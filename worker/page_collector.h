@@ -1,5 +1,5 @@
 // PageCollector: reassembles one job's followers from the messages of the pages topic
-// (contracts.md, "Page"), as a downstream consumer must: deduplicated by (job_id, seq[, part]),
+// (docs/CONTRACTS.md, "Page"), as a downstream consumer must: deduplicated by (job_id, seq[, part]),
 // ordered by seq then part, checked for gaps and contradictions. `fanpull collect` and the tests
 // of the worker use it. Thread-compatible: feed and query one instance from one thread.
 #pragma once

@@ -609,7 +609,7 @@ void Worker::onPage(const std::shared_ptr<Run>& run, FollowerPage page) {
                                    "walk does not advance"));
   }
   if (next == WalkStep::kContinue) {
-    // Produced as soon as it arrives (contracts.md, Page); the walk goes on once it is delivered,
+    // Produced as soon as it arrives (docs/CONTRACTS.md, Page); the walk goes on once it is delivered,
     // and its checkpoint follows, so a crash costs at most this page and the call after it.
     auto r = run;
     const int64_t delivered = static_cast<int64_t>(page.size());

@@ -1,7 +1,7 @@
 // Worker: fanpull's main job. Consumes per-merchant jobs from the jobs topic (consumer group),
 // runs each merchant's jobs in order in its own lane, walks the follower list with the rate
 // limiter, token source and getFans client, and produces pages, progress checkpoints, events and
-// dead letters (contracts.md). Lanes that wait (rate limit, backoff, 45011, quota deferral) hold
+// dead letters (docs/CONTRACTS.md). Lanes that wait (rate limit, backoff, 45011, quota deferral) hold
 // no thread; at most max_in_flight calls run at once. Offsets are committed only below the
 // lowest unfinished job of each partition, and progress is checkpointed after each delivered
 // page, so a restarted worker (or another one after a rebalance) resumes a job from its cursor.

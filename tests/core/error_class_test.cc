@@ -4,7 +4,7 @@
 
 using namespace fanpull;
 
-TEST_CASE("every errcode of contracts.md maps to its class", "[core][unit]") {
+TEST_CASE("every errcode of docs/CONTRACTS.md maps to its class", "[core][unit]") {
   struct Row {
     long errcode;
     const char* cls;

@@ -25,7 +25,7 @@ FollowerPage makePage(int n, int64_t total, std::string next) {
 
 }  // namespace
 
-TEST_CASE("a page message has every field of contracts.md", "[core][unit]") {
+TEST_CASE("a page message has every field of docs/CONTRACTS.md", "[core][unit]") {
   FollowerPage page = makePage(3, 23000, "oLVPpjqs9BhvzwPj5A-vT1000002");
   std::string msg = encodePageMessage({"j-2026-11-27-0001", "wx1234567890abcdef", 2, false}, page);
   json j = json::parse(msg);

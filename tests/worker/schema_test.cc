@@ -198,7 +198,7 @@ TEST_CASE("the published schemas accept the contract examples and reject broken 
     CHECK_FALSE(s.accepts(json::parse(text)));
   };
 
-  // Jobs (contracts.md example first).
+  // Jobs (docs/CONTRACTS.md example first).
   accepts(job, R"({"job_id": "j-2026-11-27-0001", "appid": "wx1234567890abcdef", "next_openid": ""})");
   accepts(job, R"({"job_id": "a.b:c_d-e", "appid": "wx1", "next_openid": null, "owner": "ops"})");
   accepts(job, R"({"job_id": ")" + std::string(128, 'j') + R"(", "appid": "wx1"})");
@@ -654,7 +654,7 @@ TEST_CASE("every message a worker writes matches its published schema", "[worker
 
 TEST_CASE("a rejected job whose key is not UTF-8 still gets a UTF-8 JSON event",
           "[worker][integration][kafka]") {
-  // contracts.md: all values are UTF-8 JSON objects. A job producer's key is outside fanpull's
+  // docs/CONTRACTS.md: all values are UTF-8 JSON objects. A job producer's key is outside fanpull's
   // control; the rejected event must not copy bytes into JSON that make it invalid.
   JsonSchema event_schema = loadSchema("event.schema.json");
   WorkerFixture f({merchant("wxschemakey", 10)});
