@@ -614,16 +614,21 @@ void Worker::onPage(const std::shared_ptr<Run>& run, FollowerPage page) {
     auto r = run;
     const int64_t delivered = static_cast<int64_t>(page.size());
     std::string cursor = page.next_openid;
+    const int64_t total = page.total;
     produceAll(run, pageMessages(run, page, run->seq, false),
-               [this, r, delivered, cursor = std::move(cursor)] {
+               [this, r, delivered, total, cursor = std::move(cursor)] {
                  if (r->cancelled) return abandon(r);
                  r->seq += 1;
                  r->openids += delivered;
                  r->cursor = cursor;
+                 // The job's running totals, so a long walk shows its progress in the log.
                  log_.info("page delivered", {{"job_id", r->job.job_id},
                                               {"appid", r->job.appid},
                                               {"seq", std::to_string(r->seq - 1)},
-                                              {"count", std::to_string(delivered)}});
+                                              {"count", std::to_string(delivered)},
+                                              {"pages", std::to_string(r->seq)},
+                                              {"openids", std::to_string(r->openids)},
+                                              {"total", std::to_string(total)}});
                  produceAll(r, {progressMessage(*r, kProgressRunning)}, {});
                  schedule(r, {});
                });

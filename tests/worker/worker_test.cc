@@ -318,6 +318,18 @@ TEST_CASE("a job resumes from its cursor after a graceful stop", "[worker][integ
   // Resumed, not restarted: at most the held page and the call in flight are fetched again.
   CHECK(f.sandbox().calls("wxslow", sandbox::kEndpointUserGet) <= 9 + 2);
   CHECK(statusCount(f.eventsOf("j-slow"), "started") == 1);
+  // Each delivered page's log line carries the job's running totals: the last data page's says
+  // 8 pages, 80,000 of 80,000 followers.
+  bool totals = false;
+  for (const auto& line : f.logLines()) {
+    auto j = nlohmann::json::parse(line, nullptr, false);
+    if (j.is_object() && j.value("msg", "") == "page delivered" && j.value("job_id", "") == "j-slow" &&
+        j.value("pages", "") == "8" && j.value("openids", "") == "80000" &&
+        j.value("total", "") == "80000") {
+      totals = true;
+    }
+  }
+  CHECK(totals);
   CHECK(statusCount(f.eventsOf("j-slow"), "completed") == 1);
 }
 
