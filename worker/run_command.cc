@@ -192,21 +192,12 @@ int runCommand(const CliArgs& args, std::ostream& /*out*/, std::ostream& err) {
   }
   auto endpoints = startEndpoints(config.http_listen, metrics, worker, registry);
   if (!endpoints.ok()) {
-    // Several workers may run from one config: the second finds the port taken and serves on a
-    // free one of the same host instead (the address is logged below).
-    std::string host;
-    uint16_t port = 0;
-    if (splitHostPort(config.http_listen, &host, &port) && port != 0) {
-      log.warn("http.listen address in use, taking a free port",
-               {{"listen", config.http_listen}, {"error", endpoints.error().cause}});
-      std::string any = (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":0";
-      endpoints = startEndpoints(any, metrics, worker, registry);
-    }
-  }
-  if (!endpoints.ok()) {
-    err << *path << ": " << endpoints.error().cause << "\n";
+    // A configured port that is taken is a configuration error, not a reason to serve somewhere
+    // a scraper does not look (port 0 takes any free port).
+    err << *path << ": http.listen: cannot listen on " << config.http_listen << ": "
+        << endpoints.error().cause << " (choose another port, or 0 for any)\n";
     worker.stop();
-    return kExitFailure;
+    return kExitUsage;
   }
   log.info("metrics and health on http://" + endpoints.value()->address(),
            {{"address", endpoints.value()->address()}});
