@@ -123,9 +123,10 @@ int topicsCommand(const CliArgs& args, std::ostream& out, std::ostream& err) {
   Result<std::vector<TopicProblem>> problems = std::vector<TopicProblem>{};
   bool configs_checked = true;
   for (int attempt = 0; attempt < 20; ++attempt) {
-    problems = checkTopics(**admin, specs, true, kTimeout);
-    if (!problems.ok()) {
-      // A cluster that does not serve DescribeConfigs (the embedded broker): existence only.
+    problems = checkTopics(**admin, specs, configs_checked, kTimeout);
+    if (!problems.ok() && configs_checked) {
+      // A cluster that does not serve DescribeConfigs (the embedded broker): existence only,
+      // from now on (asking again would only fail again).
       configs_checked = false;
       problems = checkTopics(**admin, specs, false, kTimeout);
     }

@@ -179,7 +179,15 @@ Result<std::unique_ptr<TestKafka>> TestKafka::startCluster(int brokers) {
   if (!servers.ok()) return servers.error();
   std::unique_ptr<TestKafka> k(new TestKafka(BrokerKind::kReal, *servers, nullptr));
   k->own_ = std::move(process);
+  if (auto made = k->connectAdmin(); !made.ok()) return made.error();
   return k;
+}
+
+Result<kafka::Done> TestKafka::connectAdmin() {
+  auto made = kafka::Admin::create(bootstrap_servers_, {{"log_level", "3"}});
+  if (!made.ok()) return made.error();
+  admin_ = std::move(made).value();
+  return kafka::Done{};
 }
 
 Result<kafka::Done> TestKafka::killBroker(int node) {
@@ -200,26 +208,27 @@ Result<std::unique_ptr<TestKafka>> TestKafka::start(BrokerKind kind, int embedde
   }
   auto servers = realBrokerBootstrap();
   if (!servers.ok()) return servers.error();
-  return std::unique_ptr<TestKafka>(new TestKafka(kind, *servers, nullptr));
+  std::unique_ptr<TestKafka> k(new TestKafka(kind, *servers, nullptr));
+  if (auto made = k->connectAdmin(); !made.ok()) return made.error();
+  return k;
 }
 
 Result<kafka::Done> TestKafka::createTopic(const std::string& name, int partitions,
                                            const std::map<std::string, std::string>& configs) {
   if (embedded_) return embedded_->createTopic(name, partitions);
-  auto admin = kafka::Admin::create(bootstrap_servers_, {{"log_level", "3"}});
-  if (!admin.ok()) return admin.error();
+
   kafka::NewTopic t;
   t.name = name;
   t.partitions = partitions;
   t.replication = -1;
   t.configs = configs;
-  auto created = (*admin)->createTopics({t}, std::chrono::seconds(30));
+  auto created = admin_->createTopics({t}, std::chrono::seconds(30));
   if (!created.ok()) return created.error();
   if (!(*created)[name].empty()) return failure("create topic " + name + ": " + (*created)[name]);
   // Created on the controller; wait until the broker's metadata has every partition's leader.
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
   while (true) {
-    auto described = (*admin)->describeTopics({name}, {}, std::chrono::seconds(10));
+    auto described = admin_->describeTopics({name}, {}, std::chrono::seconds(10));
     if (described.ok() && described->at(0).exists && described->at(0).partitions == partitions) {
       return kafka::Done{};
     }

@@ -14,6 +14,7 @@
 #include <string>
 
 #include "core/result.h"
+#include "worker/kafka/admin.h"
 #include "worker/kafka/embedded_broker.h"
 #include "worker/kafka/kafka_types.h"
 
@@ -59,11 +60,14 @@ class TestKafka {
 
  private:
   TestKafka(BrokerKind kind, std::string bootstrap, std::unique_ptr<kafka::EmbeddedBroker> e);
+  // A real broker's admin client, one for every createTopic().
+  Result<kafka::Done> connectAdmin();
 
   BrokerKind kind_;
   std::string bootstrap_servers_;
   std::unique_ptr<kafka::EmbeddedBroker> embedded_;
   std::unique_ptr<Process> own_;  // startCluster(): the script running this cluster
+  std::unique_ptr<kafka::Admin> admin_;  // a real broker's (connectAdmin)
 };
 
 // The real broker of this process (started on first use): its bootstrap servers.

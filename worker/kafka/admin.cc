@@ -44,9 +44,69 @@ class Admin::Impl : public detail::HandleContext {
     return o;
   }
 
-  // Waits for the result event of one admin request on queue q.
-  EventPtr wait(rd_kafka_queue_t* q, std::chrono::milliseconds timeout) {
-    return EventPtr(rd_kafka_queue_poll(q, detail::toTimeoutMs(timeout) + 1000));
+  // The result event of the one admin request sent to queue q. Errors: no answer in time
+  // (retryable), or the request as a whole failing, named `what` with librdkafka's words.
+  Result<EventPtr> awaitResult(rd_kafka_queue_t* q, std::chrono::milliseconds timeout,
+                         const std::string& what) {
+    EventPtr ev(rd_kafka_queue_poll(q, detail::toTimeoutMs(timeout) + 1000));
+    if (!ev) return timedOut(what);
+    if (rd_kafka_event_error(ev.get()) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      Error e = detail::kafkaError(rd_kafka_event_error(ev.get()), what);
+      e.cause += std::string(": ") + rd_kafka_event_error_string(ev.get());
+      return e;
+    }
+    return ev;
+  }
+
+  // The cluster's metadata: every topic's when all_topics, else the brokers' only.
+  Result<detail::MetadataPtr> metadata(bool all_topics, std::chrono::milliseconds timeout) {
+    const rd_kafka_metadata_t* raw = nullptr;
+    rd_kafka_resp_err_t err = rd_kafka_metadata(rk.get(), all_topics ? 1 : 0, nullptr, &raw,
+                                                detail::toTimeoutMs(timeout));
+    detail::MetadataPtr md(raw);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) return detail::kafkaError(err, "cluster metadata");
+    return md;
+  }
+
+  // The values of `wanted` configs of each resource of `type` named in `names`:
+  // resource name -> config name -> value. Errors: as awaitResult(), or a resource refused.
+  Result<std::map<std::string, std::map<std::string, std::string>>> describeConfigs(
+      rd_kafka_ResourceType_t type, const std::vector<std::string>& names,
+      const std::set<std::string>& wanted, std::chrono::milliseconds timeout,
+      const std::string& what) {
+    std::vector<rd_kafka_ConfigResource_t*> resources;
+    for (const auto& name : names) {
+      resources.push_back(rd_kafka_ConfigResource_new(type, name.c_str()));
+    }
+    QueuePtr q(rd_kafka_queue_new(rk.get()));
+    auto opts = options(RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS, timeout);
+    rd_kafka_DescribeConfigs(rk.get(), resources.data(), resources.size(), opts.get(), q.get());
+    rd_kafka_ConfigResource_destroy_array(resources.data(), resources.size());
+    auto ev = awaitResult(q.get(), timeout, what);
+    if (!ev.ok()) return ev.error();
+    const rd_kafka_DescribeConfigs_result_t* result =
+        rd_kafka_event_DescribeConfigs_result(ev->get());
+    size_t count = 0;
+    const rd_kafka_ConfigResource_t** described =
+        rd_kafka_DescribeConfigs_result_resources(result, &count);
+    std::map<std::string, std::map<std::string, std::string>> out;
+    for (size_t i = 0; i < count; ++i) {
+      const char* name = rd_kafka_ConfigResource_name(described[i]);
+      if (rd_kafka_ConfigResource_error(described[i]) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        return detail::kafkaError(rd_kafka_ConfigResource_error(described[i]),
+                                  what + " of " + name);
+      }
+      auto& values = out[name];
+      size_t entries = 0;
+      const rd_kafka_ConfigEntry_t** configs =
+          rd_kafka_ConfigResource_configs(described[i], &entries);
+      for (size_t k = 0; k < entries; ++k) {
+        const char* key = rd_kafka_ConfigEntry_name(configs[k]);
+        const char* value = rd_kafka_ConfigEntry_value(configs[k]);
+        if (key != nullptr && wanted.count(key)) values[key] = value != nullptr ? value : "";
+      }
+    }
+    return out;
   }
 };
 
@@ -75,17 +135,15 @@ Result<std::vector<TopicDescription>> Admin::describeTopics(
     const std::vector<std::string>& topics, const std::vector<std::string>& config_names,
     std::chrono::milliseconds timeout) {
   // Metadata of every topic: asking for named topics could make a cluster create them.
-  const rd_kafka_metadata_t* raw = nullptr;
-  rd_kafka_resp_err_t err =
-      rd_kafka_metadata(impl_->rk.get(), 1, nullptr, &raw, detail::toTimeoutMs(timeout));
-  detail::MetadataPtr md(raw);
-  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) return detail::kafkaError(err, "cluster metadata");
+  auto md = impl_->metadata(true, timeout);
+  if (!md.ok()) return md.error();
   std::vector<TopicDescription> out;
+  std::vector<std::string> existing;
   for (const auto& name : topics) {
     TopicDescription d;
     d.name = name;
-    for (int i = 0; i < md->topic_cnt; ++i) {
-      const auto& t = md->topics[i];
+    for (int i = 0; i < (*md)->topic_cnt; ++i) {
+      const auto& t = (*md)->topics[i];
       if (name != t.topic) continue;
       if (t.err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED) {
         return detail::kafkaError(t.err, "topic " + name);
@@ -94,52 +152,18 @@ Result<std::vector<TopicDescription>> Admin::describeTopics(
       d.exists = true;
       d.partitions = t.partition_cnt;
       d.replication = t.partition_cnt > 0 ? t.partitions[0].replica_cnt : 0;
+      existing.push_back(name);
     }
     out.push_back(std::move(d));
   }
-  if (config_names.empty()) return out;
-
-  std::vector<rd_kafka_ConfigResource_t*> resources;
-  for (const auto& d : out) {
-    if (d.exists) {
-      resources.push_back(rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, d.name.c_str()));
-    }
-  }
-  if (resources.empty()) return out;
-  QueuePtr q(rd_kafka_queue_new(impl_->rk.get()));
-  auto opts = impl_->options(RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS, timeout);
-  rd_kafka_DescribeConfigs(impl_->rk.get(), resources.data(), resources.size(), opts.get(),
-                           q.get());
-  rd_kafka_ConfigResource_destroy_array(resources.data(), resources.size());
-  EventPtr ev = impl_->wait(q.get(), timeout);
-  if (!ev) return timedOut("describe topic configs");
-  if (rd_kafka_event_error(ev.get()) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    Error e = detail::kafkaError(rd_kafka_event_error(ev.get()), "describe topic configs");
-    e.cause += std::string(": ") + rd_kafka_event_error_string(ev.get());
-    return e;
-  }
-  const rd_kafka_DescribeConfigs_result_t* result = rd_kafka_event_DescribeConfigs_result(ev.get());
-  size_t count = 0;
-  const rd_kafka_ConfigResource_t** described =
-      rd_kafka_DescribeConfigs_result_resources(result, &count);
-  const std::set<std::string> wanted(config_names.begin(), config_names.end());
-  for (size_t i = 0; i < count; ++i) {
-    const char* name = rd_kafka_ConfigResource_name(described[i]);
-    if (rd_kafka_ConfigResource_error(described[i]) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      return detail::kafkaError(rd_kafka_ConfigResource_error(described[i]),
-                                std::string("configs of topic ") + name);
-    }
-    for (auto& d : out) {
-      if (d.name != name) continue;
-      size_t entries = 0;
-      const rd_kafka_ConfigEntry_t** configs =
-          rd_kafka_ConfigResource_configs(described[i], &entries);
-      for (size_t k = 0; k < entries; ++k) {
-        const char* key = rd_kafka_ConfigEntry_name(configs[k]);
-        const char* value = rd_kafka_ConfigEntry_value(configs[k]);
-        if (key != nullptr && wanted.count(key)) d.configs[key] = value != nullptr ? value : "";
-      }
-    }
+  if (config_names.empty() || existing.empty()) return out;
+  auto configs = impl_->describeConfigs(
+      RD_KAFKA_RESOURCE_TOPIC, existing,
+      std::set<std::string>(config_names.begin(), config_names.end()), timeout,
+      "describe topic configs");
+  if (!configs.ok()) return configs.error();
+  for (auto& d : out) {
+    if (auto it = configs->find(d.name); it != configs->end()) d.configs = it->second;
   }
   return out;
 }
@@ -171,14 +195,9 @@ Result<std::map<std::string, std::string>> Admin::createTopics(const std::vector
   auto opts = impl_->options(RD_KAFKA_ADMIN_OP_CREATETOPICS, timeout);
   rd_kafka_CreateTopics(impl_->rk.get(), requests.data(), requests.size(), opts.get(), q.get());
   release();
-  EventPtr ev = impl_->wait(q.get(), timeout);
-  if (!ev) return timedOut("create topics");
-  if (rd_kafka_event_error(ev.get()) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    Error e = detail::kafkaError(rd_kafka_event_error(ev.get()), "create topics");
-    e.cause += std::string(": ") + rd_kafka_event_error_string(ev.get());
-    return e;
-  }
-  const rd_kafka_CreateTopics_result_t* result = rd_kafka_event_CreateTopics_result(ev.get());
+  auto ev = impl_->awaitResult(q.get(), timeout, "create topics");
+  if (!ev.ok()) return ev.error();
+  const rd_kafka_CreateTopics_result_t* result = rd_kafka_event_CreateTopics_result(ev->get());
   size_t count = 0;
   const rd_kafka_topic_result_t** results = rd_kafka_CreateTopics_result_topics(result, &count);
   for (size_t i = 0; i < count; ++i) {
@@ -196,54 +215,25 @@ Result<std::map<std::string, std::string>> Admin::createTopics(const std::vector
 
 Result<std::optional<std::string>> Admin::brokerConfig(const std::string& name,
                                                        std::chrono::milliseconds timeout) {
-  const rd_kafka_metadata_t* raw = nullptr;
-  rd_kafka_resp_err_t err =
-      rd_kafka_metadata(impl_->rk.get(), 0, nullptr, &raw, detail::toTimeoutMs(timeout));
-  detail::MetadataPtr md(raw);
-  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) return detail::kafkaError(err, "cluster metadata");
-  if (md->broker_cnt < 1) return detail::kafkaError(RD_KAFKA_RESP_ERR__TRANSPORT, "no broker");
-  const std::string id = std::to_string(md->brokers[0].id);
-  rd_kafka_ConfigResource_t* resource =
-      rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_BROKER, id.c_str());
-  QueuePtr q(rd_kafka_queue_new(impl_->rk.get()));
-  auto opts = impl_->options(RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS, timeout);
-  rd_kafka_DescribeConfigs(impl_->rk.get(), &resource, 1, opts.get(), q.get());
-  rd_kafka_ConfigResource_destroy(resource);
-  EventPtr ev = impl_->wait(q.get(), timeout);
-  if (!ev) return timedOut("describe broker config");
-  if (rd_kafka_event_error(ev.get()) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    return detail::kafkaError(rd_kafka_event_error(ev.get()), "describe broker config");
-  }
-  const rd_kafka_DescribeConfigs_result_t* result = rd_kafka_event_DescribeConfigs_result(ev.get());
-  size_t count = 0;
-  const rd_kafka_ConfigResource_t** described =
-      rd_kafka_DescribeConfigs_result_resources(result, &count);
-  for (size_t i = 0; i < count; ++i) {
-    if (rd_kafka_ConfigResource_error(described[i]) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      return detail::kafkaError(rd_kafka_ConfigResource_error(described[i]),
-                                "describe broker config");
-    }
-    size_t entries = 0;
-    const rd_kafka_ConfigEntry_t** configs =
-        rd_kafka_ConfigResource_configs(described[i], &entries);
-    for (size_t k = 0; k < entries; ++k) {
-      const char* key = rd_kafka_ConfigEntry_name(configs[k]);
-      if (key != nullptr && name == key) {
-        const char* value = rd_kafka_ConfigEntry_value(configs[k]);
-        return std::optional<std::string>(value != nullptr ? value : "");
-      }
+  auto md = impl_->metadata(false, timeout);
+  if (!md.ok()) return md.error();
+  if ((*md)->broker_cnt < 1) return detail::kafkaError(RD_KAFKA_RESP_ERR__TRANSPORT, "no broker");
+  const std::string id = std::to_string((*md)->brokers[0].id);
+  auto configs = impl_->describeConfigs(RD_KAFKA_RESOURCE_BROKER, {id}, {name}, timeout,
+                                        "describe broker config");
+  if (!configs.ok()) return configs.error();
+  for (const auto& [resource, values] : *configs) {
+    if (auto it = values.find(name); it != values.end()) {
+      return std::optional<std::string>(it->second);
     }
   }
   return std::optional<std::string>();
 }
 
 Result<int> Admin::brokerCount(std::chrono::milliseconds timeout) {
-  const rd_kafka_metadata_t* raw = nullptr;
-  rd_kafka_resp_err_t err =
-      rd_kafka_metadata(impl_->rk.get(), 0, nullptr, &raw, detail::toTimeoutMs(timeout));
-  detail::MetadataPtr md(raw);
-  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) return detail::kafkaError(err, "cluster metadata");
-  return md->broker_cnt;
+  auto md = impl_->metadata(false, timeout);
+  if (!md.ok()) return md.error();
+  return (*md)->broker_cnt;
 }
 
 }  // namespace fanpull::kafka
