@@ -12,7 +12,7 @@ FUZZ_SECONDS ?= 60
 export CCACHE_BASEDIR ?= $(CURDIR)
 export CCACHE_NOHASHDIR ?= 1
 
-.PHONY: all deps kafka-deps configure build demo test test-unit test-integration test-slow \
+.PHONY: all deps kafka-deps deploy-deps configure build demo test test-unit test-integration test-slow \
 	test-kafka test-asan test-tsan bench bench-kafka fuzz fuzz-ci ci clean
 
 all: build
@@ -25,6 +25,10 @@ deps:
 kafka-deps:
 	@scripts/install-kafka >/dev/null
 
+# The checkers of the deployment kit (deploy/): promtool and systemd-analyze, for the unit tier.
+deploy-deps:
+	@scripts/install-deps prometheus systemd >/dev/null
+
 configure: deps
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DFANPULL_WERROR=ON $(CMAKE_FLAGS) >/dev/null
 
@@ -34,10 +38,10 @@ build: configure
 demo: build
 	./$(BUILD)/fanpull demo
 
-test: build kafka-deps
+test: build kafka-deps deploy-deps
 	cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
 
-test-unit: build
+test-unit: build deploy-deps
 	cd $(BUILD) && ctest --output-on-failure -j$(JOBS) -L unit
 
 test-integration: build
@@ -58,7 +62,7 @@ SAN_FLAGS = -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g1" -DFANPULL
 SAN_ENV = ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:suppressions=$(CURDIR)/tests/tsan.supp
 
-test-asan: deps
+test-asan: deps deploy-deps
 	@cmake -S . -B build-asan $(SAN_FLAGS) -DFANPULL_SANITIZE=address,undefined $(CMAKE_FLAGS) >/dev/null
 	@cmake --build build-asan -j$(JOBS)
 	cd build-asan && $(SAN_ENV) ctest --output-on-failure -j$(JOBS) -L 'unit|integration'

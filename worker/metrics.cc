@@ -5,13 +5,16 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/version.h"
+#include "worker/kafka/kafka_types.h"
+#include "worker/process_metrics.h"
 
 namespace fanpull {
 
 namespace {
 
-constexpr const char* kJobStatuses[] = {"started",  "completed", "failed",
-                                        "deferred", "duplicate", "rejected"};
+// The outcomes that end a job for good (a deferral is a pause: the job starts again).
+constexpr const char* kJobOutcomes[] = {"completed", "failed", "duplicate", "rejected"};
 constexpr ErrorClass kCallClasses[] = {ErrorClass::kRetryable,        ErrorClass::kTokenInvalid,
                                        ErrorClass::kRateLimited,      ErrorClass::kQuotaExhausted,
                                        ErrorClass::kPermissionDenied, ErrorClass::kInvalidTenant,
@@ -177,6 +180,17 @@ void Metrics::observeRateLimitWait(double seconds) {
   rate_limit_wait_seconds_ += seconds;
 }
 
+void Metrics::observeThrottleWait(double seconds) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  ++throttle_waits_;
+  if (seconds > 0) throttle_wait_seconds_ += seconds;
+}
+
+void Metrics::setReady(std::function<bool()> source) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  ready_ = std::move(source);
+}
+
 void Metrics::observeConsumerStatistics(const std::string& json) {
   std::optional<int64_t> lag = consumerLagFromStatistics(json);
   if (!lag) return;
@@ -192,30 +206,48 @@ int64_t Metrics::consumerLag() const {
 std::string Metrics::render() const {
   std::function<WorkerStats()> stats_source;
   std::function<TokenMetrics()> token_source;
+  std::function<bool()> ready_source;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     stats_source = worker_stats_;
     token_source = token_metrics_;
+    ready_source = ready_;
   }
   // The sources take their own locks: call them outside ours.
   WorkerStats stats = stats_source ? stats_source() : WorkerStats{};
   TokenMetrics tokens = token_source ? token_source() : TokenMetrics{};
+  const bool ready = ready_source ? ready_source() : false;
 
   ExpositionWriter out;
-  out.family("fanpull_up", "gauge", "1 while the worker process is serving metrics.");
-  out.sample("fanpull_up", 1);
+  out.family("fanpull_build_info", "gauge",
+             "Always 1; the labels say which fanpull and which librdkafka are running.");
+  out.sample("fanpull_build_info",
+             {{"version", fanpullVersion()},
+              {"revision", fanpullRevision()},
+              {"librdkafka_version", kafka::librdkafkaVersion()}},
+             1);
+  out.family("fanpull_ready", "gauge", "1 while /readyz answers 200 (the worker takes jobs).");
+  out.sample("fanpull_ready", ready ? 1 : 0);
 
   out.family("fanpull_jobs_received_total", "counter",
              "Job messages consumed from the jobs topic, valid or not.");
   out.sample("fanpull_jobs_received_total", asDouble(stats.jobs_received));
 
-  out.family("fanpull_jobs_total", "counter",
-             "Job events produced to the events topic, by status.");
-  std::map<std::string, int64_t> by_status = stats.jobs_by_status;
-  for (const char* s : kJobStatuses) by_status[s];
-  for (const auto& [status, n] : by_status) {
-    out.sample("fanpull_jobs_total", {{"status", status}}, asDouble(n));
+  auto status_count = [&stats](const std::string& status) {
+    auto it = stats.jobs_by_status.find(status);
+    return it == stats.jobs_by_status.end() ? 0.0 : asDouble(it->second);
+  };
+  out.family("fanpull_jobs_started_total", "counter",
+             "Job walks started (a started event; a job resumed after a deferral starts again).");
+  out.sample("fanpull_jobs_started_total", status_count("started"));
+  out.family("fanpull_jobs_ended_total", "counter",
+             "Jobs ended for good, by outcome: completed, failed, duplicate, rejected.");
+  for (const char* outcome : kJobOutcomes) {
+    out.sample("fanpull_jobs_ended_total", {{"outcome", outcome}}, status_count(outcome));
   }
+  out.family("fanpull_jobs_deferrals_total", "counter",
+             "Jobs deferred to the next Beijing day because the daily quota was spent.");
+  out.sample("fanpull_jobs_deferrals_total", status_count("deferred"));
 
   out.family("fanpull_pages_total", "counter", "Page messages built from getFans answers.");
   out.sample("fanpull_pages_total", asDouble(stats.pages));
@@ -224,6 +256,8 @@ std::string Metrics::render() const {
 
   std::map<std::string, int64_t> calls;
   double rate_limit_wait = 0;
+  int64_t throttle_waits = 0;
+  double throttle_wait_seconds = 0;
   int64_t lag = 0;
   Histogram durations;
   {
@@ -231,6 +265,8 @@ std::string Metrics::render() const {
     calls = calls_by_class_;
     durations = call_duration_;
     rate_limit_wait = rate_limit_wait_seconds_;
+    throttle_waits = throttle_waits_;
+    throttle_wait_seconds = throttle_wait_seconds_;
     lag = consumer_lag_;
   }
   out.family("fanpull_wechat_calls_total", "counter",
@@ -245,6 +281,12 @@ std::string Metrics::render() const {
   out.family("fanpull_rate_limit_wait_seconds_total", "counter",
              "Time merchants' lanes were parked by the per-AppID rate limiter.");
   out.sample("fanpull_rate_limit_wait_seconds_total", rate_limit_wait);
+  out.family("fanpull_wechat_throttle_waits_total", "counter",
+             "Waits for the next minute after WeChat answered 45011 (per-minute limit).");
+  out.sample("fanpull_wechat_throttle_waits_total", asDouble(throttle_waits));
+  out.family("fanpull_wechat_throttle_wait_seconds_total", "counter",
+             "Time lanes waited for the next minute after WeChat answered 45011.");
+  out.sample("fanpull_wechat_throttle_wait_seconds_total", throttle_wait_seconds);
 
   out.family("fanpull_token_renewals_total", "counter",
              "Authorizer token renewals through the component flow, by result.");
@@ -266,22 +308,38 @@ std::string Metrics::render() const {
              "Jobs topic offset commits that failed (each is made again at the next interval).");
   out.sample("fanpull_offset_commit_errors_total", asDouble(stats.commit_errors));
 
-  out.family("fanpull_lanes_active", "gauge", "Merchants with jobs queued or running.");
-  out.sample("fanpull_lanes_active", asDouble(stats.lanes_active));
+  out.family("fanpull_merchants_active", "gauge", "Merchants with jobs queued or running.");
+  out.sample("fanpull_merchants_active", asDouble(stats.lanes_active));
   out.family("fanpull_jobs_queued", "gauge", "Accepted jobs not finished yet.");
   out.sample("fanpull_jobs_queued", asDouble(stats.jobs_queued));
-  out.family("fanpull_merchants_deferred", "gauge",
+  out.family("fanpull_jobs_deferred", "gauge",
              "Jobs waiting for the next Beijing day (daily quota spent).");
-  out.sample("fanpull_merchants_deferred", asDouble(stats.deferred));
+  out.sample("fanpull_jobs_deferred", asDouble(stats.deferred));
   out.family("fanpull_partitions_assigned", "gauge",
              "Partitions of the jobs topic assigned to this worker.");
   out.sample("fanpull_partitions_assigned", asDouble(stats.assigned_partitions));
   out.family("fanpull_partitions_paused", "gauge",
              "1 while the jobs partitions are paused because too many jobs are queued.");
   out.sample("fanpull_partitions_paused", stats.partitions_paused ? 1 : 0);
-  out.family("fanpull_consumer_lag", "gauge",
+  out.family("fanpull_consumer_lag_messages", "gauge",
              "Messages behind the end of the assigned jobs partitions (librdkafka statistics).");
-  out.sample("fanpull_consumer_lag", asDouble(lag));
+  out.sample("fanpull_consumer_lag_messages", asDouble(lag));
+
+  if (std::optional<ProcessSample> p = sampleProcess()) {
+    out.family("process_cpu_seconds_total", "counter", "User and system CPU time spent.");
+    out.sample("process_cpu_seconds_total", p->cpu_seconds);
+    out.family("process_resident_memory_bytes", "gauge", "Resident memory size.");
+    out.sample("process_resident_memory_bytes", p->resident_bytes);
+    out.family("process_virtual_memory_bytes", "gauge", "Virtual memory size.");
+    out.sample("process_virtual_memory_bytes", p->virtual_bytes);
+    out.family("process_open_fds", "gauge", "Open file descriptors.");
+    out.sample("process_open_fds", p->open_fds);
+    out.family("process_max_fds", "gauge", "Maximum number of open file descriptors.");
+    out.sample("process_max_fds", p->max_fds);
+    out.family("process_start_time_seconds", "gauge",
+               "Start time of the process since the Unix epoch.");
+    out.sample("process_start_time_seconds", p->start_time_seconds);
+  }
   return out.text();
 }
 

@@ -1,5 +1,7 @@
 // Metrics: what an operator scrapes from a worker, rendered in the Prometheus text exposition
-// format 0.0.4 (`fanpull_` prefix, counters end in `_total`, durations in seconds). Counters and
+// format 0.0.4 by Prometheus' naming conventions (`fanpull_` prefix, counters end in `_total`,
+// units in the name and in base units: seconds, bytes; the standard `process_*` metrics and
+// `fanpull_build_info`). Counters and
 // gauges the Worker and the token source already keep are read from them at each scrape; call
 // durations, rate-limiter waits and the consumer lag are reported to it through CallObserver.
 // No label grows with the number of merchants (no appid), and no secret is ever a label.
@@ -31,6 +33,9 @@ class CallObserver {
   virtual void observeCall(std::string_view call_class, double seconds) = 0;
   // A lane was parked by the rate limiter for `seconds` before it may call again.
   virtual void observeRateLimitWait(double seconds) = 0;
+  // WeChat answered 45011 (the merchant's per-minute limit): the lane waits `seconds` for the
+  // next minute.
+  virtual void observeThrottleWait(double seconds) = 0;
   // librdkafka's statistics JSON of the jobs consumer (every statistics.interval.ms).
   virtual void observeConsumerStatistics(const std::string& json) = 0;
 };
@@ -92,9 +97,12 @@ class Metrics final : public CallObserver {
   void setWorkerStats(std::function<WorkerStats()> source);
   // Where the token renewal counters come from (the component token source). Unset: 0.
   void setTokenMetrics(std::function<TokenMetrics()> source);
+  // Whether the worker is ready (what /readyz answers). Unset: fanpull_ready reads 0.
+  void setReady(std::function<bool()> source);
 
   void observeCall(std::string_view call_class, double seconds) override;
   void observeRateLimitWait(double seconds) override;
+  void observeThrottleWait(double seconds) override;
   void observeConsumerStatistics(const std::string& json) override;
 
   // The consumer lag of the last statistics (0 before any).
@@ -107,9 +115,12 @@ class Metrics final : public CallObserver {
   mutable std::mutex mutex_;  // guards everything below
   std::function<WorkerStats()> worker_stats_;
   std::function<TokenMetrics()> token_metrics_;
+  std::function<bool()> ready_;
   std::map<std::string, int64_t> calls_by_class_;
   Histogram call_duration_;
   double rate_limit_wait_seconds_ = 0;
+  int64_t throttle_waits_ = 0;
+  double throttle_wait_seconds_ = 0;
   int64_t consumer_lag_ = 0;
 };
 

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <functional>
 #include <ostream>
 #include <thread>
 #include <variant>
@@ -37,20 +38,11 @@ int64_t steadyMs() {
       .count();
 }
 
-// /metrics, /healthz and /readyz on http.listen, answering from the running worker.
-Result<std::unique_ptr<HttpEndpoints>> startEndpoints(const std::string& listen,
-                                                      const Metrics& metrics, const Worker& worker,
-                                                      const TenantRegistry& registry) {
+// What keeps the worker from being ready (what /readyz and fanpull_ready say), one reason each.
+std::function<std::vector<std::string>()> readiness(const Worker& worker,
+                                                   const TenantRegistry& registry) {
   const int64_t started_ms = steadyMs();
-  HttpEndpointsOptions eo;
-  eo.listen = listen;
-  eo.metrics = [&metrics] { return metrics.render(); };
-  eo.alive = [&worker, started_ms] {
-    if (worker.stopped()) return false;
-    int64_t heartbeat = worker.stats().poll_heartbeat_ms;
-    return steadyMs() - (heartbeat > 0 ? heartbeat : started_ms) < kPollStallMs;
-  };
-  eo.not_ready = [&worker, &registry, started_ms] {
+  return [&worker, &registry, started_ms] {
     std::vector<std::string> missing;
     WorkerStats stats = worker.stats();
     int64_t heartbeat = stats.poll_heartbeat_ms > 0 ? stats.poll_heartbeat_ms : started_ms;
@@ -62,6 +54,22 @@ Result<std::unique_ptr<HttpEndpoints>> startEndpoints(const std::string& listen,
     if (registry.current()->size() == 0) missing.push_back("no tenants loaded");
     return missing;
   };
+}
+
+// /metrics, /healthz and /readyz on http.listen, answering from the running worker.
+Result<std::unique_ptr<HttpEndpoints>> startEndpoints(
+    const std::string& listen, const Metrics& metrics, const Worker& worker,
+    std::function<std::vector<std::string>()> not_ready) {
+  const int64_t started_ms = steadyMs();
+  HttpEndpointsOptions eo;
+  eo.listen = listen;
+  eo.metrics = [&metrics] { return metrics.render(); };
+  eo.alive = [&worker, started_ms] {
+    if (worker.stopped()) return false;
+    int64_t heartbeat = worker.stats().poll_heartbeat_ms;
+    return steadyMs() - (heartbeat > 0 ? heartbeat : started_ms) < kPollStallMs;
+  };
+  eo.not_ready = std::move(not_ready);
   return HttpEndpoints::start(std::move(eo));
 }
 
@@ -185,12 +193,14 @@ int runCommand(const CliArgs& args, std::ostream& /*out*/, std::ostream& err) {
 
   Worker worker(options, registry, *tokens, client, log);
   metrics.setWorkerStats([&worker] { return worker.stats(); });
+  auto not_ready = readiness(worker, registry);
+  metrics.setReady([not_ready] { return not_ready().empty(); });
   auto started = worker.start();
   if (!started.ok()) {
     err << "fanpull run: " << started.error().describe() << "\n";
     return kExitFailure;
   }
-  auto endpoints = startEndpoints(config.http_listen, metrics, worker, registry);
+  auto endpoints = startEndpoints(config.http_listen, metrics, worker, not_ready);
   if (!endpoints.ok()) {
     // A configured port that is taken is a configuration error, not a reason to serve somewhere
     // a scraper does not look (port 0 takes any free port).

@@ -679,8 +679,13 @@ void Worker::onError(const std::shared_ptr<Run>& run, const Error& error) {
       if (!delay) return fail(run, error);
       return schedule(run, now + *delay);
     }
-    case ErrorClass::kRateLimited:
-      return schedule(run, nextMinute(now));
+    case ErrorClass::kRateLimited: {
+      TimePoint at = nextMinute(now);
+      if (options_.observer) {
+        options_.observer->observeThrottleWait(std::chrono::duration<double>(at - now).count());
+      }
+      return schedule(run, at);
+    }
     case ErrorClass::kQuotaExhausted:
       limiter_.markQuotaExhausted(run->job.appid, now);
       return defer(run, nextBeijingMidnight(now), error);

@@ -18,8 +18,11 @@
 #include <regex>
 #include <sstream>
 
+#include "core/version.h"
 #include "support/worker_fixture.h"
 #include "worker/http_endpoints.h"
+#include "worker/kafka/kafka_types.h"
+#include "worker/process_metrics.h"
 
 using namespace fanpull;
 using testing::merchant;
@@ -135,7 +138,10 @@ Exposition parseExposition(const std::string& text) {
       if (type == "counter" && !std::regex_search(std::string(m[2]), std::regex("_total$"))) {
         out.problems.push_back("counter not ending in _total: " + line);
       }
-      if (std::string(m[2]).rfind("fanpull_", 0) != 0) out.problems.push_back("no prefix: " + line);
+      if (std::string(m[2]).rfind("fanpull_", 0) != 0 &&
+          std::string(m[2]).rfind("process_", 0) != 0) {
+        out.problems.push_back("neither fanpull_ nor process_: " + line);
+      }
       continue;
     }
     size_t end_of_name = line.find_first_of("{ ");
@@ -199,6 +205,75 @@ void requireHistogram(const Exposition& e, const std::string& name) {
   CHECK(e.value(name + "_sum") >= 0);
 }
 
+// The label values each label may take: a fixed, small set each (none grows with merchants,
+// jobs or time). Empty set: any value, for build_info's labels (one series per process).
+const std::map<std::string, std::set<std::string>>& allowedLabels() {
+  static const std::map<std::string, std::set<std::string>> kAllowed = {
+      {"class",
+       {"ok", "retryable", "token_invalid", "rate_limited", "quota_exhausted",
+        "permission_denied", "invalid_tenant", "invalid_cursor", "unknown"}},
+      {"outcome", {"completed", "failed", "duplicate", "rejected"}},
+      {"result", {"ok", "failed"}},
+      {"le", {}},
+      {"version", {}},
+      {"revision", {}},
+      {"librdkafka_version", {}},
+  };
+  return kAllowed;
+}
+
+// What breaks Prometheus' naming conventions (https://prometheus.io/docs/practices/naming/):
+// snake_case with the fanpull_ or process_ prefix, counters and only counters end in _total,
+// units spelled out in base units (seconds, bytes; no milliseconds), a duration or a size says
+// so in its name, histograms name their unit, no `up` of our own, no unbounded label.
+std::vector<std::string> conventionProblems(const Exposition& e) {
+  static const std::regex kSnake("(fanpull|process)_[a-z0-9]+(_[a-z0-9]+)*");
+  // Whole words of the name ("waits" counts waits, "wait" is a time).
+  static const std::regex kTimeWords("_(duration|latency|wait|time|age|uptime)(_|$)");
+  static const std::regex kSizeWords("_(memory|size)(_|$)");
+  std::vector<std::string> problems;
+  for (const auto& [name, type] : e.types) {
+    auto fail = [&](const std::string& why) { problems.push_back(name + ": " + why); };
+    if (!std::regex_match(name, kSnake)) fail("not snake_case with a fanpull_/process_ prefix");
+    bool total = name.size() > 6 && name.compare(name.size() - 6, 6, "_total") == 0;
+    if ((type == "counter") != total) fail("_total is for counters, and every counter has it");
+    if (name.find("_milliseconds") != std::string::npos || name.find("_ms") != std::string::npos ||
+        name.find("_kilobytes") != std::string::npos) {
+      fail("not a base unit");
+    }
+    if (std::regex_search(name, kTimeWords) && name.find("_seconds") == std::string::npos) {
+      fail("a time without _seconds");
+    }
+    if (std::regex_search(name, kSizeWords) && name.find("_bytes") == std::string::npos) {
+      fail("a size without _bytes");
+    }
+    if (type == "histogram" && name.find("_seconds") == std::string::npos &&
+        name.find("_bytes") == std::string::npos) {
+      fail("a histogram without its unit");
+    }
+    if (name == "fanpull_up") fail("repeats Prometheus' own up");
+    if (name.find("_info") != std::string::npos && type != "gauge") fail("_info is a gauge");
+  }
+  std::map<std::string, std::set<std::string>> seen;  // label -> values
+  for (const auto& s : e.samples) {
+    for (const auto& [label, value] : s.labels) {
+      auto allowed = allowedLabels().find(label);
+      if (allowed == allowedLabels().end()) {
+        problems.push_back(s.name + ": label \"" + label + "\" is not a bounded one");
+      } else if (!allowed->second.empty() && !allowed->second.count(value)) {
+        problems.push_back(s.name + ": " + label + "=\"" + value + "\" is not among its values");
+      }
+    }
+  }
+  if (e.types.count("fanpull_build_info") == 0) problems.push_back("no fanpull_build_info");
+  for (const char* p : {"process_cpu_seconds_total", "process_resident_memory_bytes",
+                        "process_open_fds", "process_max_fds", "process_start_time_seconds",
+                        "process_virtual_memory_bytes"}) {
+    if (e.types.count(p) == 0) problems.push_back(std::string("no ") + p);
+  }
+  return problems;
+}
+
 struct HttpAnswer {
   int status = 0;
   std::string reason;
@@ -230,6 +305,7 @@ class TeeObserver final : public CallObserver {
     metrics_.observeCall(call_class, seconds);
   }
   void observeRateLimitWait(double seconds) override { metrics_.observeRateLimitWait(seconds); }
+  void observeThrottleWait(double seconds) override { metrics_.observeThrottleWait(seconds); }
   void observeConsumerStatistics(const std::string& json) override {
     metrics_.observeConsumerStatistics(json);
     std::lock_guard<std::mutex> lock(mutex_);
@@ -249,7 +325,8 @@ class TeeObserver final : public CallObserver {
 WorkerStats someStats() {
   WorkerStats s;
   s.jobs_received = 7;
-  s.jobs_by_status = {{"started", 5}, {"completed", 4}, {"rejected", 2}};
+  s.jobs_by_status = {{"started", 5}, {"completed", 4}, {"rejected", 2}, {"deferred", 1}};
+  s.deferred = 1;
   s.pages = 12;
   s.openids = 110000;
   s.lanes_active = 3;
@@ -279,19 +356,46 @@ TEST_CASE("every metric has HELP and TYPE and the values of the worker's counter
   metrics.observeRateLimitWait(0.5);
   metrics.observeRateLimitWait(0.25);
   metrics.observeRateLimitWait(-1);  // not a wait
+  metrics.observeThrottleWait(42.5);
+  metrics.observeThrottleWait(0.5);
+  bool ready = false;
+  metrics.setReady([&ready] { return ready; });
 
   Exposition e = parseExposition(metrics.render());
   INFO(metrics.render());
   for (const auto& p : e.problems) FAIL_CHECK(p);
-  CHECK(e.value("fanpull_up") == 1);
+  for (const auto& p : conventionProblems(e)) FAIL_CHECK(p);
+  auto info = e.all("fanpull_build_info");
+  REQUIRE(info.size() == 1);
+  CHECK(info[0].value == 1);
+  CHECK(info[0].labels.at("version") == "0.1.0");
+  CHECK(info[0].labels.at("librdkafka_version").rfind("2.", 0) == 0);
+  CHECK_FALSE(info[0].labels.at("revision").empty());
+  CHECK(e.value("fanpull_ready") == 0);
+  ready = true;
+  CHECK(parseExposition(metrics.render()).value("fanpull_ready") == 1);
   CHECK(e.value("fanpull_jobs_received_total") == 7);
-  CHECK(e.value("fanpull_jobs_total", {{"status", "started"}}) == 5);
-  CHECK(e.value("fanpull_jobs_total", {{"status", "completed"}}) == 4);
-  CHECK(e.value("fanpull_jobs_total", {{"status", "rejected"}}) == 2);
-  // Every status is there from the start, so rate() and alerts work before the first one.
-  for (const char* s : {"failed", "deferred", "duplicate"}) {
-    CHECK(e.value("fanpull_jobs_total", {{"status", s}}) == 0);
+  CHECK(e.value("fanpull_jobs_started_total") == 5);
+  CHECK(e.value("fanpull_jobs_ended_total", {{"outcome", "completed"}}) == 4);
+  CHECK(e.value("fanpull_jobs_ended_total", {{"outcome", "rejected"}}) == 2);
+  // Every outcome is there from the start, so rate() and alerts work before the first one.
+  for (const char* s : {"failed", "duplicate"}) {
+    CHECK(e.value("fanpull_jobs_ended_total", {{"outcome", s}}) == 0);
   }
+  // A deferral is a pause, not an end: counted apart, and a gauge of the jobs waiting.
+  CHECK(e.all("fanpull_jobs_ended_total").size() == 4);
+  CHECK(e.value("fanpull_jobs_deferrals_total") == 1);
+  CHECK(e.value("fanpull_jobs_deferred") == 1);
+  CHECK(e.value("fanpull_wechat_throttle_waits_total") == 2);
+  CHECK(e.value("fanpull_wechat_throttle_wait_seconds_total") == 43);
+  // This process's own figures.
+  CHECK(e.value("process_resident_memory_bytes") > 1e6);
+  CHECK(e.value("process_open_fds") >= 3);
+  CHECK(e.value("process_max_fds") >= e.value("process_open_fds"));
+  CHECK(e.value("process_cpu_seconds_total") > 0);
+  double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  CHECK(e.value("process_start_time_seconds") <= now + 1);
+  CHECK(e.value("process_start_time_seconds") > now - 24 * 3600);
   CHECK(e.value("fanpull_pages_total") == 12);
   CHECK(e.value("fanpull_openids_total") == 110000);
   CHECK(e.value("fanpull_wechat_calls_total", {{"class", "ok"}}) == 2);
@@ -306,22 +410,60 @@ TEST_CASE("every metric has HELP and TYPE and the values of the worker's counter
   CHECK(e.value("fanpull_token_persist_failures_total") == 3);
   CHECK(e.value("fanpull_produce_errors_total") == 1);
   CHECK(e.value("fanpull_offset_commit_errors_total") == 5);
-  CHECK(e.value("fanpull_lanes_active") == 3);
+  CHECK(e.value("fanpull_merchants_active") == 3);
   CHECK(e.value("fanpull_jobs_queued") == 4);
-  CHECK(e.value("fanpull_merchants_deferred") == 0);
   CHECK(e.value("fanpull_partitions_assigned") == 2);
   CHECK(e.value("fanpull_partitions_paused") == 1);
-  CHECK(e.value("fanpull_consumer_lag") == 0);
-  for (const auto& [name, type] : e.types) {
-    INFO(name);
-    CHECK((type == "counter") == (name.size() > 6 && name.substr(name.size() - 6) == "_total"));
-  }
-  // No label that grows with the merchants.
-  for (const auto& s : e.samples) {
-    for (const auto& [label, value] : s.labels) {
-      CHECK((label == "status" || label == "class" || label == "result" || label == "le"));
+  CHECK(e.value("fanpull_consumer_lag_messages") == 0);
+}
+
+TEST_CASE("the conventions check finds what breaks Prometheus' naming conventions",
+          "[worker][unit]") {
+  // The check itself must be able to fail: each family below breaks one rule.
+  const std::string bad =
+      "# HELP fanpull_up Up.\n# TYPE fanpull_up gauge\nfanpull_up 1\n"
+      "# HELP fanpull_calls Calls.\n# TYPE fanpull_calls counter\nfanpull_calls 1\n"
+      "# HELP fanpull_queued_total Queued.\n# TYPE fanpull_queued_total gauge\n"
+      "fanpull_queued_total 1\n"
+      "# HELP fanpull_call_duration_ms Time.\n# TYPE fanpull_call_duration_ms gauge\n"
+      "fanpull_call_duration_ms 1\n"
+      "# HELP fanpull_pages_by_merchant_total Pages.\n"
+      "# TYPE fanpull_pages_by_merchant_total counter\n"
+      "fanpull_pages_by_merchant_total{appid=\"wx1\"} 1\n"
+      "# HELP fanpull_jobs_ended_total Ended.\n# TYPE fanpull_jobs_ended_total counter\n"
+      "fanpull_jobs_ended_total{outcome=\"started\"} 1\n";
+  auto problems = conventionProblems(parseExposition(bad));
+  auto has = [&problems](const std::string& text) {
+    for (const auto& p : problems) {
+      if (p.find(text) != std::string::npos) return true;
     }
-  }
+    return false;
+  };
+  CHECK(has("fanpull_up: repeats Prometheus' own up"));
+  CHECK(has("fanpull_calls: _total is for counters"));
+  CHECK(has("fanpull_queued_total: _total is for counters"));
+  CHECK(has("fanpull_call_duration_ms: not a base unit"));
+  CHECK(has("fanpull_call_duration_ms: a time without _seconds"));
+  CHECK(has("label \"appid\" is not a bounded one"));
+  CHECK(has("outcome=\"started\" is not among its values"));
+  CHECK(has("no fanpull_build_info"));
+  CHECK(has("no process_open_fds"));
+}
+
+TEST_CASE("process metrics are read from a /proc stat line", "[worker][unit]") {
+  // A command name with spaces and parentheses must not shift the fields.
+  const std::string line =
+      "4242 (fan pull (x)) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 150 0 0 20 0 9 0 "
+      "360000 123456789 5000 18446744073709551615";
+  auto s = parseProcStat(line, /*boot_time_seconds=*/1700000000, /*ticks_per_second=*/100,
+                         /*page_size=*/4096);
+  REQUIRE(s.has_value());
+  CHECK(s->cpu_seconds == 4.0);                  // (250 + 150) / 100
+  CHECK(s->start_time_seconds == 1700003600.0);  // boot + 360000 / 100
+  CHECK(s->virtual_bytes == 123456789.0);
+  CHECK(s->resident_bytes == 5000.0 * 4096);
+  CHECK_FALSE(parseProcStat("4242 no parenthesis", 0, 100, 4096).has_value());
+  CHECK_FALSE(parseProcStat("4242 (x) S 1 2", 0, 100, 4096).has_value());
 }
 
 TEST_CASE("histogram buckets are cumulative and end with +Inf equal to the count",
@@ -419,7 +561,7 @@ TEST_CASE("consumer lag sums librdkafka's partition lags and skips unknown ones"
   CHECK(metrics.consumerLag() == 12);
   metrics.observeConsumerStatistics("garbage");  // keeps the last good figure
   CHECK(metrics.consumerLag() == 12);
-  CHECK(parseExposition(metrics.render()).value("fanpull_consumer_lag") == 12);
+  CHECK(parseExposition(metrics.render()).value("fanpull_consumer_lag_messages") == 12);
 }
 
 TEST_CASE("the endpoints answer health and readiness and 404 for other paths",
@@ -430,7 +572,7 @@ TEST_CASE("the endpoints answer health and readiness and 404 for other paths",
   HttpEndpointsOptions o;
   o.listen = "127.0.0.1:0";
   o.metrics = [] {
-    return std::string("# HELP fanpull_up Up.\n# TYPE fanpull_up gauge\nfanpull_up 1\n");
+    return std::string("# HELP fanpull_ready Ready.\n# TYPE fanpull_ready gauge\nfanpull_ready 1\n");
   };
   o.alive = [&alive] { return alive.load(); };
   o.not_ready = [&] {
@@ -447,7 +589,7 @@ TEST_CASE("the endpoints answer health and readiness and 404 for other paths",
   auto metrics = httpRequest("127.0.0.1", port, "/metrics");
   CHECK(metrics.status == 200);
   CHECK(metrics.content_type.rfind("text/plain; version=0.0.4", 0) == 0);
-  CHECK(metrics.body == "# HELP fanpull_up Up.\n# TYPE fanpull_up gauge\nfanpull_up 1\n");
+  CHECK(metrics.body == "# HELP fanpull_ready Ready.\n# TYPE fanpull_ready gauge\nfanpull_ready 1\n");
 
   CHECK(httpRequest("127.0.0.1", port, "/healthz").status == 200);
   alive = false;
@@ -633,15 +775,20 @@ TEST_CASE("fanpull run serves metrics health and readiness on the address it log
     CHECK(scraped.content_type == "text/plain; version=0.0.4; charset=utf-8");
     text = scraped.body;
     e = parseExposition(text);
-    if (e.value("fanpull_jobs_total", {{"status", "completed"}}) == 3) break;
+    if (e.value("fanpull_jobs_ended_total", {{"outcome", "completed"}}) == 3) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   INFO(text);
   for (const auto& p : e.problems) FAIL_CHECK(p);
-  CHECK(e.value("fanpull_up") == 1);
-  CHECK(e.value("fanpull_jobs_total", {{"status", "completed"}}) == 3);
-  CHECK(e.value("fanpull_jobs_total", {{"status", "started"}}) == 3);
-  CHECK(e.value("fanpull_jobs_total", {{"status", "failed"}}) == 0);
+  for (const auto& p : conventionProblems(e)) FAIL_CHECK(p);
+  CHECK(e.value("fanpull_build_info", {{"version", "0.1.0"},
+                                       {"revision", fanpullRevision()},
+                                       {"librdkafka_version", kafka::librdkafkaVersion()}}) == 1);
+  CHECK(e.value("fanpull_ready") == 1);
+  CHECK(e.value("fanpull_jobs_ended_total", {{"outcome", "completed"}}) == 3);
+  CHECK(e.value("fanpull_jobs_started_total") == 3);
+  CHECK(e.value("fanpull_jobs_ended_total", {{"outcome", "failed"}}) == 0);
+  CHECK(e.value("process_resident_memory_bytes") > 1e6);
   CHECK(e.value("fanpull_jobs_received_total") == 3);
   CHECK(e.value("fanpull_pages_total") == pages_in_topic);
   CHECK(e.value("fanpull_openids_total") == 33000);
@@ -654,7 +801,34 @@ TEST_CASE("fanpull run serves metrics health and readiness on the address it log
   CHECK(e.value("fanpull_jobs_queued") == 0);
   CHECK(e.value("fanpull_produce_errors_total") == 0);
   CHECK(e.value("fanpull_offset_commit_errors_total") == 0);
-  CHECK(e.value("fanpull_consumer_lag") >= 0);
+  CHECK(e.value("fanpull_consumer_lag_messages") >= 0);
+  // Every metric the alert rules and the dashboard query is one this worker exports (a renamed
+  // metric would leave an alert that never fires and a panel that stays empty).
+  static const std::regex kMetricName("\\b(fanpull|process)_[a-z0-9_]*[a-z0-9]");
+  for (const char* file : {"deploy/prometheus/fanpull-alerts.yml",
+                           "deploy/grafana/fanpull-dashboard.json"}) {
+    std::ifstream in(std::string(FANPULL_SOURCE_DIR) + "/" + file);
+    REQUIRE(in);
+    std::string kit((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::set<std::string> names;
+    for (std::sregex_iterator it(kit.begin(), kit.end(), kMetricName), none; it != none; ++it) {
+      names.insert(it->str());
+    }
+    CHECK(names.size() >= 10);
+    for (std::string name : names) {
+      for (const char* suffix : {"_bucket", "_sum", "_count"}) {
+        std::string sfx = suffix;
+        if (name.size() > sfx.size() &&
+            name.compare(name.size() - sfx.size(), sfx.size(), sfx) == 0 &&
+            e.types.count(name.substr(0, name.size() - sfx.size())) &&
+            e.types.at(name.substr(0, name.size() - sfx.size())) == "histogram") {
+          name = name.substr(0, name.size() - sfx.size());
+        }
+      }
+      INFO(file << " queries " << name);
+      CHECK(e.types.count(name) == 1);
+    }
+  }
   // Neither a merchant nor its token shows in the metrics.
   for (const auto& a : accounts) {
     CHECK(text.find(a.appid) == std::string::npos);

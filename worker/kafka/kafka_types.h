@@ -26,6 +26,9 @@ Properties withoutConsumerOnly(const Properties& properties);
 // unknown name or invalid value (empty when all are accepted). Connects to nothing.
 std::vector<std::string> checkProperties(const Properties& properties);
 
+// The version of the librdkafka linked at run time, e.g. "2.0.2".
+std::string librdkafkaVersion();
+
 // Receives librdkafka's log lines (syslog levels: 3 error ... 7 debug) from librdkafka's
 // threads. Must not throw.
 using LogCallback =

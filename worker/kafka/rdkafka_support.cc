@@ -21,6 +21,8 @@ Properties withoutConsumerOnly(const Properties& properties) {
   return out;
 }
 
+std::string librdkafkaVersion() { return rd_kafka_version_str(); }
+
 std::vector<std::string> checkProperties(const Properties& properties) {
   std::vector<std::string> problems;
   for (const auto& [name, value] : properties) {
