@@ -1,5 +1,7 @@
 #include "core/log.h"
 
+#include <charconv>
+#include <cmath>
 #include <cstdio>
 #include <ctime>
 #include <iostream>
@@ -7,9 +9,7 @@
 #include "core/page_message.h"
 
 namespace fanpull {
-namespace {
-
-const char* levelName(LogLevel level) {
+const char* logLevelName(LogLevel level) {
   switch (level) {
     case LogLevel::kTrace: return "trace";
     case LogLevel::kDebug: return "debug";
@@ -18,6 +18,43 @@ const char* levelName(LogLevel level) {
     case LogLevel::kError: return "error";
   }
   return "info";
+}
+
+namespace {
+
+std::string formatDouble(double d) {
+  char buf[64];
+  auto r = std::to_chars(buf, buf + sizeof buf, d);
+  return std::string(buf, r.ptr);
+}
+
+bool needsQuotes(std::string_view s) {
+  if (s.empty()) return true;
+  for (char c : s) {
+    if (c == ' ' || c == '=' || c == '"' || c == '\\' || static_cast<unsigned char>(c) < 0x20) {
+      return true;
+    }
+  }
+  return false;
+}
+
+void appendLogfmtText(std::string& out, std::string_view s) {
+  if (!needsQuotes(s)) {
+    out += s;
+    return;
+  }
+  out.push_back('"');
+  for (char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default: out.push_back(c);
+    }
+  }
+  out.push_back('"');
 }
 
 std::string utcTimestamp(TimePoint t) {
@@ -34,10 +71,36 @@ std::string utcTimestamp(TimePoint t) {
 
 }  // namespace
 
+std::string LogValue::text() const {
+  switch (kind_) {
+    case Kind::kText: return text_;
+    case Kind::kInt: return std::to_string(int_);
+    case Kind::kDouble: return formatDouble(double_);
+    case Kind::kBool: return int_ ? "true" : "false";
+  }
+  return text_;
+}
+
+void LogValue::appendJson(std::string& out) const {
+  if (kind_ == Kind::kText || (kind_ == Kind::kDouble && !std::isfinite(double_))) {
+    appendJsonString(out, text());
+  } else {
+    out += text();
+  }
+}
+
+void LogValue::appendLogfmt(std::string& out) const {
+  if (kind_ == Kind::kText) {
+    appendLogfmtText(out, text_);
+  } else {
+    out += text();
+  }
+}
+
 bool parseLogLevel(std::string_view name, LogLevel* level) {
   for (auto l : {LogLevel::kTrace, LogLevel::kDebug, LogLevel::kInfo, LogLevel::kWarn,
                  LogLevel::kError}) {
-    if (name == levelName(l)) {
+    if (name == logLevelName(l)) {
       *level = l;
       return true;
     }
@@ -57,18 +120,24 @@ void Logger::log(LogLevel level, std::string_view message, const LogFields& fiel
   std::string line;
   std::string ts = utcTimestamp(clock_.now());
   if (json_) {
-    line = "{\"ts\":\"" + ts + "\",\"level\":\"" + levelName(level) + "\",\"msg\":";
+    line = "{\"ts\":\"" + ts + "\",\"level\":\"" + logLevelName(level) + "\",\"msg\":";
     appendJsonString(line, message);
     for (const auto& [key, value] : fields) {
       line.push_back(',');
       appendJsonString(line, key);
       line.push_back(':');
-      appendJsonString(line, value);
+      value.appendJson(line);
     }
     line.push_back('}');
   } else {
-    line = ts + " " + levelName(level) + " " + std::string(message);
-    for (const auto& [key, value] : fields) line += " " + key + "=" + value;
+    line = "ts=" + ts + " level=" + logLevelName(level) + " msg=";
+    appendLogfmtText(line, message);
+    for (const auto& [key, value] : fields) {
+      line.push_back(' ');
+      line += key;
+      line.push_back('=');
+      value.appendLogfmt(line);
+    }
   }
   line = redactor_.redact(line);
   std::lock_guard<std::mutex> lock(mutex_);

@@ -3,8 +3,10 @@
 #include <functional>
 #include <ostream>
 
+#include "core/version.h"
 #include "worker/cli_args.h"
 #include "worker/commands.h"
+#include "worker/kafka/kafka_types.h"
 
 namespace fanpull {
 namespace {
@@ -165,7 +167,8 @@ int runCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
     return kExitOk;
   }
   if (name == "--version") {
-    out << "fanpull 0.1.0\n";
+    out << "fanpull " << fanpullVersion() << " (revision " << fanpullRevision() << ", librdkafka "
+        << kafka::librdkafkaVersion() << ")\n";
     return kExitOk;
   }
   for (const auto& c : commands()) {

@@ -2,14 +2,16 @@
 #include <signal.h>
 #include <unistd.h>
 
-#include <atomic>
+#include <condition_variable>
 #include <functional>
+#include <mutex>
 #include <ostream>
 #include <thread>
 #include <variant>
 
 #include "config/worker_config.h"
 #include "core/log.h"
+#include "core/version.h"
 #include "core/poco_http_transport.h"
 #include "core/user_list_client.h"
 #include "tenants/component_token_source.h"
@@ -20,6 +22,7 @@
 #include "worker/http_endpoints.h"
 #include "worker/metrics.h"
 #include "worker/kafka/admin.h"
+#include "worker/kafka/kafka_types.h"
 #include "worker/signals.h"
 #include "worker/topic_check.h"
 #include "worker/worker.h"
@@ -110,12 +113,150 @@ std::string topicsMissingForRun(const WorkerConfig& config, const std::string& p
   return text;
 }
 
+// The signals of `fanpull run`, on a thread of their own from the first moment: SIGHUP reloads
+// (the tenants file and the log level) at any time. SIGTERM or SIGINT while the worker is still
+// starting (a broker that does not answer can hold the start for a minute) exits at once: no
+// offset has been committed and no job has run yet, and at worst it is the crash every job
+// already survives (it resumes from its checkpoint). Once running, the first one asks for the
+// graceful stop and a second exits at once.
+class RunSignals {
+ public:
+  RunSignals(Logger& log, std::function<void()> reload) : log_(log), reload_(std::move(reload)) {
+    thread_ = std::thread([this] { loop(); });
+  }
+  ~RunSignals() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      phase_ = Phase::kDone;
+    }
+    thread_.join();
+  }
+
+  // From now on a termination signal asks for a graceful stop.
+  void running() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (phase_ == Phase::kStarting) phase_ = Phase::kRunning;
+  }
+  // Blocks until a termination signal asks for the stop; returns its number.
+  int waitForStop() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    stop_asked_.wait(lock, [this] { return stop_signal_ != 0; });
+    return stop_signal_;
+  }
+
+ private:
+  enum class Phase { kStarting, kRunning, kStopping, kDone };
+
+  void loop() {
+    sigset_t set;
+    sigemptyset(&set);
+    for (int sig : {SIGTERM, SIGINT, SIGHUP}) sigaddset(&set, sig);
+    timespec tick{0, 100 * 1000 * 1000};
+    for (;;) {
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (phase_ == Phase::kDone) return;
+      }
+      int sig = sigtimedwait(&set, nullptr, &tick);
+      if (sig <= 0) continue;
+      if (sig == SIGHUP) {
+        reload_();
+        continue;
+      }
+      std::unique_lock<std::mutex> lock(mutex_);
+      switch (phase_) {
+        case Phase::kStarting:
+          log_.info("signal received while starting: exiting now", {{"signal", sig}});
+          _exit(kExitOk);
+        case Phase::kRunning:
+          phase_ = Phase::kStopping;
+          stop_signal_ = sig;
+          stop_asked_.notify_all();
+          break;
+        case Phase::kStopping:
+          log_.warn("second signal received: exiting at once", {{"signal", sig}});
+          _exit(kExitFailure);
+        case Phase::kDone:
+          return;
+      }
+    }
+  }
+
+  Logger& log_;
+  std::function<void()> reload_;
+  std::mutex mutex_;  // guards phase_ and stop_signal_
+  std::condition_variable stop_asked_;
+  Phase phase_ = Phase::kStarting;
+  int stop_signal_ = 0;
+  std::thread thread_;
+};
+
+// SIGHUP: the tenants file read again now (it is also re-read within seconds of a change) and
+// the log level taken from the configuration file again; anything else in the configuration
+// needs a restart. Each outcome is logged.
+void reloadOnSignal(const std::string& path, TenantRegistry& registry, Logger& log) {
+  std::vector<TenantProblem> problems;
+  auto tenants = registry.reloadIfChanged(&problems);
+  for (const auto& p : problems) log.error("tenants file rejected", {{"problem", p.describe()}});
+  const char* tenants_result = tenants == TenantRegistry::Reload::kReloaded   ? "reloaded"
+                               : tenants == TenantRegistry::Reload::kRejected ? "rejected"
+                                                                              : "unchanged";
+  LogLevel level = log.level();
+  auto loaded = loadWorkerConfig(path, processEnv());
+  if (auto* bad = std::get_if<std::vector<ConfigProblem>>(&loaded)) {
+    for (const auto& p : *bad) {
+      log.error("configuration not reloaded (log level unchanged)", {{"problem", p.describe()}});
+    }
+  } else {
+    parseLogLevel(std::get<WorkerConfig>(loaded).log_level, &level);
+  }
+  const LogLevel before = log.level();
+  LogFields fields = {{"tenants_file", tenants_result},
+                      {"tenants", registry.current()->size()},
+                      {"log_level", logLevelName(level)}};
+  // The line shows at the more verbose of the two levels.
+  if (level <= before) {
+    log.setLevel(level);
+    log.info("reloaded on SIGHUP", fields);
+  } else {
+    log.info("reloaded on SIGHUP", fields);
+    log.setLevel(level);
+  }
+}
+
+// What `worker started` says of this worker beside its group: the build and a summary of the
+// configuration (no secret: property values are left out, only their names).
+LogFields startSummary(const WorkerConfig& config, const std::string& path,
+                       const TenantRegistry& registry) {
+  std::string property_names;
+  for (const auto& [name, value] : config.kafka.properties) {
+    (void)value;
+    if (!property_names.empty()) property_names += ",";
+    property_names += name;
+  }
+  return {{"version", fanpullVersion()},
+          {"revision", fanpullRevision()},
+          {"librdkafka", kafka::librdkafkaVersion()},
+          {"config", path},
+          {"bootstrap_servers", config.kafka.bootstrap_servers},
+          {"pages_topic", config.kafka.topics.pages},
+          {"kafka_properties", property_names},
+          {"tenants", registry.current()->size()},
+          {"tokens", config.component ? "component" : "static"},
+          {"requests_per_second", config.rate_limit.requests_per_second},
+          {"burst", config.rate_limit.burst},
+          {"daily_calls", config.rate_limit.daily_calls},
+          {"wechat", config.wechat.base_url},
+          {"log_level", config.log_level},
+          {"log_format", config.log_format}};
+}
+
 }  // namespace
 
 int runCommand(const CliArgs& args, std::ostream& /*out*/, std::ostream& err) {
-  // First of all: a SIGTERM that arrives while the worker is still starting waits for the stop
-  // below instead of killing it midway.
-  blockTerminationSignals();
+  // First of all, before any thread starts: only RunSignals' thread sees SIGTERM, SIGINT and
+  // SIGHUP.
+  blockTerminationAndReloadSignals();
   auto path = args.get("config");
   if (!path) {
     err << "fanpull run: --config FILE is required\n";
@@ -141,6 +282,7 @@ int runCommand(const CliArgs& args, std::ostream& /*out*/, std::ostream& err) {
     for (const auto& p : problems) err << p.describe() << "\n";
     return kExitUsage;
   }
+  RunSignals signals(log, [&] { reloadOnSignal(*path, registry, log); });
 
   HttpTransportOptions transport_options;
   transport_options.base_url = config.wechat.base_url;
@@ -185,6 +327,7 @@ int runCommand(const CliArgs& args, std::ostream& /*out*/, std::ostream& err) {
   options.default_limit = {config.rate_limit.requests_per_second,
                            static_cast<int>(config.rate_limit.burst), config.rate_limit.daily_calls};
   options.observer = &metrics;
+  options.started_fields = startSummary(config, *path, registry);
 
   if (std::string missing = topicsMissingForRun(config, *path, log); !missing.empty()) {
     err << missing << "\n";
@@ -211,24 +354,11 @@ int runCommand(const CliArgs& args, std::ostream& /*out*/, std::ostream& err) {
   }
   log.info("metrics and health on http://" + endpoints.value()->address(),
            {{"address", endpoints.value()->address()}});
-  int sig = waitForTerminationSignal();
-  log.info("signal received, stopping (a second signal exits at once)",
-           {{"signal", std::to_string(sig)}});
-  std::atomic<bool> done{false};
-  std::thread second([&done] {
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    timespec tick{0, 100 * 1000 * 1000};
-    while (!done) {
-      if (sigtimedwait(&set, nullptr, &tick) > 0) _exit(kExitFailure);
-    }
-  });
+  signals.running();
+  int sig = signals.waitForStop();
+  log.info("signal received, stopping (a second signal exits at once)", {{"signal", sig}});
   worker.stop();  // metrics and health stay up while the worker drains
   endpoints.value()->stop();
-  done = true;
-  second.join();
   return kExitOk;
 }
 

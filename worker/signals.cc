@@ -14,6 +14,19 @@ sigset_t terminationSet() {
   return set;
 }
 
+sigset_t terminationAndReloadSet() {
+  sigset_t set = terminationSet();
+  sigaddset(&set, SIGHUP);
+  return set;
+}
+
+int waitFor(const sigset_t& set) {
+  int sig = 0;
+  while (sigwait(&set, &sig) != 0) {
+  }
+  return sig;
+}
+
 }  // namespace
 
 void blockTerminationSignals() {
@@ -21,12 +34,13 @@ void blockTerminationSignals() {
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
 }
 
-int waitForTerminationSignal() {
-  sigset_t set = terminationSet();
-  int sig = 0;
-  while (sigwait(&set, &sig) != 0) {
-  }
-  return sig;
+int waitForTerminationSignal() { return waitFor(terminationSet()); }
+
+void blockTerminationAndReloadSignals() {
+  sigset_t set = terminationAndReloadSet();
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
 }
+
+int waitForTerminationOrReloadSignal() { return waitFor(terminationAndReloadSet()); }
 
 }  // namespace fanpull

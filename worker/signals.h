@@ -9,4 +9,9 @@ void blockTerminationSignals();
 // Blocks until SIGTERM or SIGINT arrives; returns the signal number.
 int waitForTerminationSignal();
 
+// The same with SIGHUP too (`fanpull run` reloads on it): blocks SIGTERM, SIGINT and SIGHUP, and
+// waits for any of them.
+void blockTerminationAndReloadSignals();
+int waitForTerminationOrReloadSignal();
+
 }  // namespace fanpull

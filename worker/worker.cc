@@ -113,7 +113,7 @@ Result<kafka::Done> Worker::start() {
     log_.warn("progress topic not read at start; jobs resume from what later reads find",
               {{"error", loaded.error().describe()}});
   } else {
-    log_.info("progress read", {{"records", std::to_string(*loaded)}});
+    log_.info("progress read", {{"records", *loaded}});
   }
 
   kafka::ConsumerOptions co;
@@ -143,9 +143,11 @@ Result<kafka::Done> Worker::start() {
 
   executor_ = std::make_unique<Executor>(options_.max_in_flight, clock_);
   poll_thread_ = std::thread([this] { pollLoop(); });
-  log_.info("worker started", {{"group", options_.group_id},
-                               {"jobs_topic", options_.topics.jobs},
-                               {"max_in_flight", std::to_string(options_.max_in_flight)}});
+  LogFields started = {{"group", options_.group_id},
+                       {"jobs_topic", options_.topics.jobs},
+                       {"max_in_flight", options_.max_in_flight}};
+  started.insert(started.end(), options_.started_fields.begin(), options_.started_fields.end());
+  log_.info("worker started", started);
   return kafka::Done{};
 }
 
@@ -203,7 +205,7 @@ void Worker::pollLoop() {
       auto reload = tenants_.reloadIfChanged(&problems);
       if (reload == TenantRegistry::Reload::kReloaded) {
         log_.info("tenants file reloaded",
-                  {{"tenants", std::to_string(tenants_.current()->size())}});
+                  {{"tenants", tenants_.current()->size()}});
       } else if (reload == TenantRegistry::Reload::kRejected) {
         for (const auto& p : problems) log_.error("tenants file rejected", {{"problem", p.describe()}});
       }
@@ -370,8 +372,8 @@ void Worker::onCommitted(const Result<std::vector<kafka::PartitionOffset>>& outc
     auto it = partitions_.find(po.partition);
     if (it == partitions_.end() || po.offset >= it->second.committed) continue;
     log_.warn("an earlier offset commit landed last; committed again",
-              {{"partition", std::to_string(po.partition.partition)},
-               {"offset", std::to_string(po.offset)}});
+              {{"partition", po.partition.partition},
+               {"offset", po.offset}});
     it->second.committed = po.offset;
   }
 }
@@ -392,7 +394,7 @@ void Worker::updatePause() {
   std::lock_guard<std::mutex> lock(mutex_);
   paused_ = pause;
   log_.info(pause ? "jobs partitions paused: too many jobs queued" : "jobs partitions resumed",
-            {{"queued", std::to_string(queued_)}});
+            {{"queued", queued_}});
 }
 
 void Worker::onAssigned(const std::vector<kafka::TopicPartition>& partitions) {
@@ -402,14 +404,14 @@ void Worker::onAssigned(const std::vector<kafka::TopicPartition>& partitions) {
   if (!loaded.ok()) {
     log_.warn("progress not re-read", {{"error", loaded.error().describe()}});
   } else {
-    log_.info("progress re-read", {{"records", std::to_string(*loaded)},
-                                   {"jobs_known", std::to_string(progress_.size())}});
+    log_.info("progress re-read", {{"records", *loaded},
+                                   {"jobs_known", progress_.size()}});
   }
   std::lock_guard<std::mutex> lock(mutex_);
   for (const auto& tp : partitions) partitions_[tp];
   stats_.assigned_partitions = static_cast<int64_t>(partitions_.size());
   if (paused_) (void)consumer_->pause(partitions);
-  log_.info("partitions assigned", {{"count", std::to_string(partitions.size())}});
+  log_.info("partitions assigned", {{"count", partitions.size()}});
 }
 
 void Worker::onRevoked(const std::vector<kafka::TopicPartition>& partitions, bool lost) {
@@ -460,7 +462,7 @@ void Worker::onRevoked(const std::vector<kafka::TopicPartition>& partitions, boo
   std::lock_guard<std::mutex> lock(mutex_);
   for (const auto& tp : partitions) partitions_.erase(tp);
   log_.info(lost ? "partitions lost" : "partitions revoked",
-            {{"count", std::to_string(partitions.size())}, {"jobs", std::to_string(runs.size())}});
+            {{"count", partitions.size()}, {"jobs", runs.size()}});
 }
 
 void Worker::shutdown() {
@@ -551,7 +553,7 @@ bool Worker::begin(const std::shared_ptr<Run>& run) {
   } else {
     log_.info("job resumed", {{"job_id", run->job.job_id},
                               {"appid", run->job.appid},
-                              {"seq", std::to_string(run->seq)}});
+                              {"seq", run->seq}});
   }
   return true;
 }
@@ -624,11 +626,11 @@ void Worker::onPage(const std::shared_ptr<Run>& run, FollowerPage page) {
                  // The job's running totals, so a long walk shows its progress in the log.
                  log_.info("page delivered", {{"job_id", r->job.job_id},
                                               {"appid", r->job.appid},
-                                              {"seq", std::to_string(r->seq - 1)},
-                                              {"count", std::to_string(delivered)},
-                                              {"pages", std::to_string(r->seq)},
-                                              {"openids", std::to_string(r->openids)},
-                                              {"total", std::to_string(total)}});
+                                              {"seq", r->seq - 1},
+                                              {"count", delivered},
+                                              {"pages", r->seq},
+                                              {"openids", r->openids},
+                                              {"total", total}});
                  produceAll(r, {progressMessage(*r, kProgressRunning)}, {});
                  schedule(r, {});
                });
@@ -708,8 +710,8 @@ void Worker::complete(const std::shared_ptr<Run>& run, std::vector<Outgoing> pag
       count(&WorkerStats::jobs_by_status, "completed");
       log_.info("job completed", {{"job_id", r->job.job_id},
                                   {"appid", r->job.appid},
-                                  {"pages", std::to_string(r->seq)},
-                                  {"openids", std::to_string(r->openids)}});
+                                  {"pages", r->seq},
+                                  {"openids", r->openids}});
       finish(r);
     });
   });

@@ -53,6 +53,7 @@ struct WorkerOptions {
   Clock* clock = &SystemClock::instance();
   uint64_t seed = 0;  // 0: random
   CallObserver* observer = nullptr;  // call durations, limiter waits, consumer lag; null: none
+  LogFields started_fields;  // added to the `worker started` line (version, configuration)
 };
 
 // Counters for operators and tests.

@@ -33,5 +33,5 @@ TEST_CASE("a log line never carries a registered secret", "[core][unit]") {
         "[redacted]\",\"appid\":\"wxa\",\"token\":\"[redacted]\"}");
   Logger text(LogLevel::kWarn, false, [&](const std::string& l) { lines.push_back(l); }, clock, r);
   text.warn("refused", {{"appid", "wxa"}});
-  CHECK(lines.back() == "2026-11-27T16:00:00.000Z warn refused appid=wxa");
+  CHECK(lines.back() == "ts=2026-11-27T16:00:00.000Z level=warn msg=refused appid=wxa");
 }

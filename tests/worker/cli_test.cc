@@ -7,6 +7,8 @@
 #include <Poco/StreamCopier.h>
 
 #include <fstream>
+#include <regex>
+#include <thread>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -118,6 +120,45 @@ TEST_CASE("check-config reports every problem and exits 1, or ok and 0", "[worke
   Run refused = run({"run", "--config", typo});
   CHECK(refused.code == 2);
   CHECK(refused.err.find("sesion.timeout.ms") != std::string::npos);
+}
+
+TEST_CASE("fanpull --version names the version, the revision and librdkafka",
+          "[worker][integration]") {
+  Run r = run({"--version"});
+  CHECK(r.code == 0);
+  INFO(r.out);
+  CHECK(std::regex_match(r.out, std::regex("fanpull 0\\.1\\.0 \\(revision [0-9a-z.-]+, librdkafka "
+                                           "2\\.[0-9.]+\\)\n")));
+}
+
+TEST_CASE("SIGTERM while the worker waits for a broker that does not answer exits at once",
+          "[worker][integration]") {
+  // Port 1 on loopback: nothing listens, every connection is refused. Starting would take over a
+  // minute of metadata timeouts before the worker runs.
+  std::string tenants = writeTemp(
+      "start-tenants.json",
+      R"({"tenants": [{"appid": "wxstart", "authorizer_access_token": "tok-SECRET-2"}]})");
+  std::string log = writeTemp("start.log", "");
+  std::string config = writeTemp(
+      "start-config.json",
+      R"({"kafka": {"bootstrap_servers": "127.0.0.1:1"}, "tenants_file": ")" + tenants +
+          R"(", "token_state_file": ")" + tenants + R"(.state", "http": {"listen": "127.0.0.1:0"}})");
+  Poco::ProcessHandle child = Process::launch(
+      "/bin/sh", {"-c", "exec \"$0\" run --config \"$1\" 2>>\"$2\"", FANPULL_BINARY, config, log});
+  std::this_thread::sleep_for(std::chrono::seconds(2));  // well into its start
+  REQUIRE(Process::isRunning(child));
+  auto t0 = std::chrono::steady_clock::now();
+  Process::requestTermination(child.id());
+  int code = child.wait();
+  auto took = std::chrono::steady_clock::now() - t0;
+  std::ifstream in(log);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  INFO(text);
+  CHECK(code == 0);
+  CHECK(took < std::chrono::seconds(3));
+  CHECK(text.find("signal received while starting: exiting now") != std::string::npos);
+  CHECK(text.find("worker started") == std::string::npos);
+  for (const auto& p : {tenants, log, config}) std::remove(p.c_str());
 }
 
 TEST_CASE("fanpull run with a config it cannot read exits 2 naming the file",

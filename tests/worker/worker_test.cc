@@ -680,3 +680,60 @@ TEST_CASE("enqueue then collect against a running worker give the full follower 
   Poco::Process::requestTermination(worker.id());
   CHECK(worker.wait() == 0);
 }
+
+TEST_CASE("worker started names the build and configuration; SIGHUP reloads tenants and log level",
+          "[worker][integration][kafka]") {
+  WorkerFixture f({merchant("wxhup", 300), merchant("wxhup2", 300)});
+  f.writeTenants(R"({"tenants": [{"appid": "wxhup", "authorizer_access_token": "token-wxhup"}]})");
+  std::string config = f.writeConfig();
+  auto worker = f.launchWorker(config, "hup");
+  auto waitForLine = [&f](const std::string& needle) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    std::string lines;
+    while (lines.empty() && std::chrono::steady_clock::now() < deadline) {
+      lines = f.childLogLines(needle);
+      if (lines.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    INFO(f.childLogs());
+    REQUIRE_FALSE(lines.empty());
+    // The JSON of the last such line (after the "hup.log: " prefix).
+    std::string last = lines.substr(0, lines.size() - 1);
+    last = last.substr(last.rfind('\n') == std::string::npos ? 0 : last.rfind('\n') + 1);
+    return nlohmann::json::parse(last.substr(last.find('{')));
+  };
+
+  auto started = waitForLine("\"worker started\"");
+  CHECK(started["version"] == "0.1.0");
+  CHECK(started["librdkafka"].get<std::string>().rfind("2.", 0) == 0);
+  CHECK_FALSE(started["revision"].get<std::string>().empty());
+  CHECK(started["config"] == config);
+  CHECK(started["bootstrap_servers"] == f.bootstrapServers());
+  CHECK(started["tenants"] == 1);  // a number, not "1"
+  CHECK(started["max_in_flight"] == 8);
+  CHECK(started["tokens"] == "static");
+  CHECK(started["kafka_properties"] == "heartbeat.interval.ms,session.timeout.ms");
+  CHECK(started["requests_per_second"] == 1000.0);
+
+  // A second merchant in the tenants file and the log level raised to error, then SIGHUP.
+  f.writeTenants(R"({"tenants": [{"appid": "wxhup", "authorizer_access_token": "token-wxhup"},
+                                 {"appid": "wxhup2", "authorizer_access_token": "token-wxhup2"}]})");
+  auto text = nlohmann::json::parse(std::ifstream(config));
+  text["log"]["level"] = "error";
+  std::ofstream(config, std::ios::trunc) << text.dump();
+  REQUIRE(::kill(worker.id(), SIGHUP) == 0);
+  auto reloaded = waitForLine("reloaded on SIGHUP");
+  CHECK(reloaded["tenants"] == 2);
+  CHECK(reloaded["log_level"] == "error");
+  CHECK(reloaded["level"] == "info");  // shown at the old, more verbose level
+
+  // The worker lives on: the new merchant's job completes, and at level error its info lines
+  // (job started, page delivered, job completed) are no longer written.
+  f.enqueueJob("j-hup2", "wxhup2");
+  f.waitForStatus({"j-hup2"}, {"completed"});
+  f.requireFollowers("j-hup2", "wxhup2", 300);
+  CHECK(f.childLogLines("j-hup2").empty());
+  CHECK(Poco::Process::isRunning(worker));
+  CHECK(f.childLogLines("token-wxhup").empty());  // no token in any line
+  Poco::Process::requestTermination(worker.id());
+  CHECK(worker.wait() == 0);
+}
