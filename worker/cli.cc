@@ -5,6 +5,7 @@
 
 #include "core/version.h"
 #include "worker/cli_args.h"
+#include "worker/client_options.h"
 #include "worker/commands.h"
 #include "worker/kafka/kafka_types.h"
 
@@ -24,6 +25,14 @@ struct Command {
 
 const OptionSpec kHelp{"help", "", "show this help and exit"};
 const OptionSpec kConfig{"config", "FILE", "the worker configuration (JSON, see README)"};
+
+// A command's own options after `common`, then --help.
+std::vector<OptionSpec> withHelp(std::vector<OptionSpec> common,
+                                 const std::vector<OptionSpec>& own) {
+  common.insert(common.end(), own.begin(), own.end());
+  common.push_back(kHelp);
+  return common;
+}
 
 std::vector<Command> commands() {
   return {
@@ -76,27 +85,37 @@ std::vector<Command> commands() {
         {"seed", "N", "seed of the random faults, jitter and issued tokens (default 1)"},
         kHelp},
        sandboxCommand},
-      {"enqueue", "--config FILE (--appid APPID [--job-id ID] [--next-openid CURSOR] | -)",
+      {"enqueue",
+       "(-b HOST:PORT [-X KEY=VALUE]... [-t TOPIC] | --config FILE) "
+       "(--appid APPID [--job-id ID] [--next-openid CURSOR] | -)",
        "produce one job (or JSON lines from stdin with -)",
-       "Produces jobs to the config's jobs topic (kafka.topics.jobs), keyed by appid, with an\n"
-       "idempotent producer, and waits for every delivery (up to 30 s). One job from the flags,\n"
-       "or with - one job a line from stdin as JSON:\n"
+       "Produces jobs to the jobs topic (-t, else kafka.topics.jobs of --config, else\n"
+       "fanpull.jobs) at -b (else kafka.bootstrap_servers of --config), keyed by appid, with an\n"
+       "idempotent producer, and waits for every delivery (up to 30 s). -X sets a librdkafka\n"
+       "property (security.protocol, sasl.*, ssl.*, ...) on top of the config's kafka.properties.\n"
+       "One job from the flags, or with - one job a line from stdin as JSON:\n"
        "  {\"job_id\": \"j-0001\", \"appid\": \"wx1234567890abcdef\", \"next_openid\": \"\"}\n"
        "(blank lines are skipped; each job is produced in that canonical form). Every job is\n"
        "validated before anything is produced: a bad value or line (\"line 3: bad_job: ...\"), a\n"
-       "job_id repeated in the input or a configuration problem produces nothing and exits 2.\n"
+       "job_id repeated in the input, a property librdkafka refuses or a configuration problem\n"
+       "produces nothing and exits 2.\n"
        "Prints one line per job: JOB_ID APPID partition P offset O. Exit 0 when every job was\n"
-       "written, 1 when a delivery failed (the failures are listed on stderr).",
-       {kConfig,
-        {"appid", "APPID", "the merchant's appid (1-64 of A-Z a-z 0-9 _ -)"},
-        {"job-id", "ID", "job id, 1-128 of A-Za-z0-9._:- (default: j-<UTC time>-<hex>)"},
-        {"next-openid", "CURSOR", "start cursor, an OpenID (default: from the first follower)"},
-        kHelp},
+       "written, 1 when a delivery failed (the failures are listed on stderr).\n"
+       "Example: fanpull enqueue -b kafka1:9092 -X security.protocol=SSL --appid wx1234567890abcdef",
+       withHelp(clientKafkaOptions("the jobs topic (default: kafka.topics.jobs of --config, else "
+                                   "fanpull.jobs)"),
+                {{"appid", "APPID", "the merchant's appid (1-64 of A-Z a-z 0-9 _ -)"},
+                 {"job-id", "ID", "job id, 1-128 of A-Za-z0-9._:- (default: j-<UTC time>-<hex>)"},
+                 {"next-openid", "CURSOR",
+                  "start cursor, an OpenID (default: from the first follower)"}}),
        enqueueCommand},
-      {"collect", "--config FILE --job-id ID [--out FILE] [--timeout SECONDS]",
+      {"collect",
+       "(-b HOST:PORT [-X KEY=VALUE]... [-t TOPIC] | --config FILE) --job-id ID [--out FILE] "
+       "[--timeout SECONDS]",
        "reassemble one job's followers from the pages topic and verify them",
-       "A reference downstream consumer: reads every partition of the pages topic\n"
-       "(kafka.topics.pages) from the beginning, without a consumer group and read_committed,\n"
+       "A reference downstream consumer: reads every partition of the pages topic (-t, else\n"
+       "kafka.topics.pages of --config, else fanpull.pages) at -b (else the config's bootstrap\n"
+       "servers) from the beginning, without a consumer group and read_committed,\n"
        "keeps the pages of job ID, drops exact repeats of a (job_id, seq[, part]) and waits until\n"
        "it has the page marked last and every seq (and part) below it. It checks that repeats are\n"
        "identical, counts match the OpenIDs, parts are whole and the appid never changes.\n"
@@ -104,12 +123,14 @@ std::vector<Command> commands() {
        "problem). Exit 0 when complete; 1 when incomplete at the timeout (the missing seqs are\n"
        "named) or inconsistent (the reason is named); 2 for a usage or configuration error.\n"
        "--out gets the OpenIDs in seq then part order, one a line, only when the job is complete;\n"
-       "it is written to a temporary file beside FILE, then renamed over FILE.",
-       {kConfig,
-        {"job-id", "ID", "the job to collect"},
-        {"out", "FILE", "when complete, write the OpenIDs to FILE (default: summary only)"},
-        {"timeout", "SECONDS", "how long to wait for the job to be complete (default 60)"},
-        kHelp},
+       "it is written to a temporary file beside FILE, then renamed over FILE.\n"
+       "Example: fanpull collect -b kafka1:9092 --job-id j-0001 --out followers.txt",
+       withHelp(clientKafkaOptions("the pages topic (default: kafka.topics.pages of --config, "
+                                   "else fanpull.pages)"),
+                {{"job-id", "ID", "the job to collect"},
+                 {"out", "FILE", "when complete, write the OpenIDs to FILE (default: summary only)"},
+                 {"timeout", "SECONDS",
+                  "how long to wait for the job to be complete (default 60)"}}),
        collectCommand},
       {"check-config", "--config FILE",
        "validate the configuration; print every problem with file, key and reason",

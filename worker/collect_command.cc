@@ -20,6 +20,7 @@
 
 #include "config/worker_config.h"
 #include "worker/cli.h"
+#include "worker/client_options.h"
 #include "worker/commands.h"
 #include "worker/job.h"
 #include "worker/kafka/consumer.h"
@@ -89,10 +90,9 @@ milliseconds until(SteadyClock::time_point deadline, milliseconds cap) {
 
 int collectCommand(const CliArgs& args, std::ostream& out, std::ostream& err) {
   const char* kName = "fanpull collect: ";
-  auto path = args.get("config");
   auto job_id = args.get("job-id");
-  if (!path || !job_id) {
-    err << kName << "--config FILE and --job-id ID are required\n";
+  if (!job_id) {
+    err << kName << "--job-id ID is required\n";
     return kExitUsage;
   }
   if (!args.positionals().empty()) {
@@ -109,20 +109,20 @@ int collectCommand(const CliArgs& args, std::ostream& out, std::ostream& err) {
     err << kName << problem << "\n";
     return kExitUsage;
   }
-  auto loaded = loadWorkerConfig(*path, processEnv());
-  if (auto* problems = std::get_if<std::vector<ConfigProblem>>(&loaded)) {
-    for (const auto& p : *problems) err << p.describe() << "\n";
+  auto where = clientKafka(args, [](const KafkaTopics& t) { return t.pages; });
+  if (auto* problems = std::get_if<std::vector<std::string>>(&where)) {
+    for (const auto& p : *problems) err << kName << p << "\n";
     return kExitUsage;
   }
-  const WorkerConfig& config = std::get<WorkerConfig>(loaded);
-  const std::string& topic = config.kafka.topics.pages;
+  const ClientKafka& kafka_at = std::get<ClientKafka>(where);
+  const std::string& topic = kafka_at.topic;
 
   std::mutex log_mutex;
   std::string last_log;  // guarded by log_mutex: librdkafka's last warning or error
   kafka::ConsumerOptions options;
-  options.bootstrap_servers = config.kafka.bootstrap_servers;
+  options.bootstrap_servers = kafka_at.bootstrap_servers;
   options.report_partition_end = true;
-  options.properties = config.kafka.properties;
+  options.properties = kafka_at.properties;
   // A reader: no group of the workers' is joined or committed to; transactions' aborted pages
   // are never seen.
   for (const char* key : {"group.id", "partition.assignment.strategy", "enable.partition.eof",
@@ -138,7 +138,7 @@ int collectCommand(const CliArgs& args, std::ostream& out, std::ostream& err) {
   };
   auto consumer = kafka::Consumer::create(options);
   if (!consumer.ok()) {
-    err << *path << ": kafka.properties: " << consumer.error().cause << "\n";
+    err << kafka_at.source << ": kafka.properties: " << consumer.error().cause << "\n";
     return kExitUsage;
   }
   kafka::Consumer& c = **consumer;
@@ -200,7 +200,7 @@ int collectCommand(const CliArgs& args, std::ostream& out, std::ostream& err) {
     }
   } else {
     kafka_problems.push_back("cannot read the pages topic " + topic + " at " +
-                             config.kafka.bootstrap_servers +
+                             kafka_at.bootstrap_servers +
                              (last_error.empty() ? "" : ": " + last_error));
   }
   (void)c.close();

@@ -16,6 +16,7 @@
 
 #include "config/worker_config.h"
 #include "worker/cli.h"
+#include "worker/client_options.h"
 #include "worker/commands.h"
 #include "worker/job.h"
 #include "worker/kafka/producer.h"
@@ -87,11 +88,6 @@ std::string label(const Pending& p) {
 
 int enqueueCommand(const CliArgs& args, std::ostream& out, std::ostream& err) {
   const char* kName = "fanpull enqueue: ";
-  auto path = args.get("config");
-  if (!path) {
-    err << kName << "--config FILE is required\n";
-    return kExitUsage;
-  }
   const bool from_stdin = args.positionals().size() == 1 && args.positionals()[0] == "-";
   if (!args.positionals().empty() && !from_stdin) {
     err << kName << "unexpected argument \"" << args.positionals().front()
@@ -109,9 +105,9 @@ int enqueueCommand(const CliArgs& args, std::ostream& out, std::ostream& err) {
 
   // Everything is checked before anything is produced.
   std::vector<std::string> problems;
-  auto loaded = loadWorkerConfig(*path, processEnv());
-  if (auto* config_problems = std::get_if<std::vector<ConfigProblem>>(&loaded)) {
-    for (const auto& p : *config_problems) problems.push_back(p.describe());
+  auto where = clientKafka(args, [](const KafkaTopics& t) { return t.jobs; });
+  if (auto* kafka_problems = std::get_if<std::vector<std::string>>(&where)) {
+    problems = *kafka_problems;
   }
   Batch batch;
   if (from_stdin) {
@@ -135,12 +131,12 @@ int enqueueCommand(const CliArgs& args, std::ostream& out, std::ostream& err) {
     err << kName << "no jobs on stdin, nothing produced\n";
     return kExitOk;
   }
-  const WorkerConfig& config = std::get<WorkerConfig>(loaded);
+  const ClientKafka& kafka_at = std::get<ClientKafka>(where);
 
   kafka::ProducerOptions options;
-  options.bootstrap_servers = config.kafka.bootstrap_servers;
+  options.bootstrap_servers = kafka_at.bootstrap_servers;
   options.properties = {{"message.timeout.ms", kMessageTimeoutMs}};
-  for (const auto& [key, value] : kafka::withoutConsumerOnly(config.kafka.properties)) {
+  for (const auto& [key, value] : kafka::withoutConsumerOnly(kafka_at.properties)) {
     options.properties[key] = value;
   }
   options.log = [&batch](int level, const std::string& facility, const std::string& message) {
@@ -150,11 +146,11 @@ int enqueueCommand(const CliArgs& args, std::ostream& out, std::ostream& err) {
   };
   auto producer = kafka::Producer::create(options);
   if (!producer.ok()) {
-    err << *path << ": kafka.properties: " << producer.error().cause << "\n";
+    err << kafka_at.source << ": kafka.properties: " << producer.error().cause << "\n";
     return kExitUsage;
   }
 
-  const std::string& topic = config.kafka.topics.jobs;
+  const std::string& topic = kafka_at.topic;
   const auto deadline = std::chrono::steady_clock::now() + kFlushTimeout;
   for (auto& pending : batch.jobs) {
     Pending* p = &pending;
@@ -202,7 +198,7 @@ int enqueueCommand(const CliArgs& args, std::ostream& out, std::ostream& err) {
   out.flush();
   if (failed > 0) {
     err << kName << failed << " of " << batch.jobs.size() << " job(s) not produced to " << topic
-        << " at " << config.kafka.bootstrap_servers << "\n";
+        << " at " << kafka_at.bootstrap_servers << "\n";
     return kExitFailure;
   }
   return kExitOk;

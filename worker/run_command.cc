@@ -343,6 +343,7 @@ int runCommand(const CliArgs& args, std::ostream& /*out*/, std::ostream& err) {
     err << "fanpull run: " << started.error().describe() << "\n";
     return kExitFailure;
   }
+  signals.running();
   auto endpoints = startEndpoints(config.http_listen, metrics, worker, not_ready);
   if (!endpoints.ok()) {
     // A configured port that is taken is a configuration error, not a reason to serve somewhere
@@ -354,7 +355,6 @@ int runCommand(const CliArgs& args, std::ostream& /*out*/, std::ostream& err) {
   }
   log.info("metrics and health on http://" + endpoints.value()->address(),
            {{"address", endpoints.value()->address()}});
-  signals.running();
   int sig = signals.waitForStop();
   log.info("signal received, stopping (a second signal exits at once)", {{"signal", sig}});
   worker.stop();  // metrics and health stay up while the worker drains

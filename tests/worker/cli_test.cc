@@ -251,4 +251,28 @@ TEST_CASE("fanpull demo ends with every merchant as designed and exit 0", "[work
   CHECK(completed >= 15);
   CHECK(j["totals"]["as_designed"] == 20);
   CHECK(r.err.find("started") != std::string::npos);  // progress lines go to stderr with --json
+  // The 250,000-follower merchant's 26 pages (about 7 MiB) outgrow what the embedded broker keeps
+  // of a partition: the summary says so, and only for merchants whose pages did.
+  std::vector<std::string> outgrew;
+  for (const auto& o : j["outgrew_embedded_retention"]) outgrew.push_back(o.get<std::string>());
+  INFO(j["outgrew_embedded_retention"].dump());
+  REQUIRE_FALSE(outgrew.empty());
+  bool big_one = false;
+  for (const auto& o : outgrew) {
+    if (o.rfind("wxdemo000000000008 (", 0) == 0) big_one = true;
+    std::string appid = o.substr(0, o.find(' '));
+    for (const auto& m : j["merchants"]) {
+      if (m["appid"] == appid) CHECK(m["followers"].get<int64_t>() >= 150000);
+    }
+  }
+  CHECK(big_one);
+}
+
+TEST_CASE("the demo's table ends with a note on the embedded broker's retention",
+          "[worker][integration]") {
+  Run r = run({"demo"});
+  REQUIRE(r.code == 0);
+  CHECK(r.out.find("note: the embedded broker keeps only the newest 5 MiB of each partition") !=
+        std::string::npos);
+  CHECK(r.out.find("wxdemo000000000008 (") != std::string::npos);
 }

@@ -434,10 +434,31 @@ TEST_CASE("collect before any page times out as incomplete; bad flags and config
   CHECK(bad_config.err.find(broken + ": kafka.bootstrap_servers: required") != std::string::npos);
 }
 
+TEST_CASE("collect takes -b, -X and -t like Kafka's tools, without a config file",
+          "[worker][integration]") {
+  Cluster cluster;
+  cluster.produce({pageMessage(0, ids(0, 10), false), pageMessage(1, ids(10, 3), true)});
+  Run r = run({"collect", "-b", cluster.broker->bootstrapServers(), "-t", cluster.pages, "-X",
+               "client.id=fanpull-collect-test", "--job-id", kJob, "--timeout", "20"});
+  INFO(r.out << r.err);
+  CHECK(r.code == 0);
+  CHECK(r.out.find("openids: 13\n") != std::string::npos);
+  CHECK(r.out.find("status: complete\n") != std::string::npos);
+
+  Run unknown = run({"collect", "-b", cluster.broker->bootstrapServers(), "-t", cluster.pages,
+                     "-X", "fetch.wait.max.msec=5", "--job-id", kJob});
+  CHECK(unknown.code == 2);
+  CHECK(unknown.err.find("kafka property \"fetch.wait.max.msec\"") != std::string::npos);
+  Run nowhere = run({"collect", "--job-id", kJob});
+  CHECK(nowhere.code == 2);
+  CHECK(nowhere.err.find("-b/--bootstrap-server") != std::string::npos);
+}
+
 TEST_CASE("collect --help explains every flag", "[worker][unit]") {
   std::ostringstream out, err;
   REQUIRE(fanpull::runCli({"collect", "--help"}, out, err) == 0);
-  for (const char* text : {"--config FILE", "--job-id ID", "--out FILE", "--timeout SECONDS",
+  for (const char* text : {"--config FILE", "-b, --bootstrap-server HOST:PORT", "-X, --property KEY=VALUE ...",
+                           "-t, --topic TOPIC", "--job-id ID", "--out FILE", "--timeout SECONDS",
                            "incomplete", "inconsistent"}) {
     INFO(text);
     CHECK(out.str().find(text) != std::string::npos);

@@ -124,6 +124,70 @@ TEST_CASE("enqueue with flags produces one job keyed by appid and prints where i
   CHECK(*job == Job{"j-2026-11-27-0001", "wx1234567890abcdef", "oCursor_1"});
 }
 
+TEST_CASE("enqueue takes -b, -X and -t like Kafka's tools, without a config file",
+          "[worker][integration]") {
+  auto broker = startBroker();
+  const std::string jobs = uniqueTopic("jobs-flags");
+  Run r = run({"enqueue", "-b", broker->bootstrapServers(), "-X", "client.id=fanpull-enqueue-test",
+               "-X", "linger.ms=1", "-t", jobs, "--appid", "wx1234567890abcdef", "--job-id",
+               "j-flags-1"});
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  auto read = readTopic(broker->bootstrapServers(), jobs);
+  REQUIRE(read.ok());
+  REQUIRE(read->size() == 1);
+  CHECK(read->front().key == std::optional<std::string>("wx1234567890abcdef"));
+  CHECK(fanpull::parseJob(read->front().value)->job_id == "j-flags-1");
+
+  // The long forms and -bVALUE too.
+  Run longer = run({"enqueue", "--bootstrap-server=" + broker->bootstrapServers(), "--topic", jobs,
+                    "--property", "acks=all", "--appid", "wx1234567890abcdef", "--job-id",
+                    "j-flags-2"});
+  INFO(longer.err);
+  CHECK(longer.code == 0);
+  Run glued = run({"enqueue", "-b" + broker->bootstrapServers(), "-t" + jobs, "--appid",
+                   "wx1234567890abcdef", "--job-id", "j-flags-3"});
+  CHECK(glued.code == 0);
+  read = readTopic(broker->bootstrapServers(), jobs);
+  REQUIRE(read.ok());
+  CHECK(read->size() == 3);
+
+  // Every configuration mistake exits 2 and produces nothing.
+  Run unknown = run({"enqueue", "-b", broker->bootstrapServers(), "-t", jobs, "-X",
+                     "sesion.timeout.ms=6000", "--appid", "wx1234567890abcdef"});
+  CHECK(unknown.code == 2);
+  CHECK(unknown.err.find("kafka property \"sesion.timeout.ms\"") != std::string::npos);
+  Run no_equals = run({"enqueue", "-b", broker->bootstrapServers(), "-t", jobs, "-X", "acks",
+                       "--appid", "wx1234567890abcdef"});
+  CHECK(no_equals.code == 2);
+  CHECK(no_equals.err.find("-X acks: expected KEY=VALUE") != std::string::npos);
+  Run nowhere = run({"enqueue", "-t", jobs, "--appid", "wx1234567890abcdef"});
+  CHECK(nowhere.code == 2);
+  CHECK(nowhere.err.find("-b/--bootstrap-server HOST:PORT or --config FILE is required") !=
+        std::string::npos);
+  Run bad_short = run({"enqueue", "-q", "--appid", "wx1234567890abcdef"});
+  CHECK(bad_short.code == 2);
+  CHECK(bad_short.err.find("unknown option -q") != std::string::npos);
+  read = readTopic(broker->bootstrapServers(), jobs);
+  REQUIRE(read.ok());
+  CHECK(read->size() == 3);
+}
+
+TEST_CASE("-b and -X on top of a config file win over its kafka section", "[worker][integration]") {
+  auto broker = startBroker();
+  TempDir dir;
+  const std::string jobs = uniqueTopic("jobs-override");
+  // The config points at a port where nothing listens; -b says where the broker is.
+  const std::string config = writeConfig(dir, "127.0.0.1:1", jobs);
+  Run r = run({"enqueue", "--config", config, "-b", broker->bootstrapServers(), "--appid",
+               "wx1234567890abcdef", "--job-id", "j-override"});
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  auto read = readTopic(broker->bootstrapServers(), jobs);
+  REQUIRE(read.ok());
+  CHECK(read->size() == 1);
+}
+
 TEST_CASE("enqueue without --job-id generates a valid job id", "[worker][integration]") {
   auto broker = startBroker();
   TempDir dir;
@@ -278,7 +342,8 @@ TEST_CASE("enqueue refuses - together with job flags, and --appid missing", "[wo
 TEST_CASE("enqueue --help explains every flag and stdin", "[worker][unit]") {
   std::ostringstream out, err;
   REQUIRE(fanpull::runCli({"enqueue", "--help"}, out, err) == 0);
-  for (const char* text : {"--config FILE", "--appid APPID", "--job-id ID", "--next-openid CURSOR",
+  for (const char* text : {"--config FILE", "-b, --bootstrap-server HOST:PORT", "-X, --property KEY=VALUE ...",
+                           "-t, --topic TOPIC", "--appid APPID", "--job-id ID", "--next-openid CURSOR",
                            "stdin", "partition P offset O"}) {
     INFO(text);
     CHECK(out.str().find(text) != std::string::npos);

@@ -1,7 +1,7 @@
 // EmbeddedBroker: librdkafka's mock cluster (a Kafka-protocol broker on loopback TCP ports) for
-// the demo, `fanpull broker` and tests, with fault injection. See design.md for its limits (5 MiB
-// kept per partition, slow group re-form, no transactional guarantees); auto-created topics get
-// 4 partitions. Only the process that created it can inject faults. Thread-safe.
+// the demo, `fanpull broker` and tests, with fault injection. Its limits: only the newest 5 MiB
+// of each partition are kept (kRetainedBytesPerPartition), group re-forms are slow, transactions
+// are not honoured, nothing is compacted; auto-created topics get 4 partitions. Only the process that created it can inject faults. Thread-safe.
 #pragma once
 
 #include <cstdint>
@@ -20,6 +20,9 @@ class EmbeddedBroker {
   static constexpr int kDefaultBrokers = 3;
   // The partition count the mock cluster gives an auto-created topic (fixed by librdkafka 2.0.2).
   static constexpr int kAutoCreatePartitions = 4;
+  // What the mock cluster keeps of each partition (fixed by librdkafka 2.0.2): older messages
+  // are dropped, so a reader that comes later finds them gone.
+  static constexpr int64_t kRetainedBytesPerPartition = 5 * 1024 * 1024;
 
   // Starts a cluster of `brokers` brokers (ids 1..brokers) listening on 127.0.0.1, free ports.
   // Errors: brokers outside 1..64, or librdkafka failing to create the cluster (class unknown).
