@@ -82,7 +82,11 @@ Result<std::unique_ptr<HttpEndpoints>> startEndpoints(
 // (down, or not answering DescribeConfigs) does not stop the start: the worker logs and waits
 // for it as it waits for any broker.
 std::string topicsMissingForRun(const WorkerConfig& config, const std::string& path, Logger& log) {
-  auto admin = kafka::Admin::create(config.kafka.bootstrap_servers, config.kafka.properties);
+  auto admin = kafka::Admin::create(
+      config.kafka.bootstrap_servers, config.kafka.properties,
+      [&log](int level, const std::string& facility, const std::string& message) {
+        if (level <= 4) log.warn("kafka admin: " + message, {{"facility", facility}});
+      });
   if (!admin.ok()) return path + ": kafka.properties: " + admin.error().cause;
   std::vector<TopicSpec> used;
   for (auto& s : topicSpecs(config.kafka.topics, 0)) {
