@@ -38,23 +38,13 @@ bool needsQuotes(std::string_view s) {
   return false;
 }
 
+// A logfmt value: bare when it can be, else quoted with JSON's escapes (what logfmt parsers read).
 void appendLogfmtText(std::string& out, std::string_view s) {
-  if (!needsQuotes(s)) {
+  if (needsQuotes(s)) {
+    appendJsonString(out, s);
+  } else {
     out += s;
-    return;
   }
-  out.push_back('"');
-  for (char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default: out.push_back(c);
-    }
-  }
-  out.push_back('"');
 }
 
 std::string utcTimestamp(TimePoint t) {

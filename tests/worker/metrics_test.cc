@@ -13,6 +13,7 @@
 
 #include <catch2/catch.hpp>
 #include <cmath>
+#include <ctime>
 #include <cstdlib>
 #include <fstream>
 #include <regex>
@@ -392,7 +393,13 @@ TEST_CASE("every metric has HELP and TYPE and the values of the worker's counter
   CHECK(e.value("process_resident_memory_bytes") > 1e6);
   CHECK(e.value("process_open_fds") >= 3);
   CHECK(e.value("process_max_fds") >= e.value("process_open_fds"));
-  CHECK(e.value("process_cpu_seconds_total") > 0);
+  // CPU time counts in clock ticks: spend 50 ms of it, then it shows.
+  const double cpu_before = e.value("process_cpu_seconds_total");
+  CHECK(cpu_before >= 0);
+  const std::clock_t spin_from = std::clock();
+  volatile uint64_t spin = 0;
+  while (std::clock() - spin_from < CLOCKS_PER_SEC / 20) spin = spin + 1;
+  CHECK(parseExposition(metrics.render()).value("process_cpu_seconds_total") >= cpu_before + 0.03);
   double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
   CHECK(e.value("process_start_time_seconds") <= now + 1);
   CHECK(e.value("process_start_time_seconds") > now - 24 * 3600);

@@ -324,8 +324,8 @@ TEST_CASE("a job resumes from its cursor after a graceful stop", "[worker][integ
   for (const auto& line : f.logLines()) {
     auto j = nlohmann::json::parse(line, nullptr, false);
     if (j.is_object() && j.value("msg", "") == "page delivered" && j.value("job_id", "") == "j-slow" &&
-        j.value("pages", "") == "8" && j.value("openids", "") == "80000" &&
-        j.value("total", "") == "80000") {
+        j.value("pages", 0) == 8 && j.value("openids", 0) == 80000 &&
+        j.value("total", 0) == 80000) {
       totals = true;
     }
   }
