@@ -1,11 +1,14 @@
 #include "config/worker_config.h"
 
 #include <cstdlib>
+#include <limits>
 #include <fstream>
 #include <set>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
+
+#include "core/rate_limiter.h"
 
 namespace fanpull {
 namespace {
@@ -271,7 +274,11 @@ std::variant<WorkerConfig, std::vector<ConfigProblem>> parseWorkerConfig(const s
   auto rate = root.find("rate_limit");
   if (rate != root.end() &&
       r.object(*rate, "rate_limit", {"requests_per_second", "burst", "daily_calls"})) {
-    r.number(*rate, "rate_limit", "requests_per_second", &c.rate_limit.requests_per_second, 0);
+    r.number(*rate, "rate_limit", "requests_per_second", &c.rate_limit.requests_per_second,
+             -std::numeric_limits<double>::infinity());
+    if (!RateLimit::validRequestsPerSecond(c.rate_limit.requests_per_second)) {
+      r.problem("rate_limit.requests_per_second", RateLimit::kRequestsPerSecondRange);
+    }
     r.integer(*rate, "rate_limit", "burst", &c.rate_limit.burst, 1, 1000000);
     r.integer(*rate, "rate_limit", "daily_calls", &c.rate_limit.daily_calls, 0, 1000000000);
   }

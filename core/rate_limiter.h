@@ -14,6 +14,16 @@
 namespace fanpull {
 
 struct RateLimit {
+  // The range a configuration may give requests_per_second (one call per 1,000 s up to a
+  // million a second): inside it, the interval between calls and the burst's tolerance
+  // (interval x burst, burst up to 1,000,000) fit in 64-bit nanoseconds.
+  static constexpr double kMinRequestsPerSecond = 0.001;
+  static constexpr double kMaxRequestsPerSecond = 1000000;
+  static constexpr const char* kRequestsPerSecondRange = "expected a number from 0.001 to 1000000";
+  static bool validRequestsPerSecond(double v) {
+    return v >= kMinRequestsPerSecond && v <= kMaxRequestsPerSecond;
+  }
+
   double requests_per_second = 5;
   int burst = 5;
   int64_t daily_calls = 500;  // 0: no daily budget

@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/rate_limiter.h"
 #include "core/redactor.h"
 
 namespace fanpull {
@@ -159,8 +160,9 @@ TenantsLoad parseTenants(const std::string& text, const std::string& file,
           const std::string& k = item.key();
           const json& v = item.value();
           if (k == "requests_per_second") {
-            if (!v.is_number() || !(v.get<double>() > 0)) {
-              problem(name, "rate_limit.requests_per_second", "expected a number above 0");
+            if (!v.is_number() || !RateLimit::validRequestsPerSecond(v.get<double>())) {
+              problem(name, "rate_limit.requests_per_second",
+                      RateLimit::kRequestsPerSecondRange);
             } else {
               tenant->requests_per_second = v.get<double>();
             }

@@ -71,6 +71,18 @@ Result<std::map<std::string, TokenState>> parseState(const std::string& text,
     const json& v = item.value();
     TokenState s;
     if (!v.is_object()) return storeError(path + ": entry " + item.key() + " is not an object");
+    // A field of the wrong type is a broken file, named as such (never a value: it may be a
+    // token).
+    for (const char* key : {"refresh_token", "access_token", "file_refresh_token"}) {
+      if (v.contains(key) && !v[key].is_string()) {
+        return storeError(path + ": entry " + item.key() + ": " + key + " is not a string");
+      }
+    }
+    for (const char* key : {"expires_at_ms", "updated_at_ms"}) {
+      if (v.contains(key) && !v[key].is_number_integer()) {
+        return storeError(path + ": entry " + item.key() + ": " + key + " is not an integer");
+      }
+    }
     s.refresh_token = v.value("refresh_token", "");
     s.access_token = v.value("access_token", "");
     s.expires_at_ms = v.value("expires_at_ms", int64_t{0});

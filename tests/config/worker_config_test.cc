@@ -60,6 +60,26 @@ TEST_CASE("kafka.topics.state names the state topic and may not repeat another t
   CHECK(hasProblem(ps, "kafka.topics.state", "used twice"));
 }
 
+TEST_CASE("a requests_per_second whose interval would overflow is a configuration error",
+          "[config][unit]") {
+  // 1e-12 a second is a call every 31,700 years: 1e21 ns, beyond 64 bits; a billion a second
+  // rounds the interval to 0 ns.
+  for (const char* rps : {"1e-12", "0.0001", "1e9", "-3"}) {
+    INFO(rps);
+    auto ps = problemsOf(std::string(R"({"kafka": {"bootstrap_servers": "k:9092"},
+        "tenants_file": "t.json", "rate_limit": {"requests_per_second": )") + rps + "}}");
+    CHECK(hasProblem(ps, "rate_limit.requests_per_second", "expected a number from 0.001 to 1000000"));
+  }
+  for (const char* rps : {"0.001", "0.5", "1000000"}) {
+    INFO(rps);
+    auto r = parseWorkerConfig(std::string(R"({"kafka": {"bootstrap_servers": "k:9092"},
+        "tenants_file": "t.json", "rate_limit": {"requests_per_second": )") + rps + "}}",
+                               "/etc/fanpull/worker.json", noEnv());
+    REQUIRE(std::holds_alternative<WorkerConfig>(r));
+    CHECK(std::get<WorkerConfig>(r).rate_limit.requests_per_second == std::stod(rps));
+  }
+}
+
 TEST_CASE("every problem of a config is reported with its key and reason", "[config][unit]") {
   auto ps = problemsOf(R"({
     "kafka": {"group_id": 7, "topics": {"jobs": "bad topic!", "pagez": "x"}},
@@ -75,7 +95,7 @@ TEST_CASE("every problem of a config is reported with its key and reason", "[con
   CHECK(hasProblem(ps, "kafka.topics.pagez", "unknown key"));
   CHECK(hasProblem(ps, "wechat.base_url", "http://"));
   CHECK(hasProblem(ps, "wechat.timeout_ms", "expected 1 to 600000"));
-  CHECK(hasProblem(ps, "rate_limit.requests_per_second", "above 0"));
+  CHECK(hasProblem(ps, "rate_limit.requests_per_second", "expected a number from 0.001 to 1000000"));
   CHECK(hasProblem(ps, "rate_limit.burst", "expected 1"));
   CHECK(hasProblem(ps, "http.listen", "HOST:PORT"));
   CHECK(hasProblem(ps, "log.level", "one of"));

@@ -65,13 +65,15 @@ TEST_CASE("every problem of a tenants file names the file, tenant, key and reaso
       {"authorizer_access_token": "z"},
       {"appid": "bad appid!", "authorizer_access_token": "z"},
       {"appid": "wxg", "authorizer_access_token": "z", "fun_info": [2]},
-      {"appid": "wxh", "authorizer_access_token": ""}
+      {"appid": "wxh", "authorizer_access_token": ""},
+      {"appid": "wxi", "authorizer_access_token": "z", "rate_limit": {"requests_per_second": 1e-12}}
     ], "extra": 1})");
+  CHECK(has(ps, "wxi", "rate_limit.requests_per_second", "expected a number from 0.001 to 1000000"));
   CHECK(has(ps, "wxa", "appid", "duplicate appid"));
   CHECK(has(ps, "wxc", "authorizer_access_token", "missing"));
   CHECK(has(ps, "wxd", "func_info", "element 1 is not a permission set id"));
   CHECK(has(ps, "wxe", "func_info", "expected an array"));
-  CHECK(has(ps, "wxf", "rate_limit.requests_per_second", "above 0"));
+  CHECK(has(ps, "wxf", "rate_limit.requests_per_second", "expected a number from 0.001 to 1000000"));
   CHECK(has(ps, "wxf", "rate_limit.burst", "from 1"));
   CHECK(has(ps, "wxf", "rate_limit.daily_calls", ">= 0"));
   CHECK(has(ps, "wxf", "rate_limit.rps", "unknown key"));
@@ -80,7 +82,7 @@ TEST_CASE("every problem of a tenants file names the file, tenant, key and reaso
   CHECK(has(ps, "wxg", "fun_info", "unknown key"));
   CHECK(has(ps, "wxh", "authorizer_access_token", "non-empty string"));
   CHECK(has(ps, "", "extra", "unknown key"));
-  CHECK(ps.size() == 13);
+  CHECK(ps.size() == 14);
   CHECK(ps[0].describe().rfind("/etc/fanpull/tenants.json: ", 0) == 0);
 }
 

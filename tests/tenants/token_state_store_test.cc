@@ -86,3 +86,28 @@ TEST_CASE("a corrupt token state file is reported, then kept aside on the next w
   REQUIRE(store.save("wxa", {"R", "A", 0, 1, ""}).ok());
   CHECK(store.load().ok());
 }
+
+TEST_CASE("a token state file with a field of the wrong type is a clear error, not an abort",
+          "[tenants][unit]") {
+  testing::TempDir dir;
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {R"({"version": 1, "authorizers": {"wxa": {"refresh_token": 42}}})",
+       "entry wxa: refresh_token is not a string"},
+      {R"({"version": 1, "authorizers": {"wxa": {"access_token": ["SECRET-A"]}}})",
+       "entry wxa: access_token is not a string"},
+      {R"({"version": 1, "authorizers": {"wxa": {"expires_at_ms": "soon"}}})",
+       "entry wxa: expires_at_ms is not an integer"},
+      {R"({"version": 1, "authorizers": {"wxa": {"updated_at_ms": 1.5}}})",
+       "entry wxa: updated_at_ms is not an integer"},
+      {R"({"version": 1, "authorizers": {"wxa": {"file_refresh_token": null}}})",
+       "entry wxa: file_refresh_token is not a string"},
+  };
+  for (const auto& [text, says] : cases) {
+    INFO(text);
+    std::string path = dir.write("tokens.json", text);
+    auto loaded = TokenStateStore(path).load();
+    REQUIRE_FALSE(loaded.ok());
+    CHECK(loaded.error().cause == path + ": " + says);
+    CHECK(loaded.error().cause.find("SECRET-A") == std::string::npos);
+  }
+}
