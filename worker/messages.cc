@@ -104,4 +104,17 @@ kafka::Headers deadLetterHeaders(const Error& error, const std::string& topic, i
   return h;
 }
 
+void fitDeadLetter(std::string* value, kafka::Headers* headers, size_t key_bytes,
+                   size_t max_message_bytes) {
+  // The record's own framing and a batch's header take well under 1 KiB.
+  constexpr size_t kOverhead = 1024;
+  size_t header_bytes = 64;  // fanpull-original-size and its value
+  for (const auto& [name, v] : *headers) header_bytes += name.size() + v.size() + 16;
+  const size_t fixed = kOverhead + header_bytes + key_bytes;
+  const size_t room = max_message_bytes > fixed ? max_message_bytes - fixed : 0;
+  if (value->size() <= room) return;
+  headers->push_back({kHeaderOriginalSize, std::to_string(value->size())});
+  value->resize(room);
+}
+
 }  // namespace fanpull

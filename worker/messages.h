@@ -23,6 +23,8 @@ inline constexpr char kHeaderErrorErrcode[] = "fanpull-error-errcode";
 inline constexpr char kHeaderOriginalTopic[] = "fanpull-original-topic";
 inline constexpr char kHeaderOriginalPartition[] = "fanpull-original-partition";
 inline constexpr char kHeaderOriginalOffset[] = "fanpull-original-offset";
+// On a dead letter cut to fit the producer's message.max.bytes: the original value's length.
+inline constexpr char kHeaderOriginalSize[] = "fanpull-original-size";
 
 struct JobEvent {
   std::string job_id;
@@ -76,5 +78,11 @@ std::optional<ProgressRecord> parseProgress(std::string_view value);
 // The headers of a dead letter for a job rejected with `error`.
 kafka::Headers deadLetterHeaders(const Error& error, const std::string& topic, int32_t partition,
                                  int64_t offset);
+
+// Cuts a dead letter's value to what a producer with `max_message_bytes` (message.max.bytes) can
+// write beside its key and headers; a value that was cut gets the header fanpull-original-size
+// with its original length. A value that fits is left as it is.
+void fitDeadLetter(std::string* value, kafka::Headers* headers, size_t key_bytes,
+                   size_t max_message_bytes);
 
 }  // namespace fanpull

@@ -302,8 +302,13 @@ std::string Metrics::render() const {
   out.sample("fanpull_token_persist_failures_total", asDouble(tokens.persist_failures));
 
   out.family("fanpull_produce_errors_total", "counter",
-             "Messages the producer failed to queue or deliver (each is produced again).");
+             "Attempts to queue or deliver a message that failed (a retryable one is produced "
+             "again).");
   out.sample("fanpull_produce_errors_total", asDouble(stats.produce_errors));
+  out.family("fanpull_produce_failures_total", "counter",
+             "Messages given up after a permanent produce error (too large, not authorized, "
+             "invalid): a page fails its job, an event or checkpoint is lost (logged as an error).");
+  out.sample("fanpull_produce_failures_total", asDouble(stats.produce_failures));
   out.family("fanpull_offset_commit_errors_total", "counter",
              "Jobs topic offset commits that failed (each is made again at the next interval).");
   out.sample("fanpull_offset_commit_errors_total", asDouble(stats.commit_errors));

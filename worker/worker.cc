@@ -41,6 +41,8 @@ struct Worker::Run {
   std::atomic<int32_t> events_partition{-1};
   std::atomic<int64_t> events_offset{-1};
 
+  std::optional<Error> write_error;  // a page of this job could not be written (guarded by mutex_)
+
   std::atomic<bool> cancelled{false};
   std::atomic<int> calling{0};  // a call to WeChat in progress
   std::atomic<int> pending{0};  // messages produced, not yet delivered
@@ -620,6 +622,7 @@ void Worker::onPage(const std::shared_ptr<Run>& run, FollowerPage page) {
     produceAll(run, pageMessages(run, page, run->seq, false),
                [this, r, delivered, total, cursor = std::move(cursor)] {
                  if (r->cancelled) return abandon(r);
+                 if (auto lost = pageWriteError(*r)) return fail(r, *lost);
                  r->seq += 1;
                  r->openids += delivered;
                  r->cursor = cursor;
@@ -696,6 +699,15 @@ void Worker::onError(const std::shared_ptr<Run>& run, const Error& error) {
   }
 }
 
+std::optional<Error> Worker::pageWriteError(Run& run) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (!run.write_error) return std::nullopt;
+  return internalError(ErrorClass::kUnknown, "page " + std::to_string(run.seq) +
+                                                 " could not be written to " +
+                                                 options_.topics.pages + ": " +
+                                                 run.write_error->describe());
+}
+
 std::optional<Duration> Worker::nextBackoff(Run& run) {
   std::lock_guard<std::mutex> lock(random_mutex_);
   Backoff backoff(options_.backoff, random_);
@@ -706,6 +718,7 @@ void Worker::complete(const std::shared_ptr<Run>& run, std::vector<Outgoing> pag
   auto r = run;
   produceAll(run, std::move(pages), [this, r] {
     if (r->cancelled) return abandon(r);
+    if (auto lost = pageWriteError(*r)) return fail(r, *lost);
     end(r, eventMessage(*r, "completed"), kProgressCompleted, [this, r] {
       count(&WorkerStats::jobs_by_status, "completed");
       log_.info("job completed", {{"job_id", r->job.job_id},
@@ -819,8 +832,13 @@ void Worker::reject(const std::shared_ptr<Run>& run, const Error& error) {
                              {"error", error.describe()}});
   auto r = run;
   std::vector<Outgoing> out;
-  out.push_back({options_.topics.dlq, run->raw,
-                 deadLetterHeaders(error, run->topic, run->partition, run->offset)});
+  Outgoing letter{options_.topics.dlq, run->raw,
+                  deadLetterHeaders(error, run->topic, run->partition, run->offset)};
+  // A job as large as the consumer allows may not fit what this producer writes: the dead
+  // letter keeps what fits and says how long the original was.
+  fitDeadLetter(&letter.value, &letter.headers, run->job.appid.size(),
+                producer_->maxMessageBytes());
+  out.push_back(std::move(letter));
   out.push_back(eventMessage(*run, "rejected", error));
   produceAll(run, std::move(out), [this, r] {
     count(&WorkerStats::jobs_by_status, "rejected");
@@ -938,45 +956,70 @@ void Worker::produceAll(const std::shared_ptr<Run>& run, std::vector<Outgoing> m
   auto continuation = std::make_shared<std::function<void()>>(std::move(then));
   for (auto& m : messages) {
     const bool event = m.topic == options_.topics.events;
-    produceOne(run->job.appid, std::make_shared<Outgoing>(std::move(m)),
-               [this, run, remaining, continuation, event](const kafka::Delivery& d) {
-                 if (event) {
-                   // The job's first event: its end event, if any, is later in this partition.
-                   int64_t none = -1;
-                   if (run->events_offset.compare_exchange_strong(none, d.offset)) {
-                     run->events_partition = d.partition;
-                   }
-                 }
-                 if (--*remaining != 0) return;
-                 if (!*continuation) {
-                   run->pending--;
-                   return;
-                 }
-                 // Still pending until the continuation ran: a revocation waiting for this run
-                 // also waits for what the continuation produces.
-                 executor_->post([run, continuation] {
-                   (*continuation)();
-                   run->pending--;
-                 });
-               });
+    const bool page = m.topic == options_.topics.pages;
+    auto settled = [this, run, remaining, continuation, event, page](
+                       const Result<kafka::Delivery>& d) {
+      if (d.ok() && event) {
+        // The job's first event: its end event, if any, is later in this partition.
+        int64_t none = -1;
+        if (run->events_offset.compare_exchange_strong(none, d->offset)) {
+          run->events_partition = d->partition;
+        }
+      }
+      if (!d.ok() && page) {
+        // A page that can never be written fails its job (checked before its next step).
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (!run->write_error) run->write_error = d.error();
+      }
+      if (--*remaining != 0) return;
+      if (!*continuation) {
+        run->pending--;
+        return;
+      }
+      // Still pending until the continuation ran: a revocation waiting for this run also waits
+      // for what the continuation produces.
+      executor_->post([run, continuation] {
+        (*continuation)();
+        run->pending--;
+      });
+    };
+    produceOne(run->job.appid, std::make_shared<Outgoing>(std::move(m)), std::move(settled));
   }
 }
 
 void Worker::produceOne(const std::string& appid, std::shared_ptr<Outgoing> message,
-                        std::function<void(const kafka::Delivery&)> delivered) {
+                        std::function<void(const Result<kafka::Delivery>&)> settled) {
+  // A permanent error (too large, not authorized, an invalid record, a fatal producer) cannot
+  // be cured by producing again: the message is given up, once, loudly; its owner decides what
+  // that means (a page fails its job; an event or a checkpoint is lost and logged). Anything
+  // else is produced again, so no partition ever stops moving for good.
+  auto give_up = [this, message, settled](const Error& error) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      ++stats_.produce_failures;
+    }
+    log_.error("message not written: permanent error", {{"topic", message->topic},
+                                                        {"bytes", message->value.size()},
+                                                        {"error", error.describe()}});
+    settled(error);
+  };
   auto attempt = std::make_shared<std::function<void()>>();
-  *attempt = [this, appid, message, delivered, attempt] {
+  *attempt = [this, appid, message, settled, give_up, attempt] {
     auto queued = producer_->produce(
         message->topic, appid, message->value, message->headers,
-        [this, delivered, attempt](const Result<kafka::Delivery>& d) {
+        [this, settled, give_up, attempt](const Result<kafka::Delivery>& d) {
           if (d.ok()) {
             *attempt = nullptr;  // breaks the attempt's reference to itself
-            delivered(d.value());
+            settled(d);
             return;
           }
           {
             std::lock_guard<std::mutex> lock(mutex_);
             ++stats_.produce_errors;
+          }
+          if (d.error().error_class != ErrorClass::kRetryable) {
+            *attempt = nullptr;
+            return give_up(d.error());
           }
           log_.warn("delivery failed, producing again", {{"error", d.error().describe()}});
           if (!stopping_) {
@@ -989,6 +1032,10 @@ void Worker::produceOne(const std::string& appid, std::shared_ptr<Outgoing> mess
       {
         std::lock_guard<std::mutex> lock(mutex_);
         ++stats_.produce_errors;
+      }
+      if (queued.error().error_class != ErrorClass::kRetryable) {
+        *attempt = nullptr;
+        return give_up(queued.error());
       }
       if (!stopping_) {
         executor_->postAt(clock_.now() + std::chrono::milliseconds(200), *attempt);

@@ -64,6 +64,7 @@ struct WorkerStats {
   int64_t openids = 0;
   std::map<std::string, int64_t> calls_by_class;  // "ok" or an error class
   int64_t produce_errors = 0;
+  int64_t produce_failures = 0;  // messages given up after a permanent error
   int64_t commit_errors = 0;  // offset commits that failed (each is made again)
   int64_t lanes_active = 0;
   int64_t jobs_queued = 0;
@@ -129,6 +130,8 @@ class Worker {
   // Counts one more failure of the run; the wait before its next attempt, or nullopt when its
   // attempts are spent.
   std::optional<Duration> nextBackoff(Run& run);
+  // The error that fails a job one of whose pages could not be written; nullopt when none.
+  std::optional<Error> pageWriteError(Run& run);
   void complete(const std::shared_ptr<Run>& run, std::vector<Outgoing> pages);
   void fail(const std::shared_ptr<Run>& run, const Error& error);
   // Writes the job's end event exactly once: checkpoint "ending" (with the event), the event,
@@ -158,7 +161,7 @@ class Worker {
   void produceAll(const std::shared_ptr<Run>& run, std::vector<Outgoing> messages,
                   std::function<void()> then);
   void produceOne(const std::string& appid, std::shared_ptr<Outgoing> message,
-                  std::function<void(const kafka::Delivery&)> delivered);
+                  std::function<void(const Result<kafka::Delivery>&)> settled);
   void finishOffset(const std::string& topic, int32_t partition, int64_t offset);
   void count(std::map<std::string, int64_t> WorkerStats::*field, const std::string& key);
 

@@ -99,3 +99,49 @@ TEST_CASE("a corpus of hostile jobs through a running worker is rejected and no 
   // Both walks and their ends: 3 + 1 calls from the start, 2 + 1 from the cursor.
   CHECK(f.sandbox().calls("wxhostile", sandbox::kEndpointUserGet) == 7);
 }
+
+TEST_CASE("a job too large for the dead-letter producer is cut to fit and rejected once, "
+          "also across a restart",
+          "[worker][integration][kafka]") {
+  auto account = merchant("wxhuge", 100);
+  WorkerFixture f({account});
+  auto options = f.options();
+  options.properties["message.max.bytes"] = "200000";  // the worker writes at most 200 KB
+  f.startWorker(options);
+  // 500 KB of job: the consumer takes it, the worker's producer cannot write it back as it is.
+  const std::string huge = R"({"job_id": "j-huge", "appid": "wxhuge", "next_openid": ")" +
+                           std::string(500000, 'x') + R"("})";
+  f.enqueue("wxhuge", huge);
+  f.enqueueJob("j-after-huge", "wxhuge");
+  f.waitForStatus({"j-after-huge"}, {"completed"});
+  auto rejectedEvents = [&f] {
+    int n = 0;
+    for (const auto& e : f.events()) n += e["status"] == "rejected" ? 1 : 0;
+    return n;
+  };
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (rejectedEvents() == 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  REQUIRE(rejectedEvents() == 1);
+  auto dead = f.deadLetters();
+  REQUIRE(dead.size() == 1);
+  CHECK(dead[0].value.size() < 200000);
+  CHECK(dead[0].value.size() > 150000);  // as much as fits, not an empty letter
+  CHECK(huge.compare(0, dead[0].value.size(), dead[0].value) == 0);
+  CHECK(dead[0].header(kHeaderOriginalSize) == std::to_string(huge.size()));
+  CHECK(dead[0].header(kHeaderErrorClass) == "bad_job");
+  CHECK(f.worker().stats().produce_failures == 0);
+
+  // Its offset was committed with the rest: a restart neither rejects it again nor writes a
+  // second dead letter, and the good job behind it is not walked again.
+  f.stopWorker();
+  f.startWorker(options);
+  f.enqueueJob("j-after-restart", "wxhuge");
+  f.waitForStatus({"j-after-restart"}, {"completed"});
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  CHECK(rejectedEvents() == 1);
+  CHECK(f.deadLetters().size() == 1);
+  // Two calls per good job (100 followers, then the empty answer that ends the walk).
+  CHECK(f.sandbox().calls("wxhuge", sandbox::kEndpointUserGet) == 4);
+}

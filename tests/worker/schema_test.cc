@@ -376,6 +376,28 @@ TEST_CASE("the message encoders write what the published schemas describe", "[wo
     CHECK(errors.empty());
     CHECK(object.contains("fanpull-error-errcode") == e.errcode.has_value());
   }
+
+  // A dead letter cut to fit the producer: its value's first bytes and the original size.
+  kafka::Headers headers = deadLetterHeaders(bad, "fanpull.jobs", 2, 99);
+  std::string value(300000, 'j');
+  fitDeadLetter(&value, &headers, 18, 100000);
+  CHECK(value.size() < 100000 - 1024);
+  CHECK(value.size() > 90000);
+  TopicMessage cut;
+  cut.headers = headers;
+  std::string problem;
+  json object = headerObject(cut, &problem);
+  CHECK(problem.empty());
+  CHECK(object["fanpull-original-size"] == "300000");
+  auto errors = dead.validate(object);
+  INFO(joined(errors));
+  CHECK(errors.empty());
+  // One that fits is left as it is, without the header.
+  kafka::Headers small_headers = deadLetterHeaders(bad, "fanpull.jobs", 2, 99);
+  std::string small(5000, 'j');
+  fitDeadLetter(&small, &small_headers, 18, 100000);
+  CHECK(small.size() == 5000);
+  CHECK(small_headers.size() == deadLetterHeaders(bad, "fanpull.jobs", 2, 99).size());
 }
 
 TEST_CASE("the example configurations load without problems", "[worker][unit]") {
