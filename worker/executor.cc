@@ -2,7 +2,8 @@
 
 namespace fanpull {
 
-Executor::Executor(size_t threads, Clock& clock) : clock_(clock) {
+Executor::Executor(size_t threads, Clock& clock, UncaughtHandler on_uncaught)
+    : clock_(clock), on_uncaught_(std::move(on_uncaught)) {
   for (size_t i = 0; i < threads; ++i) threads_.emplace_back([this] { run(); });
 }
 
@@ -61,7 +62,13 @@ void Executor::run() {
     queue_.erase(first);
     ++running_;
     lock.unlock();
-    task();
+    try {
+      task();
+    } catch (const std::exception& e) {
+      if (on_uncaught_) on_uncaught_(e.what());
+    } catch (...) {
+      if (on_uncaught_) on_uncaught_("unknown exception");
+    }
     lock.lock();
     --running_;
   }

@@ -1,6 +1,8 @@
 // Executor: a fixed pool of threads running tasks now or at a time read from an injected Clock.
 // A task waiting for its time holds no thread. With a simulated clock, due times are rechecked
-// at least every 20 ms, so advancing the clock releases the tasks it made due. Thread-safe.
+// at least every 20 ms, so advancing the clock releases the tasks it made due. A task that
+// throws does not end its thread: the exception is handed to `on_uncaught` (or dropped) and the
+// next task runs. Thread-safe.
 #pragma once
 
 #include <condition_variable>
@@ -8,6 +10,7 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -17,7 +20,11 @@ namespace fanpull {
 
 class Executor {
  public:
-  Executor(size_t threads, Clock& clock);
+  // Receives the what() of an exception a task let escape ("unknown exception" for a
+  // non-standard one), on the task's thread. Must not throw.
+  using UncaughtHandler = std::function<void(const std::string& what)>;
+
+  Executor(size_t threads, Clock& clock, UncaughtHandler on_uncaught = {});
   ~Executor();  // stop()
 
   void post(std::function<void()> task);
@@ -33,6 +40,7 @@ class Executor {
   void run();
 
   Clock& clock_;
+  UncaughtHandler on_uncaught_;
   mutable std::mutex mutex_;  // guards everything below
   std::condition_variable cv_;
   std::multimap<TimePoint, std::function<void()>> queue_;  // by due time

@@ -143,7 +143,11 @@ Result<kafka::Done> Worker::start() {
   auto subscribed = consumer_->subscribe({options_.topics.jobs});
   if (!subscribed.ok()) return subscribed.error();
 
-  executor_ = std::make_unique<Executor>(options_.max_in_flight, clock_);
+  executor_ = std::make_unique<Executor>(
+      options_.max_in_flight, clock_, [this](const std::string& what) {
+        // Last resort (a job's own steps are guarded in schedule()): logged, the worker lives.
+        log_.error("a worker task threw; the worker goes on", {{"error", what}});
+      });
   poll_thread_ = std::thread([this] { pollLoop(); });
   LogFields started = {{"group", options_.group_id},
                        {"jobs_topic", options_.topics.jobs},
@@ -511,11 +515,30 @@ void Worker::shutdown() {
 // Lanes and steps, on executor threads.
 
 void Worker::schedule(const std::shared_ptr<Run>& run, TimePoint when) {
+  auto task = [this, run] { guardedStep(run); };
   if (when == TimePoint{} || when <= clock_.now()) {
-    executor_->post([this, run] { step(run); });
+    executor_->post(std::move(task));
   } else {
-    executor_->postAt(when, [this, run] { step(run); });
+    executor_->postAt(when, std::move(task));
   }
+}
+
+void Worker::guardedStep(const std::shared_ptr<Run>& run) {
+  std::string what;
+  try {
+    return step(run);
+  } catch (const std::exception& e) {
+    what = e.what();
+  } catch (...) {
+    what = "unknown exception";
+  }
+  // A bug or a broken dependency must not take the worker down with the job: the job fails
+  // with class unknown and the others go on.
+  log_.error("job step threw", {{"job_id", run->job.job_id},
+                                {"appid", run->job.appid},
+                                {"error", what}});
+  if (run->cancelled || stopping_) return abandon(run);
+  fail(run, internalError(ErrorClass::kUnknown, "internal error: " + what));
 }
 
 void Worker::step(const std::shared_ptr<Run>& run) {
@@ -576,11 +599,13 @@ void Worker::callOnce(const std::shared_ptr<Run>& run) {
     return defer(run, admission.at, e);
   }
   run->calling++;
+  // Counts down however this call ends, an exception included (a stop waits for it).
+  struct CallInProgress {
+    std::atomic<int>& calling;
+    ~CallInProgress() { calling--; }
+  } in_progress{run->calling};
   Result<AccessToken> token = tokens_.current(*run->tenant);
-  if (!token.ok()) {
-    run->calling--;
-    return onError(run, token.error());
-  }
+  if (!token.ok()) return onError(run, token.error());
   run->token = token->value;
   auto call_started = std::chrono::steady_clock::now();
   Result<FollowerPage> page = client_.getFans(run->token, run->cursor);
@@ -589,10 +614,7 @@ void Worker::callOnce(const std::shared_ptr<Run>& run) {
         page.ok() ? std::string_view("ok") : errorClassName(page.error().error_class),
         std::chrono::duration<double>(std::chrono::steady_clock::now() - call_started).count());
   }
-  if (run->cancelled) {
-    run->calling--;
-    return abandon(run);
-  }
+  if (run->cancelled) return abandon(run);
   if (page.ok()) {
     count(&WorkerStats::calls_by_class, "ok");
     onPage(run, std::move(page).value());
@@ -600,7 +622,6 @@ void Worker::callOnce(const std::shared_ptr<Run>& run) {
     count(&WorkerStats::calls_by_class, std::string(errorClassName(page.error().error_class)));
     onError(run, page.error());
   }
-  run->calling--;
 }
 
 void Worker::onPage(const std::shared_ptr<Run>& run, FollowerPage page) {

@@ -123,6 +123,8 @@ class Worker {
   // The life of one job, on executor threads.
   void schedule(const std::shared_ptr<Run>& run, TimePoint when);
   void step(const std::shared_ptr<Run>& run);
+  // step(), failing the job (class unknown) instead of letting an exception escape.
+  void guardedStep(const std::shared_ptr<Run>& run);
   bool begin(const std::shared_ptr<Run>& run);
   void callOnce(const std::shared_ptr<Run>& run);
   void onPage(const std::shared_ptr<Run>& run, FollowerPage page);

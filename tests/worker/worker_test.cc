@@ -11,6 +11,7 @@
 #include <fstream>
 
 #include "support/worker_fixture.h"
+#include "worker/metrics.h"
 
 using namespace fanpull;
 using testing::merchant;
@@ -736,4 +737,54 @@ TEST_CASE("worker started names the build and configuration; SIGHUP reloads tena
   CHECK(f.childLogLines("token-wxhup").empty());  // no token in any line
   Poco::Process::requestTermination(worker.id());
   CHECK(worker.wait() == 0);
+}
+
+namespace {
+
+// A broken dependency: the first call's report throws.
+class ThrowOnceObserver final : public CallObserver {
+ public:
+  void observeCall(std::string_view, double) override {
+    if (calls_++ == 0) throw std::runtime_error("observer broke");
+  }
+  void observeRateLimitWait(double) override {}
+  void observeThrottleWait(double) override {}
+  void observeConsumerStatistics(const std::string&) override {}
+
+ private:
+  std::atomic<int> calls_{0};
+};
+
+}  // namespace
+
+TEST_CASE("an exception in a job's step fails that job with class unknown and the worker lives",
+          "[worker][integration][kafka]") {
+  WorkerFixture f({merchant("wxthrow", 100)});
+  ThrowOnceObserver observer;
+  auto options = f.options();
+  options.observer = &observer;
+  f.startWorker(options);
+  f.enqueueJob("j-throw", "wxthrow");
+  f.waitForStatus({"j-throw"}, {"failed"});
+  auto failed = f.eventsOf("j-throw").back();
+  CHECK(failed["error"]["class"] == "unknown");
+  CHECK(failed["error"]["message"].get<std::string>().find("internal error: observer broke") !=
+        std::string::npos);
+  bool logged = false;
+  for (const auto& line : f.logLines()) {
+    if (line.find("\"job step threw\"") != std::string::npos &&
+        line.find("observer broke") != std::string::npos) {
+      logged = true;
+    }
+  }
+  CHECK(logged);
+  // The worker goes on: the next job of the same merchant completes, and a stop does not wait
+  // for a call the exception left "in progress".
+  f.enqueueJob("j-after-throw", "wxthrow");
+  f.waitForStatus({"j-after-throw"}, {"completed"});
+  f.requireFollowers("j-after-throw", "wxthrow", 100);
+  CHECK(f.sandbox().calls("wxthrow", sandbox::kEndpointUserGet) == 1 + 2);
+  auto t0 = std::chrono::steady_clock::now();
+  f.stopWorker();
+  CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(5));
 }
