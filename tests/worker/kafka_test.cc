@@ -678,3 +678,38 @@ TEST_CASE("fanpull broker rejects bad options with exit 2", "[worker][integratio
   Run extra = runBroker({"broker", "now"});
   CHECK(extra.code == 2);
 }
+
+TEST_CASE("a consumer callback that throws is logged and the partitions are still assigned and read",
+          "[worker][integration]") {
+  auto broker = startBroker();
+  const std::string topic = uniqueName("throwing");
+  REQUIRE(broker->createTopic(topic, 1).ok());
+  auto producer = makeProducer(*broker);
+  produceAndFlush(*producer, topic, numbered("job-", 3));
+
+  std::mutex mutex;
+  std::vector<std::string> logged;
+  auto options = groupOptions(*broker, uniqueName("group"));
+  options.on_assigned = [](const std::vector<kafka::TopicPartition>&) {
+    throw std::runtime_error("assignment handler broke");
+  };
+  options.on_revoked = [](const std::vector<kafka::TopicPartition>&, bool) {
+    throw std::runtime_error("revocation handler broke");
+  };
+  options.log = [&](int level, const std::string&, const std::string& message) {
+    std::lock_guard<std::mutex> lock(mutex);
+    if (level <= 3) logged.push_back(message);
+  };
+  auto consumer = makeConsumer(options);
+  REQUIRE(consumer->subscribe({topic}).ok());
+  auto got = pollMessages(*consumer, 3, 30s);
+  CHECK(got.size() == 3);  // assigned despite the handler, and read
+  REQUIRE(consumer->close().ok());  // the revocation handler throws too; close still works
+  std::lock_guard<std::mutex> lock(mutex);
+  auto has = [&](const std::string& text) {
+    return std::any_of(logged.begin(), logged.end(),
+                       [&](const std::string& l) { return l.find(text) != std::string::npos; });
+  };
+  CHECK(has("assignment callback threw: assignment handler broke"));
+  CHECK(has("revocation callback threw: revocation handler broke"));
+}

@@ -28,6 +28,20 @@ class Consumer::Impl : public detail::HandleContext {
     return static_cast<Impl*>(static_cast<detail::HandleContext*>(opaque));
   }
 
+  // Runs one of the user's callbacks from a librdkafka callback: an exception must never unwind
+  // through librdkafka's C frames, so it is caught and logged, and librdkafka's own work (the
+  // assign or unassign around it) still happens.
+  template <typename F>
+  void guarded(const char* what, F&& f) {
+    try {
+      f();
+    } catch (const std::exception& e) {
+      logLine(3, std::string(what) + " callback threw: " + e.what());
+    } catch (...) {
+      logLine(3, std::string(what) + " callback threw");
+    }
+  }
+
   static void onRebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
                           rd_kafka_topic_partition_list_t* partitions, void* opaque) {
     Impl* self = from(opaque);
@@ -42,14 +56,15 @@ class Consumer::Impl : public detail::HandleContext {
       } else {
         rd_kafka_assign(rk, partitions);
       }
-      if (self->on_assigned) self->on_assigned(list);
+      if (self->on_assigned) self->guarded("assignment", [&] { self->on_assigned(list); });
       return;
     }
     if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
-      if (self->on_revoked) self->on_revoked(list, rd_kafka_assignment_lost(rk) != 0);
+      const bool lost = rd_kafka_assignment_lost(rk) != 0;
+      if (self->on_revoked) self->guarded("revocation", [&] { self->on_revoked(list, lost); });
     } else {
       self->logLine(3, std::string("rebalance error: ") + rd_kafka_err2str(err));
-      if (self->on_revoked) self->on_revoked(list, true);
+      if (self->on_revoked) self->guarded("revocation", [&] { self->on_revoked(list, true); });
     }
     if (cooperative) {
       detail::ErrorObjectPtr e(rd_kafka_incremental_unassign(rk, partitions));
@@ -65,13 +80,17 @@ class Consumer::Impl : public detail::HandleContext {
                        rd_kafka_topic_partition_list_t* offsets, void* opaque) {
     Impl* self = from(opaque);
     if (!self->on_commit) return;
+    self->guarded("commit", [&] { self->reportCommit(err, offsets); });
+  }
+
+  void reportCommit(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* offsets) {
     if (err == RD_KAFKA_RESP_ERR__NO_OFFSET) return;  // nothing was to be committed
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      self->on_commit(Result<std::vector<PartitionOffset>>(detail::kafkaError(err, "commit")));
+      on_commit(Result<std::vector<PartitionOffset>>(detail::kafkaError(err, "commit")));
       return;
     }
     if (auto e = detail::firstPartitionError(offsets, "commit")) {
-      self->on_commit(Result<std::vector<PartitionOffset>>(*e));
+      on_commit(Result<std::vector<PartitionOffset>>(*e));
       return;
     }
     std::vector<PartitionOffset> done;
@@ -79,17 +98,22 @@ class Consumer::Impl : public detail::HandleContext {
       done.push_back(
           {{offsets->elems[i].topic, offsets->elems[i].partition}, offsets->elems[i].offset});
     }
-    self->on_commit(Result<std::vector<PartitionOffset>>(std::move(done)));
+    on_commit(Result<std::vector<PartitionOffset>>(std::move(done)));
   }
 
   static int onStatistics(rd_kafka_t* /*rk*/, char* json, size_t json_len, void* opaque) {
     Impl* self = from(opaque);
-    if (self->on_statistics) self->on_statistics(std::string(json, json_len));
+    if (self->on_statistics) {
+      self->guarded("statistics", [&] { self->on_statistics(std::string(json, json_len)); });
+    }
     return 0;  // librdkafka frees json
   }
 
-  void logLine(int level, const std::string& message) {
-    if (log) log(level, "FANPULL", message);
+  void logLine(int level, const std::string& message) noexcept {
+    try {
+      if (log) log(level, "FANPULL", message);
+    } catch (...) {  // a log sink that throws loses the line, nothing else
+    }
   }
 
   Result<Done> ensureOpen(const char* what) const {

@@ -207,7 +207,11 @@ namespace {
 
 void logTrampoline(const rd_kafka_t* rk, int level, const char* facility, const char* message) {
   auto* context = static_cast<HandleContext*>(rd_kafka_opaque(rk));
-  if (context != nullptr && context->log) context->log(level, facility, message);
+  if (context == nullptr || !context->log) return;
+  try {
+    context->log(level, facility, message);
+  } catch (...) {  // never through librdkafka's C frames; a sink that throws loses the line
+  }
 }
 
 }  // namespace
