@@ -185,9 +185,13 @@ std::variant<WorkerConfig, std::vector<ConfigProblem>> parseWorkerConfig(const s
   auto kafka = root.find("kafka");
   if (kafka == root.end()) {
     r.problem("kafka", "required: an object with bootstrap_servers");
-  } else if (r.object(*kafka, "kafka", {"bootstrap_servers", "group_id", "topics", "properties"})) {
+  } else if (r.object(*kafka, "kafka",
+                      {"bootstrap_servers", "group_id", "topics", "properties",
+                       "max_undelivered_bytes"})) {
     r.str(*kafka, "kafka", "bootstrap_servers", &c.kafka.bootstrap_servers, true);
     r.str(*kafka, "kafka", "group_id", &c.kafka.group_id);
+    r.integer(*kafka, "kafka", "max_undelivered_bytes", &c.kafka.max_undelivered_bytes,
+              1024 * 1024, int64_t{1} << 40);
     auto topics = kafka->find("topics");
     if (topics != kafka->end() &&
         r.object(*topics, "kafka.topics", {"jobs", "pages", "events", "dlq", "progress", "state"})) {

@@ -29,6 +29,9 @@ struct KafkaConfig {
   std::string group_id = "fanpull";
   KafkaTopics topics;
   std::map<std::string, std::string> properties;  // handed to librdkafka as they are
+  // Bytes of messages produced and not yet delivered, at most: above it no new call to WeChat
+  // starts until deliveries catch up (walks already started go first).
+  int64_t max_undelivered_bytes = 16 * 1024 * 1024;
 };
 
 struct WechatConfig {

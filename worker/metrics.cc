@@ -309,6 +309,14 @@ std::string Metrics::render() const {
              "Messages given up after a permanent produce error (too large, not authorized, "
              "invalid): a page fails its job, an event or checkpoint is lost (logged as an error).");
   out.sample("fanpull_produce_failures_total", asDouble(stats.produce_failures));
+  out.family("fanpull_undelivered_bytes", "gauge",
+             "Bytes of messages produced and not yet delivered (bounded by "
+             "kafka.max_undelivered_bytes).");
+  out.sample("fanpull_undelivered_bytes", asDouble(stats.undelivered_bytes));
+  out.family("fanpull_undelivered_budget_waits_total", "counter",
+             "Calls to WeChat that waited for deliveries because kafka.max_undelivered_bytes was "
+             "reached.");
+  out.sample("fanpull_undelivered_budget_waits_total", asDouble(stats.budget_waits));
   out.family("fanpull_offset_commit_errors_total", "counter",
              "Jobs topic offset commits that failed (each is made again at the next interval).");
   out.sample("fanpull_offset_commit_errors_total", asDouble(stats.commit_errors));

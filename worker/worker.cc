@@ -583,7 +583,39 @@ bool Worker::begin(const std::shared_ptr<Run>& run) {
   return true;
 }
 
+bool Worker::withinUndeliveredBudget(const std::shared_ptr<Run>& run) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (stats_.undelivered_bytes < options_.max_undelivered_bytes) return true;
+  (run->seq > 0 ? parked_started_ : parked_new_).push_back(run);
+  ++stats_.budget_waits;
+  return false;
+}
+
+void Worker::releaseUndelivered(int64_t bytes) {
+  std::vector<std::shared_ptr<Run>> wake;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stats_.undelivered_bytes -= bytes;
+    if (stats_.undelivered_bytes >= options_.max_undelivered_bytes) return;
+    // One parked run per message settled (each delivery makes room for about one page), walks
+    // under way first. Below half the budget every parked run is woken (each checks again), so
+    // a run whose call produced nothing cannot leave the others parked for ever.
+    const bool all = stats_.undelivered_bytes < options_.max_undelivered_bytes / 2;
+    for (auto* parked : {&parked_started_, &parked_new_}) {
+      while (!parked->empty() && (all || wake.empty())) {
+        wake.push_back(std::move(parked->front()));
+        parked->pop_front();
+      }
+    }
+  }
+  if (stopping_) return;
+  for (auto& run : wake) schedule(run, {});
+}
+
 void Worker::callOnce(const std::shared_ptr<Run>& run) {
+  // Memory stays bounded whatever the number of merchants: no new page is fetched while too
+  // much is waiting to be delivered.
+  if (!withinUndeliveredBudget(run)) return;
   TimePoint now = clock_.now();
   Admission admission = limiter_.tryAcquire(run->job.appid, now);
   if (admission.kind == Admission::Kind::kWait) {
@@ -1014,23 +1046,30 @@ void Worker::produceOne(const std::string& appid, std::shared_ptr<Outgoing> mess
   // be cured by producing again: the message is given up, once, loudly; its owner decides what
   // that means (a page fails its job; an event or a checkpoint is lost and logged). Anything
   // else is produced again, so no partition ever stops moving for good.
-  auto give_up = [this, message, settled](const Error& error) {
+  const auto bytes = static_cast<int64_t>(message->value.size());
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stats_.undelivered_bytes += bytes;
+  }
+  auto give_up = [this, message, settled, bytes](const Error& error) {
     {
       std::lock_guard<std::mutex> lock(mutex_);
       ++stats_.produce_failures;
     }
+    releaseUndelivered(bytes);
     log_.error("message not written: permanent error", {{"topic", message->topic},
                                                         {"bytes", message->value.size()},
                                                         {"error", error.describe()}});
     settled(error);
   };
   auto attempt = std::make_shared<std::function<void()>>();
-  *attempt = [this, appid, message, settled, give_up, attempt] {
+  *attempt = [this, appid, message, settled, give_up, attempt, bytes] {
     auto queued = producer_->produce(
         message->topic, appid, message->value, message->headers,
-        [this, settled, give_up, attempt](const Result<kafka::Delivery>& d) {
+        [this, settled, give_up, attempt, bytes](const Result<kafka::Delivery>& d) {
           if (d.ok()) {
             *attempt = nullptr;  // breaks the attempt's reference to itself
+            releaseUndelivered(bytes);
             settled(d);
             return;
           }

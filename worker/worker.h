@@ -47,6 +47,9 @@ struct WorkerOptions {
   RateLimit default_limit;
   BackoffPolicy backoff;
   size_t max_queued_jobs = 10000;  // above it the jobs partitions are paused
+  // Produced but not yet delivered, at most (bytes): above it calls wait for deliveries, walks
+  // already started before new ones, so memory does not grow with the merchants queued.
+  int64_t max_undelivered_bytes = 16 * 1024 * 1024;
   Duration shutdown_timeout = std::chrono::seconds(30);
   Duration commit_interval = std::chrono::seconds(1);
   Duration tenants_reload_interval = std::chrono::seconds(2);
@@ -65,6 +68,8 @@ struct WorkerStats {
   std::map<std::string, int64_t> calls_by_class;  // "ok" or an error class
   int64_t produce_errors = 0;
   int64_t produce_failures = 0;  // messages given up after a permanent error
+  int64_t undelivered_bytes = 0;  // produced, not yet delivered (or given up)
+  int64_t budget_waits = 0;       // calls that waited for deliveries (max_undelivered_bytes)
   int64_t commit_errors = 0;  // offset commits that failed (each is made again)
   int64_t lanes_active = 0;
   int64_t jobs_queued = 0;
@@ -123,6 +128,11 @@ class Worker {
   // The life of one job, on executor threads.
   void schedule(const std::shared_ptr<Run>& run, TimePoint when);
   void step(const std::shared_ptr<Run>& run);
+  // False when the undelivered bytes are at max_undelivered_bytes: the run is parked until a
+  // delivery frees room (started walks are woken first).
+  bool withinUndeliveredBudget(const std::shared_ptr<Run>& run);
+  // A message of `bytes` was delivered or given up: frees its room and wakes a parked run.
+  void releaseUndelivered(int64_t bytes);
   // step(), failing the job (class unknown) instead of letting an exception escape.
   void guardedStep(const std::shared_ptr<Run>& run);
   bool begin(const std::shared_ptr<Run>& run);
@@ -194,6 +204,9 @@ class Worker {
   WorkerStats stats_;
   size_t queued_ = 0;
   bool paused_ = false;
+  // Runs parked by withinUndeliveredBudget(): walks under way, then walks not begun yet.
+  std::deque<std::shared_ptr<Run>> parked_started_;
+  std::deque<std::shared_ptr<Run>> parked_new_;
 
   // Poll thread only: an asynchronous offset commit whose outcome has not come yet, and when
   // it was sent.

@@ -788,3 +788,40 @@ TEST_CASE("an exception in a job's step fails that job with class unknown and th
   f.stopWorker();
   CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(5));
 }
+
+TEST_CASE("what waits for delivery stays within max_undelivered_bytes and every job completes",
+          "[worker][integration][kafka]") {
+  std::vector<sandbox::Account> accounts;
+  // 12 walks of 2 full pages: 8 MB of pages, within what the embedded broker keeps.
+  for (int i = 0; i < 12; ++i) accounts.push_back(merchant("wxbudget" + std::to_string(i), 20000));
+  WorkerFixture f(accounts);
+  auto options = f.options();
+  options.max_undelivered_bytes = 1024 * 1024;  // about three pages of 10,000 OpenIDs
+  options.max_in_flight = 8;
+  f.startWorker(options);
+  std::set<std::string> jobs;
+  for (const auto& a : accounts) {
+    f.enqueueJob("j-" + a.appid, a.appid);
+    jobs.insert("j-" + a.appid);
+  }
+  // Sampled while the walks run: at most the budget plus the pages of the calls already under
+  // way when it was reached (one page of about 330 KB each).
+  int64_t highest = 0;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  // 3 page messages a walk: two of 10,000 OpenIDs and the count-0 last one.
+  while (f.worker().stats().pages < 3 * static_cast<int64_t>(accounts.size()) &&
+         std::chrono::steady_clock::now() < deadline) {
+    highest = std::max(highest, f.worker().stats().undelivered_bytes);
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  f.waitForStatus(jobs, {"completed"});
+  for (const auto& a : accounts) f.requireFollowers("j-" + a.appid, a.appid, 20000);
+  auto stats = f.worker().stats();
+  INFO("highest undelivered: " << highest << " bytes; waits: " << stats.budget_waits);
+  CHECK(highest > 0);
+  CHECK(highest <= options.max_undelivered_bytes + 8 * 400 * 1024);
+  CHECK(stats.budget_waits > 0);       // the budget was reached and calls waited
+  CHECK(stats.undelivered_bytes == 0);  // everything settled
+  // Waiting cost no call: each walk made exactly its 3 calls (2 pages and the empty answer).
+  for (const auto& a : accounts) CHECK(f.sandbox().calls(a.appid, sandbox::kEndpointUserGet) == 3);
+}

@@ -1,0 +1,149 @@
+#!/usr/bin/env python3
+"""Peak memory of a `fanpull run` worker process as the fleet grows.
+
+For each fleet size N (default 100 then 1000): N merchants of F followers (default 20,000), all N
+jobs queued at once, `wechat.max_in_flight` K (default 64). The embedded broker (`fanpull
+broker`) and the WeChat sandbox (`fanpull sandbox`, answers after --latency-ms) run as their own
+processes, so the figures are the worker's alone: its resident memory sampled every 50 ms
+(VmRSS) and the kernel's peak (VmHWM), from the first job to the last completed one (read from
+the worker's /metrics). Prints one line per fleet, then the ratio of the peaks.
+
+  bench/worker_memory_fleet.py [--binary build/fanpull] [--fleets 100,1000] [--followers 20000]
+                               [--in-flight 64] [--latency-ms 20]
+"""
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+
+def status_kb(pid, field):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def first_line(proc):
+    line = proc.stdout.readline().decode().strip()
+    if not line:
+        raise RuntimeError("no address printed")
+    return line
+
+
+def metric(address, name, labels=""):
+    text = urllib.request.urlopen(f"http://{address}/metrics", timeout=5).read().decode()
+    pattern = re.compile(r"^" + re.escape(name) + re.escape(labels) + r" (\S+)$", re.M)
+    m = pattern.search(text)
+    return float(m.group(1)) if m else 0.0
+
+
+def run_fleet(binary, merchants, followers, in_flight, latency_ms):
+    work = tempfile.mkdtemp(prefix="fanpull-memory-fleet-")
+    appids = [f"wxmem{n:013d}" for n in range(merchants)]
+    accounts = {"accounts": [
+        {"appid": a, "followers": followers, "func_info": [2], "access_tokens": [f"token-{a}"],
+         "latency_ms": latency_ms} for a in appids]}
+    with open(os.path.join(work, "accounts.json"), "w") as f:
+        json.dump(accounts, f)
+    with open(os.path.join(work, "tenants.json"), "w") as f:
+        json.dump({"tenants": [{"appid": a, "authorizer_access_token": f"token-{a}",
+                                "func_info": [2]} for a in appids]}, f)
+    broker = subprocess.Popen([binary, "broker", "--partitions", "4"], stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL)
+    sandbox = subprocess.Popen([binary, "sandbox", "--accounts",
+                                os.path.join(work, "accounts.json")],
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    worker = None
+    try:
+        bootstrap = first_line(broker)
+        base_url = first_line(sandbox)
+        config = {
+            "kafka": {"bootstrap_servers": bootstrap,
+                      "properties": {"session.timeout.ms": "6000"}},
+            "wechat": {"base_url": base_url, "max_in_flight": in_flight},
+            "tenants_file": "tenants.json",
+            "rate_limit": {"requests_per_second": 1000, "burst": 1000, "daily_calls": 0},
+            "http": {"listen": "127.0.0.1:0"},
+            "log": {"level": "info", "format": "json"},
+        }
+        with open(os.path.join(work, "worker.json"), "w") as f:
+            json.dump(config, f)
+        log_path = os.path.join(work, "worker.log")
+        worker = subprocess.Popen([binary, "run", "--config", "worker.json"], cwd=work,
+                                  stdout=subprocess.DEVNULL, stderr=open(log_path, "w"))
+        address = None
+        deadline = time.time() + 60
+        while time.time() < deadline and address is None:
+            with open(log_path) as f:
+                m = re.search(r"metrics and health on http://(\S+?)\"", f.read())
+            if m:
+                address = m.group(1)
+            time.sleep(0.05)
+        if address is None:
+            raise RuntimeError("the worker did not start: " + open(log_path).read()[-2000:])
+        while metric(address, "fanpull_partitions_assigned") < 4:
+            time.sleep(0.05)
+        rss_idle = status_kb(worker.pid, "VmRSS")
+        jobs = "".join(json.dumps({"job_id": f"j-{a}", "appid": a}) + "\n" for a in appids)
+        t0 = time.time()
+        subprocess.run([binary, "enqueue", "-b", bootstrap, "-"], input=jobs.encode(),
+                       stdout=subprocess.DEVNULL, check=True)
+        peak_sampled = 0
+        completed = 0
+        while completed < merchants:
+            peak_sampled = max(peak_sampled, status_kb(worker.pid, "VmRSS"))
+            completed = metric(address, "fanpull_jobs_ended_total", '{outcome="completed"}')
+            if time.time() - t0 > 900:
+                raise RuntimeError(f"timed out with {completed} of {merchants} completed")
+            time.sleep(0.05)
+        seconds = time.time() - t0
+        pages = metric(address, "fanpull_pages_total")
+        hwm = status_kb(worker.pid, "VmHWM")
+        return {"merchants": merchants, "rss_idle_mb": rss_idle / 1024,
+                "peak_sampled_mb": peak_sampled / 1024, "vmhwm_mb": hwm / 1024,
+                "seconds": seconds, "pages": pages, "pages_per_second": pages / seconds}
+    finally:
+        for p in (worker, sandbox, broker):
+            if p is not None:
+                p.terminate()
+        for p in (worker, sandbox, broker):
+            if p is not None:
+                try:
+                    p.wait(timeout=40)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--binary", default="build/fanpull")
+    parser.add_argument("--fleets", default="100,1000")
+    parser.add_argument("--followers", type=int, default=20000)
+    parser.add_argument("--in-flight", type=int, default=64)
+    parser.add_argument("--latency-ms", type=int, default=20)
+    args = parser.parse_args()
+    with open("/proc/loadavg") as f:
+        print(f"load average before: {f.read().split()[0]}")
+    results = []
+    for n in [int(x) for x in args.fleets.split(",")]:
+        r = run_fleet(os.path.abspath(args.binary), n, args.followers, args.in_flight,
+                      args.latency_ms)
+        results.append(r)
+        print(f"{r['merchants']:6d} merchants x {args.followers} followers, {args.in_flight} in "
+              f"flight: worker RSS idle {r['rss_idle_mb']:.1f} MB, peak {r['vmhwm_mb']:.1f} MB "
+              f"(VmHWM; sampled {r['peak_sampled_mb']:.1f} MB), {r['pages']:.0f} pages in "
+              f"{r['seconds']:.1f} s ({r['pages_per_second']:.0f} pages/s)", flush=True)
+    if len(results) >= 2:
+        print(f"peak ratio {results[-1]['merchants']} / {results[0]['merchants']} merchants: "
+              f"{results[-1]['vmhwm_mb'] / results[0]['vmhwm_mb']:.3f}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
