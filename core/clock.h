@@ -18,11 +18,15 @@ class Clock {
  public:
   virtual ~Clock() = default;
   virtual TimePoint now() const = 0;
+  // True when this clock moves only as the machine's clock does, so a wait for a time on it can
+  // sleep until then; false for a clock a test moves (a waiter must look at it again and again).
+  virtual bool followsMachineTime() const { return false; }
 };
 
 class SystemClock final : public Clock {
  public:
   TimePoint now() const override;
+  bool followsMachineTime() const override { return true; }
   // The process-wide system clock.
   static SystemClock& instance();
 };

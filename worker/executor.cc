@@ -54,7 +54,9 @@ void Executor::run() {
     TimePoint now = clock_.now();
     auto first = queue_.begin();
     if (first->first > now) {
-      auto wait = std::min<Duration>(first->first - now, std::chrono::milliseconds(20));
+      const Duration recheck = clock_.followsMachineTime() ? Duration(std::chrono::seconds(1))
+                                                           : Duration(std::chrono::milliseconds(20));
+      auto wait = std::min<Duration>(first->first - now, recheck);
       cv_.wait_for(lock, wait);
       continue;
     }

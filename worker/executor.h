@@ -1,6 +1,8 @@
 // Executor: a fixed pool of threads running tasks now or at a time read from an injected Clock.
-// A task waiting for its time holds no thread. With a simulated clock, due times are rechecked
-// at least every 20 ms, so advancing the clock releases the tasks it made due. A task that
+// A task waiting for its time holds no thread. On the system clock a thread sleeps until the
+// first due time (looking again at least every second, in case the wall clock is set); with a
+// clock a test moves, due times are rechecked every 20 ms, so advancing it releases the tasks it
+// made due. A task that
 // throws does not end its thread: the exception is handed to `on_uncaught` (or dropped) and the
 // next task runs. Thread-safe.
 #pragma once

@@ -53,3 +53,38 @@ TEST_CASE("a task due later runs once the clock reaches its time", "[worker][uni
   CHECK(waitUntil([&] { return ran == 1; }));
   CHECK(executor.pending() == 0);
 }
+
+namespace {
+
+// The machine's clock, counting how often it is read.
+class CountingClock final : public Clock {
+ public:
+  TimePoint now() const override {
+    reads_++;
+    return SystemClock::instance().now();
+  }
+  bool followsMachineTime() const override { return true; }
+  int reads() const { return reads_; }
+
+ private:
+  mutable std::atomic<int> reads_{0};
+};
+
+}  // namespace
+
+TEST_CASE("on the machine's clock a timer wakes at its time without polling", "[worker][unit]") {
+  CountingClock clock;
+  Executor executor(2, clock);
+  std::atomic<int64_t> ran_at_ms{0};
+  const auto t0 = std::chrono::steady_clock::now();
+  executor.postAt(clock.now() + std::chrono::milliseconds(300), [&] {
+    ran_at_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    std::chrono::steady_clock::now() - t0)
+                    .count();
+  });
+  REQUIRE(waitUntil([&] { return ran_at_ms > 0; }));
+  CHECK(ran_at_ms >= 299);
+  CHECK(ran_at_ms < 450);
+  // A 20 ms recheck would have read the clock about 30 times (15 per thread) in 300 ms.
+  CHECK(clock.reads() < 10);
+}
