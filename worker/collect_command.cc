@@ -122,13 +122,9 @@ int collectCommand(const CliArgs& args, std::ostream& out, std::ostream& err) {
   kafka::ConsumerOptions options;
   options.bootstrap_servers = kafka_at.bootstrap_servers;
   options.report_partition_end = true;
-  options.properties = kafka_at.properties;
   // A reader: no group of the workers' is joined or committed to; transactions' aborted pages
   // are never seen.
-  for (const char* key : {"group.id", "partition.assignment.strategy", "enable.partition.eof",
-                          "enable.auto.commit", "enable.auto.offset.store"}) {
-    options.properties.erase(key);
-  }
+  options.properties = kafka::readerProperties(kafka_at.properties);
   options.properties["isolation.level"] = "read_committed";
   options.log = [&log_mutex, &last_log](int level, const std::string& facility,
                                         const std::string& message) {

@@ -713,3 +713,22 @@ TEST_CASE("a consumer callback that throws is logged and the partitions are stil
   CHECK(has("assignment callback threw: assignment handler broke"));
   CHECK(has("revocation callback threw: revocation handler broke"));
 }
+
+TEST_CASE("a producer drops consumer settings and a reader drops group settings, keeping the rest",
+          "[worker][unit]") {
+  const kafka::Properties config = {{"security.protocol", "SASL_SSL"},
+                                    {"sasl.username", "fanpull"},
+                                    {"group.id", "fanpull"},
+                                    {"session.timeout.ms", "6000"},
+                                    {"partition.assignment.strategy", "cooperative-sticky"},
+                                    {"enable.auto.commit", "false"},
+                                    {"fetch.wait.max.ms", "100"},
+                                    {"enable.partition.eof", "true"}};
+  const kafka::Properties producer = kafka::withoutConsumerOnly(config);
+  CHECK(producer == kafka::Properties{{"security.protocol", "SASL_SSL"},
+                                      {"sasl.username", "fanpull"}});
+  const kafka::Properties reader = kafka::readerProperties(config);
+  CHECK(reader == kafka::Properties{{"security.protocol", "SASL_SSL"},
+                                    {"sasl.username", "fanpull"},
+                                    {"fetch.wait.max.ms", "100"}});
+}

@@ -26,6 +26,11 @@ Properties withoutConsumerOnly(const Properties& properties);
 // unknown name or invalid value (empty when all are accepted). Connects to nothing.
 std::vector<std::string> checkProperties(const Properties& properties);
 
+// The properties of a group member made fit for a reader that joins no group and commits
+// nothing (fanpull collect, the progress scanner): group membership, assignment and commit
+// settings and enable.partition.eof (the reader sets its own) are dropped.
+Properties readerProperties(const Properties& properties);
+
 // The version of the librdkafka linked at run time, e.g. "2.0.2".
 std::string librdkafkaVersion();
 

@@ -21,6 +21,18 @@ Properties withoutConsumerOnly(const Properties& properties) {
   return out;
 }
 
+Properties readerProperties(const Properties& properties) {
+  Properties out = properties;
+  for (const char* group_only :
+       {"group.id", "group.instance.id", "group.protocol.type", "session.timeout.ms",
+        "heartbeat.interval.ms", "max.poll.interval.ms", "partition.assignment.strategy",
+        "enable.auto.commit", "auto.commit.interval.ms", "enable.auto.offset.store",
+        "enable.partition.eof", "coordinator.query.interval.ms"}) {
+    out.erase(group_only);
+  }
+  return out;
+}
+
 std::string librdkafkaVersion() { return rd_kafka_version_str(); }
 
 std::vector<std::string> checkProperties(const Properties& properties) {
