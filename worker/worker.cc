@@ -600,7 +600,7 @@ void Worker::releaseUndelivered(int64_t bytes) {
     // One parked run per message settled (each delivery makes room for about one page), walks
     // under way first. Below half the budget every parked run is woken (each checks again), so
     // a run whose call produced nothing cannot leave the others parked for ever.
-    const bool all = stats_.undelivered_bytes < options_.max_undelivered_bytes / 2;
+    const bool all = stats_.undelivered_bytes * 2 < options_.max_undelivered_bytes;
     for (auto* parked : {&parked_started_, &parked_new_}) {
       while (!parked->empty() && (all || wake.empty())) {
         wake.push_back(std::move(parked->front()));

@@ -796,7 +796,11 @@ TEST_CASE("what waits for delivery stays within max_undelivered_bytes and every 
   for (int i = 0; i < 12; ++i) accounts.push_back(merchant("wxbudget" + std::to_string(i), 20000));
   WorkerFixture f(accounts);
   auto options = f.options();
-  options.max_undelivered_bytes = 1024 * 1024;  // about three pages of 10,000 OpenIDs
+  // The smallest budget: any page waiting for delivery holds back the next call; and each page
+  // waits 200 ms in the producer before it is sent, so the calls that follow find it waiting
+  // whatever the machine's speed.
+  options.max_undelivered_bytes = 1;
+  options.properties["linger.ms"] = "200";
   options.max_in_flight = 8;
   f.startWorker(options);
   std::set<std::string> jobs;
