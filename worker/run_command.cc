@@ -41,6 +41,14 @@ int64_t steadyMs() {
       .count();
 }
 
+// True while the worker's poll loop turns (it last turned less than kPollStallMs ago, counting
+// from `started_ms` until its first turn): what /healthz says, and part of readiness.
+bool pollLoopAlive(const Worker& worker, const WorkerStats& stats, int64_t started_ms) {
+  if (worker.stopped()) return false;
+  int64_t heartbeat = stats.poll_heartbeat_ms > 0 ? stats.poll_heartbeat_ms : started_ms;
+  return steadyMs() - heartbeat < kPollStallMs;
+}
+
 // What keeps the worker from being ready (what /readyz and fanpull_ready say), one reason each.
 std::function<std::vector<std::string>()> readiness(const Worker& worker,
                                                    const TenantRegistry& registry) {
@@ -48,10 +56,7 @@ std::function<std::vector<std::string>()> readiness(const Worker& worker,
   return [&worker, &registry, started_ms] {
     std::vector<std::string> missing;
     WorkerStats stats = worker.stats();
-    int64_t heartbeat = stats.poll_heartbeat_ms > 0 ? stats.poll_heartbeat_ms : started_ms;
-    if (worker.stopped() || steadyMs() - heartbeat >= kPollStallMs) {
-      missing.push_back("the poll loop is not running");
-    }
+    if (!pollLoopAlive(worker, stats, started_ms)) missing.push_back("the poll loop is not running");
     if (stats.assigned_partitions == 0) missing.push_back("no jobs partition assigned yet");
     if (stats.producer_fatal) missing.push_back("the Kafka producer hit a fatal error");
     if (registry.current()->size() == 0) missing.push_back("no tenants loaded");
@@ -67,11 +72,7 @@ Result<std::unique_ptr<HttpEndpoints>> startEndpoints(
   HttpEndpointsOptions eo;
   eo.listen = listen;
   eo.metrics = [&metrics] { return metrics.render(); };
-  eo.alive = [&worker, started_ms] {
-    if (worker.stopped()) return false;
-    int64_t heartbeat = worker.stats().poll_heartbeat_ms;
-    return steadyMs() - (heartbeat > 0 ? heartbeat : started_ms) < kPollStallMs;
-  };
+  eo.alive = [&worker, started_ms] { return pollLoopAlive(worker, worker.stats(), started_ms); };
   eo.not_ready = std::move(not_ready);
   return HttpEndpoints::start(std::move(eo));
 }

@@ -2,35 +2,38 @@
 
 #include <algorithm>
 #include <climits>
+#include <initializer_list>
 
 namespace fanpull::kafka {
 
-Properties withoutConsumerOnly(const Properties& properties) {
+namespace {
+
+Properties without(const Properties& properties, std::initializer_list<const char*> names) {
   Properties out = properties;
-  for (const char* consumer_only :
-       {"group.id", "group.instance.id", "session.timeout.ms", "heartbeat.interval.ms",
-        "max.poll.interval.ms", "partition.assignment.strategy", "auto.offset.reset",
-        "enable.auto.commit", "auto.commit.interval.ms", "enable.auto.offset.store",
-        "isolation.level", "fetch.wait.max.ms", "fetch.min.bytes", "fetch.max.bytes",
-        "max.partition.fetch.bytes", "enable.partition.eof", "check.crcs",
-        "queued.min.messages", "queued.max.messages.kbytes", "fetch.error.backoff.ms",
-        "group.protocol.type", "coordinator.query.interval.ms",
-        "consume.callback.max.messages", "offset.store.method"}) {
-    out.erase(consumer_only);
-  }
+  for (const char* name : names) out.erase(name);
   return out;
 }
 
+}  // namespace
+
+Properties withoutConsumerOnly(const Properties& properties) {
+  return without(properties,
+                 {"group.id", "group.instance.id", "session.timeout.ms", "heartbeat.interval.ms",
+                  "max.poll.interval.ms", "partition.assignment.strategy", "auto.offset.reset",
+                  "enable.auto.commit", "auto.commit.interval.ms", "enable.auto.offset.store",
+                  "isolation.level", "fetch.wait.max.ms", "fetch.min.bytes", "fetch.max.bytes",
+                  "max.partition.fetch.bytes", "enable.partition.eof", "check.crcs",
+                  "queued.min.messages", "queued.max.messages.kbytes", "fetch.error.backoff.ms",
+                  "group.protocol.type", "coordinator.query.interval.ms",
+                  "consume.callback.max.messages", "offset.store.method"});
+}
+
 Properties readerProperties(const Properties& properties) {
-  Properties out = properties;
-  for (const char* group_only :
-       {"group.id", "group.instance.id", "group.protocol.type", "session.timeout.ms",
-        "heartbeat.interval.ms", "max.poll.interval.ms", "partition.assignment.strategy",
-        "enable.auto.commit", "auto.commit.interval.ms", "enable.auto.offset.store",
-        "enable.partition.eof", "coordinator.query.interval.ms"}) {
-    out.erase(group_only);
-  }
-  return out;
+  return without(properties,
+                 {"group.id", "group.instance.id", "group.protocol.type", "session.timeout.ms",
+                  "heartbeat.interval.ms", "max.poll.interval.ms", "partition.assignment.strategy",
+                  "enable.auto.commit", "auto.commit.interval.ms", "enable.auto.offset.store",
+                  "enable.partition.eof", "coordinator.query.interval.ms"});
 }
 
 std::string librdkafkaVersion() { return rd_kafka_version_str(); }
