@@ -9,7 +9,7 @@
 
 #include "core/clock.h"
 #include "core/error.h"
-#include "worker/kafka/kafka_types.h"
+#include "kafka/kafka_types.h"
 
 namespace fanpull {
 

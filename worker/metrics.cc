@@ -6,7 +6,7 @@
 
 #include "core/error.h"
 #include "core/version.h"
-#include "worker/kafka/kafka_types.h"
+#include "kafka/kafka_types.h"
 #include "worker/process_metrics.h"
 
 namespace fanpull {

@@ -11,8 +11,8 @@
 #include <string>
 
 #include "core/result.h"
-#include "worker/kafka/kafka_types.h"
-#include "worker/kafka/topic_scan.h"
+#include "kafka/kafka_types.h"
+#include "kafka/topic_scan.h"
 #include "worker/messages.h"
 
 namespace fanpull {

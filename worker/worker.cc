@@ -7,7 +7,7 @@
 
 #include "core/error_class.h"
 #include "core/page_message.h"
-#include "worker/kafka/topic_scan.h"
+#include "kafka/topic_scan.h"
 #include "worker/messages.h"
 #include "worker/metrics.h"
 
@@ -28,11 +28,13 @@ struct Worker::Run {
   bool resumed = false;
   TimePoint resume_at{};  // a deferred job resumes at this time
 
-  int64_t seq = 0;          // pages delivered
-  std::string cursor;       // the next call's next_openid
-  int64_t openids = 0;      // OpenIDs in delivered pages
-  int failures = 0;
-  bool renewed = false;  // a renewal happened since the last successful call
+  // The walk and the fields below are guarded by walk_mutex: a page's delivery is handled while
+  // the call after it is made. Recursive: messages built while holding it read the checkpoint.
+  mutable std::recursive_mutex walk_mutex;
+  JobWalk walk;  // where the walk stands and what it does next (worker/job_walk.h)
+  int64_t checkpointed = 0;  // pages covered by a delivered checkpoint
+  bool waiting = false;      // the next call waits for a checkpoint to be delivered
+  std::function<void()> on_drained;  // the end, deferral or failure, once every page is settled
   std::string token;
 
   bool deferred = false;  // counted in stats_.deferred until the walk resumes
@@ -293,14 +295,13 @@ void Worker::onMessage(const kafka::ConsumedMessage& m) {
       return;
     }
     run->resumed = true;
-    run->seq = record->seq;
-    run->cursor = record->cursor;
-    run->openids = record->openids;
+    run->walk = JobWalk(options_.backoff, {record->seq, record->cursor, record->openids});
+    run->checkpointed = record->seq;
     if (record->state == kProgressDeferred) {
       run->resume_at = TimePoint(std::chrono::milliseconds(record->retry_at_ms));
     }
   } else {
-    run->cursor = run->job.next_openid;
+    run->walk = JobWalk(options_.backoff, {0, run->job.next_openid, 0});
   }
 
   bool start_now = false;
@@ -549,6 +550,7 @@ void Worker::step(const std::shared_ptr<Run>& run) {
   }
   if (run->cancelled || stopping_) return abandon(run);
   if (!run->begun && !begin(run)) return;
+  if (auto lost = pageWriteError(*run)) return fail(run, *lost);
   callOnce(run);
 }
 
@@ -578,15 +580,16 @@ bool Worker::begin(const std::shared_ptr<Run>& run) {
   } else {
     log_.info("job resumed", {{"job_id", run->job.job_id},
                               {"appid", run->job.appid},
-                              {"seq", run->seq}});
+                              {"seq", checkpointOf(*run).seq}});
   }
   return true;
 }
 
 bool Worker::withinUndeliveredBudget(const std::shared_ptr<Run>& run) {
+  const bool started = checkpointOf(*run).seq > 0;  // before mutex_: walk_mutex comes first
   std::lock_guard<std::mutex> lock(mutex_);
   if (stats_.undelivered_bytes < options_.max_undelivered_bytes) return true;
-  (run->seq > 0 ? parked_started_ : parked_new_).push_back(run);
+  (started ? parked_started_ : parked_new_).push_back(run);
   ++stats_.budget_waits;
   return false;
 }
@@ -626,9 +629,10 @@ void Worker::callOnce(const std::shared_ptr<Run>& run) {
     return schedule(run, admission.at);
   }
   if (admission.kind == Admission::Kind::kQuotaExhausted) {
-    Error e = internalError(ErrorClass::kQuotaExhausted,
-                            "the configured daily_calls budget is spent for today");
-    return defer(run, admission.at, e);
+    std::unique_lock<std::recursive_mutex> lock(run->walk_mutex);
+    WalkNext next = run->walk.budgetSpent(admission.at);
+    lock.unlock();
+    return afterDrained(run, next);
   }
   run->calling++;
   // Counts down however this call ends, an exception included (a stop waits for it).
@@ -640,7 +644,7 @@ void Worker::callOnce(const std::shared_ptr<Run>& run) {
   if (!token.ok()) return onError(run, token.error());
   run->token = token->value;
   auto call_started = std::chrono::steady_clock::now();
-  Result<FollowerPage> page = client_.getFans(run->token, run->cursor);
+  Result<FollowerPage> page = client_.getFans(run->token, cursorOf(*run));
   if (options_.observer) {
     options_.observer->observeCall(
         page.ok() ? std::string_view("ok") : errorClassName(page.error().error_class),
@@ -649,56 +653,115 @@ void Worker::callOnce(const std::shared_ptr<Run>& run) {
   if (run->cancelled) return abandon(run);
   if (page.ok()) {
     count(&WorkerStats::calls_by_class, "ok");
-    onPage(run, std::move(page).value());
+    onPage(run, *page);
   } else {
     count(&WorkerStats::calls_by_class, std::string(errorClassName(page.error().error_class)));
     onError(run, page.error());
   }
 }
 
-void Worker::onPage(const std::shared_ptr<Run>& run, FollowerPage page) {
-  run->failures = 0;
-  run->renewed = false;
-  WalkStep next = nextWalkStep(page, run->cursor);
-  if (next == WalkStep::kStalled) {
-    return fail(run, internalError(ErrorClass::kUnknown,
-                                   "WeChat answered the cursor it was given as next_openid: the "
-                                   "walk does not advance"));
+void Worker::onPage(const std::shared_ptr<Run>& run, const FollowerPage& page) {
+  std::unique_lock<std::recursive_mutex> lock(run->walk_mutex);
+  if (auto lost = pageWriteError(*run)) {
+    lock.unlock();
+    return fail(run, *lost);
   }
-  if (next == WalkStep::kContinue) {
-    // Produced as soon as it arrives (docs/CONTRACTS.md, Page); the walk goes on once it is delivered,
-    // and its checkpoint follows, so a crash costs at most this page and the call after it.
-    auto r = run;
-    const int64_t delivered = static_cast<int64_t>(page.size());
-    std::string cursor = page.next_openid;
-    const int64_t total = page.total;
-    produceAll(run, pageMessages(run, page, run->seq, false),
-               [this, r, delivered, total, cursor = std::move(cursor)] {
-                 if (r->cancelled) return abandon(r);
-                 if (auto lost = pageWriteError(*r)) return fail(r, *lost);
-                 r->seq += 1;
-                 r->openids += delivered;
-                 r->cursor = cursor;
-                 // The job's running totals, so a long walk shows its progress in the log.
-                 log_.info("page delivered", {{"job_id", r->job.job_id},
-                                              {"appid", r->job.appid},
-                                              {"seq", r->seq - 1},
-                                              {"count", delivered},
-                                              {"pages", r->seq},
-                                              {"openids", r->openids},
-                                              {"total", total}});
-                 produceAll(r, {progressMessage(*r, kProgressRunning)}, {});
-                 schedule(r, {});
-               });
+  WalkDecision decision = run->walk.answer(page);
+  if (!decision.page) {
+    lock.unlock();
+    return afterDrained(run, decision.next);
+  }
+  // Produced as soon as it arrives (docs/CONTRACTS.md, Page); its checkpoint follows its delivery.
+  const WalkPage out = *decision.page;
+  lock.unlock();
+  auto r = run;
+  produceAll(run, pageMessages(run, page, out.seq, out.last),
+             [this, r, out, total = page.total] { onPageSettled(r, out, total); });
+  if (decision.next != WalkNext::Kind::kCall) return afterDrained(run, decision.next);
+  // Pipelined: the next call does not wait for this page's delivery, only for a delivered
+  // checkpoint of every page before it, so a crash still costs at most this page and that call.
+  lock.lock();
+  const bool go = options_.pipeline_calls ? run->checkpointed >= out.seq
+                                          : run->walk.undelivered() == 0;
+  if (!go) {
+    run->waiting = true;
     return;
   }
-  // kLastPage: this page's empty next_openid ends the walk, so it is the last. kEnd: no OpenIDs
-  // (the answer after a last page that repeated its final OpenID, or an account without
-  // followers): a page of count 0 marked last ends the job's pages.
-  auto out = pageMessages(run, page, run->seq, true);
-  run->openids += static_cast<int64_t>(page.size());
-  run->seq += 1;
-  complete(run, std::move(out));
+  lock.unlock();
+  carryOut(run, decision.next);
+}
+
+void Worker::onPageSettled(const std::shared_ptr<Run>& run, const WalkPage& out, int64_t total) {
+  if (run->cancelled) return abandon(run);
+  std::function<void()> wake;
+  {
+    std::lock_guard<std::recursive_mutex> lock(run->walk_mutex);
+    if (pageWriteError(*run)) {
+      // A page given up never drains the walk: whatever waits goes on now and fails the job.
+      if (run->waiting) {
+        run->waiting = false;
+        wake = [this, run] { schedule(run, {}); };
+      } else if (run->on_drained) {
+        wake = std::move(run->on_drained);
+        run->on_drained = nullptr;
+      }
+    } else if (run->walk.delivered(out.seq)) {
+      const WalkCheckpoint& at = run->walk.checkpoint();
+      // The job's running totals, so a long walk shows its progress in the log.
+      log_.info("page delivered", {{"job_id", run->job.job_id},
+                                   {"appid", run->job.appid},
+                                   {"seq", out.seq},
+                                   {"count", out.count},
+                                   {"pages", at.seq},
+                                   {"openids", at.openids},
+                                   {"total", total}});
+      if (run->walk.undelivered() == 0 && run->on_drained) {
+        wake = std::move(run->on_drained);
+        run->on_drained = nullptr;
+      } else if (!run->walk.over()) {
+        if (!options_.pipeline_calls && run->waiting && run->walk.undelivered() == 0) {
+          run->waiting = false;
+          wake = [this, run] { schedule(run, {}); };
+        }
+        // Produced under the walk's lock, so checkpoints reach the topic in the walk's order.
+        const int64_t seq = at.seq;
+        auto r = run;
+        produceAll(run, {progressMessage(*run, kProgressRunning)},
+                   [this, r, seq] { onCheckpointed(r, seq); });
+      }
+    }
+  }
+  if (wake) wake();
+}
+
+void Worker::onCheckpointed(const std::shared_ptr<Run>& run, int64_t seq) {
+  {
+    std::lock_guard<std::recursive_mutex> lock(run->walk_mutex);
+    run->checkpointed = std::max(run->checkpointed, seq);
+    if (!options_.pipeline_calls) return;
+    // The call after the newest page goes once every page before that page is checkpointed.
+    if (!run->waiting || run->checkpointed < run->walk.emitted() - 1) return;
+    run->waiting = false;
+  }
+  if (run->cancelled) return abandon(run);
+  schedule(run, {});
+}
+
+void Worker::afterDrained(const std::shared_ptr<Run>& run, WalkNext next) {
+  auto r = run;
+  auto then = [this, r, next = std::move(next)] {
+    if (r->cancelled) return abandon(r);
+    if (auto lost = pageWriteError(*r)) return fail(r, *lost);
+    carryOut(r, next);
+  };
+  {
+    std::lock_guard<std::recursive_mutex> lock(run->walk_mutex);
+    if (run->walk.undelivered() > 0 && !pageWriteError(*run)) {
+      run->on_drained = std::move(then);
+      return;
+    }
+  }
+  then();
 }
 
 void Worker::onError(const std::shared_ptr<Run>& run, const Error& error) {
@@ -706,80 +769,85 @@ void Worker::onError(const std::shared_ptr<Run>& run, const Error& error) {
   log_.debug("call failed", {{"job_id", run->job.job_id},
                              {"appid", run->job.appid},
                              {"error", error.describe()}});
-  switch (error.error_class) {
-    case ErrorClass::kTokenInvalid: {
-      if (run->renewed) return fail(run, error);
-      run->renewed = true;
+  if (error.error_class == ErrorClass::kQuotaExhausted) {
+    limiter_.markQuotaExhausted(run->job.appid, now);
+  }
+  if (auto lost = pageWriteError(*run)) return fail(run, *lost);
+  WalkNext next;
+  {
+    std::lock_guard<std::recursive_mutex> walk_lock(run->walk_mutex);
+    std::lock_guard<std::mutex> lock(random_mutex_);
+    next = run->walk.error(error, now, random_);
+  }
+  if (error.error_class == ErrorClass::kRateLimited && next == WalkNext::Kind::kCall &&
+      options_.observer) {
+    options_.observer->observeThrottleWait(std::chrono::duration<double>(next.at - now).count());
+  }
+  // A deferral or a failure counts every page paid for: it waits for their delivery.
+  if (next == WalkNext::Kind::kDefer || next == WalkNext::Kind::kFail) {
+    return afterDrained(run, next);
+  }
+  carryOut(run, next);
+}
+
+void Worker::carryOut(const std::shared_ptr<Run>& run, const WalkNext& next) {
+  switch (next.kind) {
+    case WalkNext::Kind::kCall:
+      return schedule(run, next.at);
+    case WalkNext::Kind::kRenewToken: {
       Result<AccessToken> renewed = tokens_.renew(*run->tenant, run->token);
-      if (!renewed.ok()) {
-        Error why = renewed.error();
-        if (why.error_class == ErrorClass::kRetryable) {
-          // The renewal itself failed for now (network, ticket): try again later.
-          run->renewed = false;
-          std::optional<Duration> delay = nextBackoff(*run);
-          if (!delay) return fail(run, why);
-          return schedule(run, now + *delay);
+      WalkNext after;
+      {
+        std::lock_guard<std::recursive_mutex> walk_lock(run->walk_mutex);
+        if (renewed.ok()) {
+          run->token = renewed->value;
+          after = run->walk.renewed();
+        } else {
+          std::lock_guard<std::mutex> lock(random_mutex_);
+          after = run->walk.renewFailed(next.error, renewed.error(), clock_.now(), random_);
         }
-        if (!why.errcode) {
-          // Keep WeChat's refusal (errcode, errmsg) with the reason it could not be renewed.
-          Error merged = error;
-          merged.cause = why.cause;
-          return fail(run, merged);
-        }
-        return fail(run, why);
       }
-      run->token = renewed->value;
-      return schedule(run, {});
+      if (after == WalkNext::Kind::kFail) return afterDrained(run, after);
+      return carryOut(run, after);
     }
-    case ErrorClass::kRetryable:
-    case ErrorClass::kUnknown: {
-      std::optional<Duration> delay = nextBackoff(*run);
-      if (!delay) return fail(run, error);
-      return schedule(run, now + *delay);
-    }
-    case ErrorClass::kRateLimited: {
-      TimePoint at = nextMinute(now);
-      if (options_.observer) {
-        options_.observer->observeThrottleWait(std::chrono::duration<double>(at - now).count());
-      }
-      return schedule(run, at);
-    }
-    case ErrorClass::kQuotaExhausted:
-      limiter_.markQuotaExhausted(run->job.appid, now);
-      return defer(run, nextBeijingMidnight(now), error);
-    default:
-      return fail(run, error);
+    case WalkNext::Kind::kDefer:
+      return defer(run, next.at, next.error);
+    case WalkNext::Kind::kFail:
+      return fail(run, next.error);
+    case WalkNext::Kind::kComplete:
+      return complete(run);
   }
 }
 
-std::optional<Error> Worker::pageWriteError(Run& run) {
+WalkCheckpoint Worker::checkpointOf(const Run& run) {
+  std::lock_guard<std::recursive_mutex> lock(run.walk_mutex);
+  return run.walk.checkpoint();
+}
+
+std::string Worker::cursorOf(const Run& run) {
+  std::lock_guard<std::recursive_mutex> lock(run.walk_mutex);
+  return run.walk.cursor();
+}
+
+std::optional<Error> Worker::pageWriteError(const Run& run) {
   std::lock_guard<std::mutex> lock(mutex_);
   if (!run.write_error) return std::nullopt;
-  return internalError(ErrorClass::kUnknown, "page " + std::to_string(run.seq) +
+  return internalError(ErrorClass::kUnknown, "page " + std::to_string(checkpointOf(run).seq) +
                                                  " could not be written to " +
                                                  options_.topics.pages + ": " +
                                                  run.write_error->describe());
 }
 
-std::optional<Duration> Worker::nextBackoff(Run& run) {
-  std::lock_guard<std::mutex> lock(random_mutex_);
-  Backoff backoff(options_.backoff, random_);
-  return backoff.delayAfter(++run.failures);
-}
-
-void Worker::complete(const std::shared_ptr<Run>& run, std::vector<Outgoing> pages) {
+void Worker::complete(const std::shared_ptr<Run>& run) {
   auto r = run;
-  produceAll(run, std::move(pages), [this, r] {
-    if (r->cancelled) return abandon(r);
-    if (auto lost = pageWriteError(*r)) return fail(r, *lost);
-    end(r, eventMessage(*r, "completed"), kProgressCompleted, [this, r] {
-      count(&WorkerStats::jobs_by_status, "completed");
-      log_.info("job completed", {{"job_id", r->job.job_id},
-                                  {"appid", r->job.appid},
-                                  {"pages", r->seq},
-                                  {"openids", r->openids}});
-      finish(r);
-    });
+  end(run, eventMessage(*run, "completed"), kProgressCompleted, [this, r] {
+    count(&WorkerStats::jobs_by_status, "completed");
+    const WalkCheckpoint at = checkpointOf(*r);
+    log_.info("job completed", {{"job_id", r->job.job_id},
+                                {"appid", r->job.appid},
+                                {"pages", at.seq},
+                                {"openids", at.openids}});
+    finish(r);
   });
 }
 
@@ -812,9 +880,8 @@ void Worker::settleEnding(const std::shared_ptr<Run>& run, const ProgressRecord&
   nlohmann::json event = nlohmann::json::parse(record.end_event, nullptr, false);
   std::string status = event.is_object() ? event.value("status", "") : "";
   const std::string state = status == "failed" ? kProgressFailed : kProgressCompleted;
-  run->seq = record.seq;
-  run->cursor = record.cursor;
-  run->openids = record.openids;
+  run->walk = JobWalk(options_.backoff, {record.seq, record.cursor, record.openids});
+  run->checkpointed = record.seq;
   run->begun = true;
   {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -875,6 +942,11 @@ void Worker::defer(const std::shared_ptr<Run>& run, TimePoint until, const Error
              {eventMessage(*run, "deferred", error, until), progressMessage(*run, "deferred", until)},
              [this, r, until] {
                count(&WorkerStats::jobs_by_status, "deferred");
+               {
+                 // The deferral's record is a checkpoint of every page.
+                 std::lock_guard<std::recursive_mutex> lock(r->walk_mutex);
+                 r->checkpointed = std::max(r->checkpointed, r->walk.checkpoint().seq);
+               }
                schedule(r, until);
              });
 }
@@ -970,8 +1042,9 @@ Worker::Outgoing Worker::eventMessage(const Run& run, const std::string& status,
   event.job_id = run.job.job_id;
   event.appid = run.job.appid;
   event.status = status;
-  event.pages = run.seq;
-  event.openids = run.openids;
+  const WalkCheckpoint at = checkpointOf(run);
+  event.pages = at.seq;
+  event.openids = at.openids;
   event.error = error;
   event.retry_at = retry_at;
   return {options_.topics.events, encodeEvent(event, clock_.now()), {}};
@@ -983,9 +1056,10 @@ Worker::Outgoing Worker::progressMessage(const Run& run, const std::string& stat
   p.job_id = run.job.job_id;
   p.appid = run.job.appid;
   p.state = state;
-  p.seq = run.seq;
-  p.cursor = run.cursor;
-  p.openids = run.openids;
+  const WalkCheckpoint at = checkpointOf(run);
+  p.seq = at.seq;
+  p.cursor = at.cursor;
+  p.openids = at.openids;
   p.source_topic = run.topic;
   p.source_partition = run.partition;
   p.source_offset = run.offset;

@@ -25,13 +25,14 @@
 #include "core/log.h"
 #include "core/rate_limiter.h"
 #include "core/user_list_client.h"
+#include "kafka/consumer.h"
+#include "kafka/producer.h"
+#include "kafka/topic_scan.h"
 #include "tenants/tenant_registry.h"
 #include "tenants/token_source.h"
 #include "worker/executor.h"
 #include "worker/job.h"
-#include "worker/kafka/consumer.h"
-#include "worker/kafka/producer.h"
-#include "worker/kafka/topic_scan.h"
+#include "worker/job_walk.h"
 #include "worker/progress_store.h"
 
 namespace fanpull {
@@ -50,6 +51,9 @@ struct WorkerOptions {
   // Produced but not yet delivered, at most (bytes): above it calls wait for deliveries, walks
   // already started before new ones, so memory does not grow with the merchants queued.
   int64_t max_undelivered_bytes = 16 * 1024 * 1024;
+  // A lane's next call goes while its previous page is being delivered (once every page before
+  // that one is checkpointed). False: it waits for the delivery (benchmarks compare the two).
+  bool pipeline_calls = true;
   Duration shutdown_timeout = std::chrono::seconds(30);
   Duration commit_interval = std::chrono::seconds(1);
   Duration tenants_reload_interval = std::chrono::seconds(2);
@@ -137,14 +141,24 @@ class Worker {
   void guardedStep(const std::shared_ptr<Run>& run);
   bool begin(const std::shared_ptr<Run>& run);
   void callOnce(const std::shared_ptr<Run>& run);
-  void onPage(const std::shared_ptr<Run>& run, FollowerPage page);
+  // An answer or an error of the call: the walk decides (worker/job_walk.h), carryOut() acts.
+  void onPage(const std::shared_ptr<Run>& run, const FollowerPage& page);
   void onError(const std::shared_ptr<Run>& run, const Error& error);
-  // Counts one more failure of the run; the wait before its next attempt, or nullopt when its
-  // attempts are spent.
-  std::optional<Duration> nextBackoff(Run& run);
+  void carryOut(const std::shared_ptr<Run>& run, const WalkNext& next);
+  // A page of the run was delivered or given up: moves the checkpoint and writes it, or wakes
+  // what waits for the walk to drain.
+  void onPageSettled(const std::shared_ptr<Run>& run, const WalkPage& out, int64_t total);
+  // A checkpoint covering `seq` pages was delivered: a call waiting for it may go.
+  void onCheckpointed(const std::shared_ptr<Run>& run, int64_t seq);
+  // Carries out `next` once every page produced is delivered (at once when none is pending).
+  void afterDrained(const std::shared_ptr<Run>& run, WalkNext next);
+  // The run's walk, read under its lock.
+  static WalkCheckpoint checkpointOf(const Run& run);
+  static std::string cursorOf(const Run& run);
   // The error that fails a job one of whose pages could not be written; nullopt when none.
-  std::optional<Error> pageWriteError(Run& run);
-  void complete(const std::shared_ptr<Run>& run, std::vector<Outgoing> pages);
+  std::optional<Error> pageWriteError(const Run& run);
+  // Every page delivered, the last included: writes the end of the job.
+  void complete(const std::shared_ptr<Run>& run);
   void fail(const std::shared_ptr<Run>& run, const Error& error);
   // Writes the job's end event exactly once: checkpoint "ending" (with the event), the event,
   // then the final state; `then` runs after the last of them is delivered.

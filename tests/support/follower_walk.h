@@ -1,6 +1,6 @@
-// walkFollowers: a synchronous walk of one merchant's list with a TokenSource, the way a lane
-// does it (admission, token, getFans, one renewal per refused token, bounded retries). For tests
-// of the client, the tenants and the token source against the sandbox.
+// walkFollowers: a synchronous walk of one merchant's list with a TokenSource, driven by the
+// worker's JobWalk (admission, token, getFans, one renewal per refused token, bounded retries,
+// no waiting). For tests of the client, the tenants and the token source against the sandbox.
 #pragma once
 
 #include <string>
@@ -8,7 +8,9 @@
 
 #include "core/user_list_client.h"
 #include "tenants/tenant_registry.h"
+#include "support/fraction_random.h"
 #include "tenants/token_source.h"
+#include "worker/job_walk.h"
 
 namespace fanpull::testing {
 
@@ -33,42 +35,39 @@ inline WalkOutcome walkFollowers(TenantRegistry& registry, TokenSource& tokens,
     out.error = token.error();
     return out;
   }
-  std::string cursor;
-  bool renewed_since_success = false;
-  int retries = 0;
+  // The walk's decisions are the worker's own (worker/job_walk.h); waits are not taken here.
+  BackoffPolicy policy;
+  policy.base = Duration::zero();
+  policy.cap = Duration::zero();
+  policy.max_attempts = max_retries + 1;
+  JobWalk walk(policy);
+  FractionRandom no_jitter(0.0);
   while (true) {
     ++out.calls;
-    auto page = client.getFans(token->value, cursor);
-    if (!page.ok()) {
-      const Error& e = page.error();
-      if (e.error_class == ErrorClass::kTokenInvalid && !renewed_since_success) {
-        renewed_since_success = true;
-        ++out.renewals;
-        token = tokens.renew(**tenant, token->value);
-        if (!token.ok()) {
-          out.error = token.error();
-          return out;
-        }
-        continue;
+    auto page = client.getFans(token->value, walk.cursor());
+    WalkNext next;
+    if (page.ok()) {
+      WalkDecision d = walk.answer(*page);
+      if (d.page) {
+        for (size_t i = 0; i < page->size(); ++i) out.openids.emplace_back(page->openid(i));
+        walk.delivered(d.page->seq);
       }
-      if (e.error_class == ErrorClass::kRetryable && retries++ < max_retries) continue;
-      out.error = e;
-      return out;
+      next = d.next;
+    } else {
+      next = walk.error(page.error(), TimePoint{}, no_jitter);
     }
-    renewed_since_success = false;
-    retries = 0;
-    for (size_t i = 0; i < page->size(); ++i) out.openids.emplace_back(page->openid(i));
-    WalkStep step = nextWalkStep(page.value(), cursor);
-    if (step == WalkStep::kContinue) {
-      cursor = page->next_openid;
-      continue;
+    while (next == WalkNext::Kind::kRenewToken) {
+      ++out.renewals;
+      Result<AccessToken> renewed = tokens.renew(**tenant, token->value);
+      if (renewed.ok()) {
+        token = std::move(renewed);
+        next = walk.renewed();
+      } else {
+        next = walk.renewFailed(next.error, renewed.error(), TimePoint{}, no_jitter);
+      }
     }
-    if (step == WalkStep::kStalled) {
-      Error e;
-      e.error_class = ErrorClass::kRetryable;
-      e.cause = "stalled";
-      out.error = e;
-    }
+    if (next == WalkNext::Kind::kCall) continue;
+    if (next != WalkNext::Kind::kComplete) out.error = next.error;
     return out;
   }
 }

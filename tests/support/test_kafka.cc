@@ -15,7 +15,7 @@
 #include <thread>
 #include <vector>
 
-#include "worker/kafka/admin.h"
+#include "kafka/admin.h"
 
 #ifndef FANPULL_SOURCE_DIR
 #error "FANPULL_SOURCE_DIR must name the source tree (for scripts/kafka-broker)"

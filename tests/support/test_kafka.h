@@ -14,9 +14,9 @@
 #include <string>
 
 #include "core/result.h"
-#include "worker/kafka/admin.h"
-#include "worker/kafka/embedded_broker.h"
-#include "worker/kafka/kafka_types.h"
+#include "kafka/admin.h"
+#include "kafka/embedded_broker.h"
+#include "kafka/kafka_types.h"
 
 namespace fanpull::testing {
 

@@ -9,8 +9,8 @@
 #include <vector>
 
 #include "core/result.h"
-#include "worker/kafka/consumer.h"
-#include "worker/kafka/topic_scan.h"
+#include "kafka/consumer.h"
+#include "kafka/topic_scan.h"
 
 namespace fanpull::testing {
 

@@ -25,6 +25,8 @@
 
 #include "core/poco_http_transport.h"
 #include "core/user_list_client.h"
+#include "kafka/embedded_broker.h"
+#include "kafka/producer.h"
 #include "sandbox/openids.h"
 #include "sandbox/sandbox_server.h"
 #include "support/shifted_clock.h"
@@ -33,8 +35,6 @@
 #include "support/topic_reader.h"
 #include "tenants/static_token_source.h"
 #include "tenants/tenant_registry.h"
-#include "worker/kafka/embedded_broker.h"
-#include "worker/kafka/producer.h"
 #include "worker/messages.h"
 #include "worker/worker.h"
 

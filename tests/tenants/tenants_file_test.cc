@@ -2,9 +2,9 @@
 
 #include <algorithm>
 
+#include "support/temp_dir.h"
 #include "tenants/tenant_registry.h"
 #include "tenants/tenants_file.h"
-#include "support/temp_dir.h"
 
 using namespace fanpull;
 

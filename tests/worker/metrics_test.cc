@@ -19,10 +19,10 @@
 #include <regex>
 #include <sstream>
 
+#include "cli/http_endpoints.h"
 #include "core/version.h"
+#include "kafka/kafka_types.h"
 #include "support/worker_fixture.h"
-#include "worker/http_endpoints.h"
-#include "worker/kafka/kafka_types.h"
 #include "worker/process_metrics.h"
 
 using namespace fanpull;

@@ -7,11 +7,11 @@
 
 #include <catch2/catch.hpp>
 
-#include "worker/kafka/embedded_broker.h"
-#include "worker/kafka/producer.h"
-#include "worker/kafka/topic_scan.h"
-#include "worker/messages.h"
+#include "kafka/embedded_broker.h"
+#include "kafka/producer.h"
+#include "kafka/topic_scan.h"
 #include "support/test_kafka.h"
+#include "worker/messages.h"
 #include "worker/progress_store.h"
 
 using namespace std::chrono_literals;

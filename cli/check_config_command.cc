@@ -1,0 +1,52 @@
+#include <fstream>
+#include <ostream>
+#include <variant>
+
+#include "cli/cli.h"
+#include "cli/commands.h"
+#include "config/worker_config.h"
+#include "kafka/kafka_types.h"
+#include "tenants/tenants_file.h"
+#include "tenants/token_state_store.h"
+
+namespace fanpull {
+
+int checkConfigCommand(const CliArgs& args, std::ostream& out, std::ostream& err) {
+  auto path = args.get("config");
+  if (!path) {
+    err << "fanpull check-config: --config FILE is required\n";
+    return kExitUsage;
+  }
+  auto loaded = loadWorkerConfig(*path, processEnv());
+  if (auto* problems = std::get_if<std::vector<ConfigProblem>>(&loaded)) {
+    for (const auto& p : *problems) out << p.describe() << "\n";
+    out << problems->size() << (problems->size() == 1 ? " problem\n" : " problems\n");
+    return kExitFailure;
+  }
+  const auto& config = std::get<WorkerConfig>(loaded);
+  std::vector<std::string> problems;
+  // kafka.properties as librdkafka reads them: a typo must not wait for `run` to be found.
+  for (const auto& p : kafka::checkProperties(config.kafka.properties)) {
+    problems.push_back(*path + ": kafka.properties: " + p);
+  }
+  auto tenants = loadTenants(config.tenants_file, {config.component.has_value()});
+  if (auto* found = std::get_if<std::vector<TenantProblem>>(&tenants)) {
+    for (const auto& p : *found) problems.push_back(p.describe());
+  }
+  if (config.component && !std::ifstream(config.component->verify_ticket_file)) {
+    problems.push_back(*path + ": component.verify_ticket_file: cannot read " +
+                       config.component->verify_ticket_file);
+  }
+  auto state = TokenStateStore(config.token_state_file).load();
+  if (!state.ok()) problems.push_back(state.error().cause);
+  for (const auto& p : problems) out << p << "\n";
+  if (!problems.empty()) {
+    out << problems.size() << (problems.size() == 1 ? " problem\n" : " problems\n");
+    return kExitFailure;
+  }
+  size_t count = std::get<std::shared_ptr<const TenantSet>>(tenants)->size();
+  out << *path << ": ok (" << count << (count == 1 ? " tenant" : " tenants") << ")\n";
+  return kExitOk;
+}
+
+}  // namespace fanpull

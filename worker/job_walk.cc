@@ -1,0 +1,142 @@
+#include "worker/job_walk.h"
+
+#include <utility>
+
+namespace fanpull {
+
+namespace {
+
+WalkNext next(WalkNext::Kind kind, TimePoint at = {}, Error error = {}) {
+  WalkNext n;
+  n.kind = kind;
+  n.at = at;
+  n.error = std::move(error);
+  return n;
+}
+
+Error unknownError(std::string cause) {
+  Error e;
+  e.error_class = ErrorClass::kUnknown;
+  e.cause = std::move(cause);
+  return e;
+}
+
+}  // namespace
+
+JobWalk::JobWalk(BackoffPolicy backoff, WalkCheckpoint from)
+    : backoff_(backoff), checkpoint_(std::move(from)) {
+  cursor_ = checkpoint_.cursor;
+  next_seq_ = checkpoint_.seq;
+}
+
+WalkPage JobWalk::emit(bool last, int64_t count, std::string cursor_after) {
+  WalkPage page;
+  page.seq = next_seq_++;
+  page.last = last;
+  page.count = count;
+  page.cursor_after = std::move(cursor_after);
+  in_flight_.push_back({page, false});
+  return page;
+}
+
+WalkDecision JobWalk::answer(const FollowerPage& page) {
+  WalkDecision d;
+  if (over_) {
+    d.next = next(WalkNext::Kind::kFail, {}, unknownError("an answer came after the last page"));
+    return d;
+  }
+  failures_ = 0;
+  renewed_ = false;
+  const int64_t count = static_cast<int64_t>(page.size());
+  switch (nextWalkStep(page, cursor_)) {
+    case WalkStep::kStalled:
+      d.next = next(WalkNext::Kind::kFail, {},
+                    unknownError("WeChat answered the cursor it was given as next_openid: the "
+                                 "walk does not advance"));
+      return d;
+    case WalkStep::kContinue:
+      cursor_ = page.next_openid;
+      d.page = emit(false, count, cursor_);
+      d.next = next(WalkNext::Kind::kCall);
+      return d;
+    case WalkStep::kLastPage:
+    case WalkStep::kEnd:
+      // kLastPage: the empty next_openid makes this data page the last. kEnd: no OpenIDs (the
+      // answer after a last page that repeated its final OpenID, or an account without
+      // followers): a page of count 0 marked last ends the job's pages. The cursor stays.
+      over_ = true;
+      d.page = emit(true, count, cursor_);
+      d.next = next(WalkNext::Kind::kComplete);
+      return d;
+  }
+  d.next = next(WalkNext::Kind::kFail, {}, unknownError("unexpected walk step"));
+  return d;
+}
+
+WalkNext JobWalk::backoffOrFail(const Error& error, TimePoint now, Random& random) {
+  Backoff backoff(backoff_, random);
+  std::optional<Duration> delay = backoff.delayAfter(++failures_);
+  if (!delay) return next(WalkNext::Kind::kFail, {}, error);
+  return next(WalkNext::Kind::kCall, now + *delay, error);
+}
+
+WalkNext JobWalk::error(const Error& error, TimePoint now, Random& random) {
+  switch (error.error_class) {
+    case ErrorClass::kTokenInvalid:
+      if (renewed_) return next(WalkNext::Kind::kFail, {}, error);
+      renewed_ = true;
+      return next(WalkNext::Kind::kRenewToken, {}, error);
+    case ErrorClass::kRetryable:
+    case ErrorClass::kUnknown:
+      return backoffOrFail(error, now, random);
+    case ErrorClass::kRateLimited:
+      return next(WalkNext::Kind::kCall, nextMinute(now), error);
+    case ErrorClass::kQuotaExhausted:
+      return next(WalkNext::Kind::kDefer, nextBeijingMidnight(now), error);
+    default:
+      return next(WalkNext::Kind::kFail, {}, error);
+  }
+}
+
+WalkNext JobWalk::renewed() { return next(WalkNext::Kind::kCall); }
+
+WalkNext JobWalk::renewFailed(const Error& refusal, const Error& why, TimePoint now,
+                              Random& random) {
+  if (why.error_class == ErrorClass::kRetryable) {
+    // The renewal itself failed for now (network, ticket): the next attempt may renew again.
+    renewed_ = false;
+    return backoffOrFail(why, now, random);
+  }
+  if (!why.errcode) {
+    // Keep WeChat's refusal (errcode, errmsg) with the reason it could not be renewed.
+    Error merged = refusal;
+    merged.cause = why.cause;
+    return next(WalkNext::Kind::kFail, {}, merged);
+  }
+  return next(WalkNext::Kind::kFail, {}, why);
+}
+
+WalkNext JobWalk::budgetSpent(TimePoint until) {
+  Error e;
+  e.error_class = ErrorClass::kQuotaExhausted;
+  e.cause = "the configured daily_calls budget is spent for today";
+  return next(WalkNext::Kind::kDefer, until, e);
+}
+
+bool JobWalk::delivered(int64_t seq) {
+  const int64_t index = seq - checkpoint_.seq;
+  if (index < 0 || index >= static_cast<int64_t>(in_flight_.size())) return false;
+  in_flight_[static_cast<size_t>(index)].delivered = true;
+  bool moved = false;
+  while (!in_flight_.empty() && in_flight_.front().delivered) {
+    const WalkPage& page = in_flight_.front().page;
+    checkpoint_.seq = page.seq + 1;
+    checkpoint_.openids += page.count;
+    checkpoint_.cursor = page.cursor_after;
+    in_flight_.pop_front();
+    moved = true;
+  }
+  return moved;
+}
+
+}  // namespace fanpull
