@@ -57,8 +57,7 @@ std::function<std::vector<std::string>()> readiness(const Worker& worker,
     std::vector<std::string> missing;
     WorkerStats stats = worker.stats();
     if (!pollLoopAlive(worker, stats, started_ms)) missing.push_back("the poll loop is not running");
-    if (stats.assigned_partitions == 0) missing.push_back("no jobs partition assigned yet");
-    if (stats.producer_fatal) missing.push_back("the Kafka producer hit a fatal error");
+    for (auto& problem : readinessProblems(stats)) missing.push_back(std::move(problem));
     if (registry.current()->size() == 0) missing.push_back("no tenants loaded");
     return missing;
   };

@@ -169,8 +169,7 @@ Result<Done> Producer::flush(std::chrono::milliseconds timeout) {
 
 Result<int> Producer::prepareTopic(const std::string& topic, std::chrono::milliseconds timeout) {
   auto partitions = detail::topicPartitionCount(impl_->rk.get(), topic, timeout);
-  if (!partitions.ok() && (partitions.error().cause.find("UNKNOWN_TOPIC") != std::string::npos ||
-                           partitions.error().cause.find("AUTHORIZATION") != std::string::npos)) {
+  if (!partitions.ok() && isTopicUnavailable(partitions.error())) {
     Error e = partitions.error();
     e.error_class = ErrorClass::kUnknown;  // waiting does not make a missing topic appear
     return e;
@@ -191,6 +190,15 @@ std::optional<Error> Producer::fatalError() const {
   e.cause += ": ";
   e.cause += reason;
   return e;
+}
+
+bool isTopicUnavailable(const Error& error) {
+  // The cause ends with librdkafka's error name in parentheses (detail::kafkaError).
+  for (const char* name : {"(UNKNOWN_TOPIC_OR_PART)", "(_UNKNOWN_TOPIC)",
+                           "(TOPIC_AUTHORIZATION_FAILED)"}) {
+    if (error.cause.find(name) != std::string::npos) return true;
+  }
+  return false;
 }
 
 }  // namespace fanpull::kafka

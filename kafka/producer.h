@@ -92,4 +92,8 @@ class Producer {
   std::unique_ptr<Impl> impl_;
 };
 
+// True when `error` says a topic does not exist or may not be written (UNKNOWN_TOPIC_OR_PART,
+// _UNKNOWN_TOPIC, TOPIC_AUTHORIZATION_FAILED): waiting alone will not cure it.
+bool isTopicUnavailable(const Error& error);
+
 }  // namespace fanpull::kafka

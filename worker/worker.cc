@@ -99,8 +99,12 @@ Result<kafka::Done> Worker::start() {
                                    &options_.topics.events, &options_.topics.dlq}) {
     auto prepared = producer_->prepareTopic(*topic, std::chrono::seconds(10));
     if (!prepared.ok()) {
-      log_.warn("output topic not ready", {{"topic", *topic},
-                                           {"error", prepared.error().describe()}});
+      if (kafka::isTopicUnavailable(prepared.error())) {
+        markUnwritable(*topic, prepared.error());
+      } else {
+        log_.warn("output topic not ready", {{"topic", *topic},
+                                             {"error", prepared.error().describe()}});
+      }
     }
   }
 
@@ -173,7 +177,7 @@ WorkerStats Worker::stats() const {
   s.jobs_queued = static_cast<int64_t>(queued_);
   s.partitions_paused = paused_;
   s.lanes_active = static_cast<int64_t>(lanes_.size());
-  s.assigned_partitions = static_cast<int64_t>(partitions_.size());
+  s.assigned_partitions = static_cast<int64_t>(offsets_.size());
   return s;
 }
 
@@ -233,9 +237,7 @@ void Worker::onMessage(const kafka::ConsumedMessage& m) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     ++stats_.jobs_received;
-    PartitionState& ps = partitions_[{m.topic, m.partition}];
-    ps.unfinished.insert(m.offset);
-    ps.next = std::max(ps.next, m.offset + 1);
+    offsets_.received({m.topic, m.partition}, m.offset);
   }
   Result<Job> job = parseJob(m.value);
   if (!job.ok()) {
@@ -319,10 +321,42 @@ void Worker::onMessage(const kafka::ConsumedMessage& m) {
   if (start_now) schedule(run, run->resume_at);
 }
 
+void Worker::markUnwritable(const std::string& topic, const Error& error) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto [it, inserted] = stats_.unwritable_topics.insert({topic, error.describe()});
+    if (!inserted) {
+      it->second = error.describe();
+      return;
+    }
+    ++unwritable_count_;
+  }
+  log_.error("topic cannot be written", {{"topic", topic}, {"error", error.describe()}});
+}
+
+void Worker::markWritable(const std::string& topic) {
+  if (unwritable_count_.load() == 0) return;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (stats_.unwritable_topics.erase(topic) == 0) return;
+    --unwritable_count_;
+  }
+  log_.info("topic writable again", {{"topic", topic}});
+}
+
+std::vector<std::string> readinessProblems(const WorkerStats& stats) {
+  std::vector<std::string> problems;
+  if (stats.assigned_partitions == 0) problems.push_back("no jobs partition assigned yet");
+  if (stats.producer_fatal) problems.push_back("the Kafka producer hit a fatal error");
+  for (const auto& [topic, error] : stats.unwritable_topics) {
+    problems.push_back("topic " + topic + " cannot be written: " + error);
+  }
+  return problems;
+}
+
 void Worker::finishOffset(const std::string& topic, int32_t partition, int64_t offset) {
   std::lock_guard<std::mutex> lock(mutex_);
-  auto it = partitions_.find({topic, partition});
-  if (it != partitions_.end()) it->second.unfinished.erase(offset);
+  offsets_.finish({topic, partition}, offset);
 }
 
 void Worker::commitOffsets(bool sync) {
@@ -334,11 +368,7 @@ void Worker::commitOffsets(bool sync) {
   std::vector<kafka::PartitionOffset> offsets;
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    for (auto& [tp, ps] : partitions_) {
-      if (ps.next < 0) continue;
-      int64_t commit = ps.unfinished.empty() ? ps.next : *ps.unfinished.begin();
-      if (commit > ps.committed) offsets.push_back({tp, commit});
-    }
+    offsets = offsets_.due();
   }
   if (offsets.empty()) return;
   auto done = sync ? consumer_->commit(offsets) : consumer_->commitAsync(offsets);
@@ -353,10 +383,7 @@ void Worker::commitOffsets(bool sync) {
     commit_sent_ = now;
   }
   std::lock_guard<std::mutex> lock(mutex_);
-  for (const auto& po : offsets) {
-    auto it = partitions_.find(po.partition);
-    if (it != partitions_.end()) it->second.committed = std::max(it->second.committed, po.offset);
-  }
+  offsets_.sent(offsets);
 }
 
 void Worker::onCommitted(const Result<std::vector<kafka::PartitionOffset>>& outcome) {
@@ -369,19 +396,20 @@ void Worker::onCommitted(const Result<std::vector<kafka::PartitionOffset>>& outc
               {{"error", outcome.error().describe()}});
     std::lock_guard<std::mutex> lock(mutex_);
     ++stats_.commit_errors;
-    for (auto& [tp, ps] : partitions_) ps.committed = -1;
+    offsets_.commitFailed();
     return;
   }
   // A commit that landed after a later one (a synchronous commit on revocation) moved the
   // group's offset back: commit the partition again at the next interval.
-  std::lock_guard<std::mutex> lock(mutex_);
-  for (const auto& po : *outcome) {
-    auto it = partitions_.find(po.partition);
-    if (it == partitions_.end() || po.offset >= it->second.committed) continue;
+  std::vector<kafka::PartitionOffset> back;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    back = offsets_.landed(*outcome);
+  }
+  for (const auto& po : back) {
     log_.warn("an earlier offset commit landed last; committed again",
               {{"partition", po.partition.partition},
                {"offset", po.offset}});
-    it->second.committed = po.offset;
   }
 }
 
@@ -393,7 +421,7 @@ void Worker::updatePause() {
     std::lock_guard<std::mutex> lock(mutex_);
     if (!paused_ && queued_ >= options_.max_queued_jobs) pause = true;
     if (paused_ && queued_ <= options_.max_queued_jobs / 2) resume = true;
-    for (const auto& [tp, ps] : partitions_) assigned.push_back(tp);
+    assigned = offsets_.partitions();
   }
   if (assigned.empty() || (!pause && !resume)) return;
   auto r = pause ? consumer_->pause(assigned) : consumer_->resume(assigned);
@@ -415,8 +443,8 @@ void Worker::onAssigned(const std::vector<kafka::TopicPartition>& partitions) {
                                    {"jobs_known", progress_.size()}});
   }
   std::lock_guard<std::mutex> lock(mutex_);
-  for (const auto& tp : partitions) partitions_[tp];
-  stats_.assigned_partitions = static_cast<int64_t>(partitions_.size());
+  for (const auto& tp : partitions) offsets_.assign(tp);
+  stats_.assigned_partitions = static_cast<int64_t>(offsets_.size());
   if (paused_) (void)consumer_->pause(partitions);
   log_.info("partitions assigned", {{"count", partitions.size()}});
 }
@@ -467,7 +495,7 @@ void Worker::onRevoked(const std::vector<kafka::TopicPartition>& partitions, boo
   }
   if (!lost) commitOffsets(true);
   std::lock_guard<std::mutex> lock(mutex_);
-  for (const auto& tp : partitions) partitions_.erase(tp);
+  for (const auto& tp : partitions) offsets_.revoke(tp);
   log_.info(lost ? "partitions lost" : "partitions revoked",
             {{"count", partitions.size()}, {"jobs", runs.size()}});
 }
@@ -499,7 +527,7 @@ void Worker::shutdown() {
     std::vector<kafka::TopicPartition> assigned;
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      for (const auto& [tp, ps] : partitions_) assigned.push_back(tp);
+      assigned = offsets_.partitions();
     }
     if (!assigned.empty()) (void)consumer_->pause(assigned);
     while (commit_in_flight_ && std::chrono::steady_clock::now() < deadline) {
@@ -1140,9 +1168,10 @@ void Worker::produceOne(const std::string& appid, std::shared_ptr<Outgoing> mess
   *attempt = [this, appid, message, settled, give_up, attempt, bytes] {
     auto queued = producer_->produce(
         message->topic, appid, message->value, message->headers,
-        [this, settled, give_up, attempt, bytes](const Result<kafka::Delivery>& d) {
+        [this, message, settled, give_up, attempt, bytes](const Result<kafka::Delivery>& d) {
           if (d.ok()) {
             *attempt = nullptr;  // breaks the attempt's reference to itself
+            markWritable(message->topic);
             releaseUndelivered(bytes);
             settled(d);
             return;
@@ -1151,6 +1180,7 @@ void Worker::produceOne(const std::string& appid, std::shared_ptr<Outgoing> mess
             std::lock_guard<std::mutex> lock(mutex_);
             ++stats_.produce_errors;
           }
+          if (kafka::isTopicUnavailable(d.error())) markUnwritable(message->topic, d.error());
           if (d.error().error_class != ErrorClass::kRetryable) {
             *attempt = nullptr;
             return give_up(d.error());
@@ -1167,6 +1197,7 @@ void Worker::produceOne(const std::string& appid, std::shared_ptr<Outgoing> mess
         std::lock_guard<std::mutex> lock(mutex_);
         ++stats_.produce_errors;
       }
+      if (kafka::isTopicUnavailable(queued.error())) markUnwritable(message->topic, queued.error());
       if (queued.error().error_class != ErrorClass::kRetryable) {
         *attempt = nullptr;
         return give_up(queued.error());

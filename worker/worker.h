@@ -18,6 +18,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "config/worker_config.h"
 #include "core/backoff.h"
@@ -33,6 +34,7 @@
 #include "worker/executor.h"
 #include "worker/job.h"
 #include "worker/job_walk.h"
+#include "worker/offset_tracker.h"
 #include "worker/progress_store.h"
 
 namespace fanpull {
@@ -82,7 +84,14 @@ struct WorkerStats {
   int64_t assigned_partitions = 0;
   int64_t poll_heartbeat_ms = 0;  // steady clock (ms) when the poll loop last turned; 0: not yet
   bool producer_fatal = false;    // the producer hit a fatal error (it cannot produce any more)
+  // Output topics that do not exist or may not be written, with the last error about each;
+  // a topic leaves when a message to it is delivered.
+  std::map<std::string, std::string> unwritable_topics;
 };
+
+// What keeps a worker with these stats from doing its work, one line each (no partition
+// assigned, a fatal producer, a topic it cannot write): part of what /readyz answers.
+std::vector<std::string> readinessProblems(const WorkerStats& stats);
 
 class Worker {
  public:
@@ -108,11 +117,6 @@ class Worker {
   struct Lane {
     std::deque<std::shared_ptr<Run>> jobs;  // front: the job running or parked
     bool scheduled = false;                 // a step of the front job is queued or running
-  };
-  struct PartitionState {
-    std::set<int64_t> unfinished;
-    int64_t next = -1;       // highest offset seen + 1
-    int64_t committed = -1;  // last committed
   };
   struct Outgoing {
     std::string topic;
@@ -189,6 +193,10 @@ class Worker {
   void produceOne(const std::string& appid, std::shared_ptr<Outgoing> message,
                   std::function<void(const Result<kafka::Delivery>&)> settled);
   void finishOffset(const std::string& topic, int32_t partition, int64_t offset);
+  // A write to `topic` failed because the topic is missing or forbidden (logged as an error the
+  // first time), or a message to it was delivered (the topic is writable again).
+  void markUnwritable(const std::string& topic, const Error& error);
+  void markWritable(const std::string& topic);
   void count(std::map<std::string, int64_t> WorkerStats::*field, const std::string& key);
 
   const WorkerOptions options_;
@@ -212,12 +220,13 @@ class Worker {
   mutable std::mutex mutex_;  // guards everything below
   std::map<std::string, Lane> lanes_;                          // by appid
   std::map<std::string, std::shared_ptr<Run>> active_;        // by job_id: queued or running
-  std::map<kafka::TopicPartition, PartitionState> partitions_;  // jobs topic partitions
+  OffsetTracker offsets_;                                      // jobs topic partitions
   std::mutex random_mutex_;                                    // guards random_
   SeededRandom random_;
   WorkerStats stats_;
   size_t queued_ = 0;
   bool paused_ = false;
+  std::atomic<int> unwritable_count_{0};  // stats_.unwritable_topics.size(), read without mutex_
   // Runs parked by withinUndeliveredBudget(): walks under way, then walks not begun yet.
   std::deque<std::shared_ptr<Run>> parked_started_;
   std::deque<std::shared_ptr<Run>> parked_new_;

@@ -23,6 +23,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "cli/page_collector.h"
 #include "core/poco_http_transport.h"
 #include "core/user_list_client.h"
 #include "kafka/embedded_broker.h"
@@ -45,7 +46,8 @@ inline std::string uniqueName(const std::string& base) {
   return base + "-" + std::to_string(::getpid()) + "-" + std::to_string(++counter);
 }
 
-// What the pages topic holds for one job, deduplicated by identity.
+// What the pages topic holds for one job, read by the same PageCollector as `fanpull collect`
+// and the demo (deduplicated by identity, checked for gaps and contradictions).
 struct JobPages {
   std::vector<std::string> openids;  // in seq (then part) order
   int64_t pages = 0;                 // distinct (seq, part) messages
@@ -55,40 +57,19 @@ struct JobPages {
 };
 
 inline JobPages assemblePages(const std::vector<TopicMessage>& messages, const std::string& job_id) {
-  JobPages out;
-  std::map<std::pair<int64_t, int64_t>, std::string> by_identity;
-  std::map<std::pair<int64_t, int64_t>, nlohmann::json> parsed;
+  PageCollector collector(job_id);
   for (const auto& m : messages) {
-    if (m.header(kHeaderJobId) != job_id) continue;
-    nlohmann::json j = nlohmann::json::parse(m.value);
-    std::pair<int64_t, int64_t> id{j["seq"].get<int64_t>(), j.value("part", int64_t{0})};
-    auto it = by_identity.find(id);
-    if (it != by_identity.end()) {
-      if (it->second != m.value) out.problem = "seq " + std::to_string(id.first) + " differs";
-      ++out.duplicates;
-      continue;
-    }
-    by_identity[id] = m.value;
-    parsed[id] = j;
+    collector.add(m.value, m.headers,
+                  "partition " + std::to_string(m.partition) + " offset " + std::to_string(m.offset));
   }
-  int64_t expected_seq = 0;
-  for (const auto& [id, j] : parsed) {
-    if (id.first != expected_seq && !(id.second > 0 && id.first == expected_seq - 1)) {
-      out.problem = "missing seq " + std::to_string(expected_seq);
-      break;
-    }
-    if (id.second == 0) ++expected_seq;
-    if (j["count"].get<size_t>() != j["openids"].size()) out.problem = "count mismatch";
-    for (const auto& o : j["openids"]) out.openids.push_back(o.get<std::string>());
-    if (j["last"].get<bool>()) {
-      if (out.last_seen && id.second == 0) out.problem = "two last pages";
-      out.last_seen = true;
-    } else if (out.last_seen) {
-      out.problem = "a page after the last";
-    }
-    ++out.pages;
+  JobPages out;
+  out.openids = collector.openids();
+  out.pages = static_cast<int64_t>(collector.messages());
+  out.duplicates = static_cast<int64_t>(collector.duplicates());
+  out.last_seen = collector.lastSeq().has_value();
+  for (const auto& problem : collector.problems()) {
+    out.problem += (out.problem.empty() ? "" : "; ") + problem;
   }
-  if (out.problem.empty() && !out.last_seen) out.problem = "no last page";
   return out;
 }
 

@@ -829,3 +829,61 @@ TEST_CASE("what waits for delivery stays within max_undelivered_bytes and every 
   // Waiting cost no call: each walk made exactly its 3 calls (2 pages and the empty answer).
   for (const auto& a : accounts) CHECK(f.sandbox().calls(a.appid, sandbox::kEndpointUserGet) == 3);
 }
+
+TEST_CASE("a pages topic that does not exist makes the worker unready until it is created, and "
+          "no page is lost",
+          "[worker][kafka]") {
+  // Apache Kafka only: the embedded broker creates any topic it is asked for. The test broker
+  // runs with auto.create.topics.enable=false, as a production cluster should.
+  const auto account = merchant("wxnotopic", 25000);  // 3 pages
+  WorkerFixture f({account});
+  WorkerOptions o = f.options();
+  o.topics.pages = testing::uniqueName("pages-not-yet");
+  f.startWorker(o);
+  auto problemsNow = [&] { return readinessProblems(f.worker().stats()); };
+  auto names = [&](const std::vector<std::string>& problems) {
+    for (const auto& p : problems) {
+      if (p.find("topic " + o.topics.pages + " cannot be written") != std::string::npos) return true;
+    }
+    return false;
+  };
+  // Known at start: the worker looks its output topics up before it takes jobs.
+  CHECK(names(problemsNow()));
+  f.enqueueJob("j-notopic", account.appid);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (f.eventsOf("j-notopic").empty() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  REQUIRE_FALSE(f.eventsOf("j-notopic").empty());  // started: the walk runs, its page waits
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  CHECK(names(problemsNow()));
+  int errors = 0;
+  for (const auto& line : f.logLines()) {
+    if (line.find("topic cannot be written") != std::string::npos &&
+        line.find("\"level\":\"error\"") != std::string::npos &&
+        line.find(o.topics.pages) != std::string::npos) {
+      ++errors;
+    }
+  }
+  CHECK(errors == 1);  // logged once, not once per attempt
+  // The walk waits for its first page: one call, not a walk racing ahead of what it cannot write.
+  CHECK(f.sandbox().calls(account.appid, sandbox::kEndpointUserGet) <= 2);
+
+  REQUIRE(f.kafka().createTopic(o.topics.pages, 4).ok());
+  f.waitForStatus({"j-notopic"}, {"completed", "failed"}, std::chrono::seconds(90));
+  auto events = f.eventsOf("j-notopic");
+  CHECK(statusCount(events, "completed") == 1);
+  CHECK(statusCount(events, "failed") == 0);
+  auto pages = readTopic(f.bootstrapServers(), o.topics.pages, std::chrono::seconds(30));
+  REQUIRE(pages.ok());
+  WorkerFixture::requireFollowersIn(*pages, "j-notopic", account.appid, account.followers);
+  CHECK_FALSE(names(problemsNow()));
+  bool again = false;
+  for (const auto& line : f.logLines()) {
+    again = again || (line.find("topic writable again") != std::string::npos &&
+                      line.find(o.topics.pages) != std::string::npos);
+  }
+  CHECK(again);
+  // Cost: the 4 calls of the walk (3 pages and the count-0 answer), none repeated.
+  CHECK(f.sandbox().calls(account.appid, sandbox::kEndpointUserGet) == 4);
+}
