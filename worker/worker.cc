@@ -149,6 +149,12 @@ Result<kafka::Done> Worker::start() {
   auto subscribed = consumer_->subscribe({options_.topics.jobs});
   if (!subscribed.ok()) return subscribed.error();
 
+  // What follows a delivery (checkpoints, the next step's scheduling, the end of a job) never
+  // waits behind calls to WeChat, which hold the executor's threads for a whole answer.
+  continuations_ = std::make_unique<Executor>(
+      kContinuationThreads, clock_, [this](const std::string& what) {
+        log_.error("a worker task threw; the worker goes on", {{"error", what}});
+      });
   executor_ = std::make_unique<Executor>(
       options_.max_in_flight, clock_, [this](const std::string& what) {
         // Last resort (a job's own steps are guarded in schedule()): logged, the worker lives.
@@ -168,6 +174,7 @@ void Worker::stop() {
   stopping_ = true;
   if (poll_thread_.joinable()) poll_thread_.join();
   if (executor_) executor_->stop();
+  if (continuations_) continuations_->stop();
   stopped_ = true;
 }
 
@@ -616,22 +623,24 @@ bool Worker::begin(const std::shared_ptr<Run>& run) {
 bool Worker::withinUndeliveredBudget(const std::shared_ptr<Run>& run) {
   const bool started = checkpointOf(*run).seq > 0;  // before mutex_: walk_mutex comes first
   std::lock_guard<std::mutex> lock(mutex_);
-  if (stats_.undelivered_bytes < options_.max_undelivered_bytes) return true;
+  if (stats_.undelivered_bytes + fetching_bytes_ < options_.max_undelivered_bytes) return true;
   (started ? parked_started_ : parked_new_).push_back(run);
   ++stats_.budget_waits;
   return false;
 }
 
-void Worker::releaseUndelivered(int64_t bytes) {
+void Worker::releaseUndelivered(int64_t bytes, int64_t fetched) {
   std::vector<std::shared_ptr<Run>> wake;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     stats_.undelivered_bytes -= bytes;
-    if (stats_.undelivered_bytes >= options_.max_undelivered_bytes) return;
+    fetching_bytes_ -= fetched;
+    const int64_t held = stats_.undelivered_bytes + fetching_bytes_;
+    if (held >= options_.max_undelivered_bytes) return;
     // One parked run per message settled (each delivery makes room for about one page), walks
     // under way first. Below half the budget every parked run is woken (each checks again), so
     // a run whose call produced nothing cannot leave the others parked for ever.
-    const bool all = stats_.undelivered_bytes * 2 < options_.max_undelivered_bytes;
+    const bool all = held * 2 < options_.max_undelivered_bytes;
     for (auto* parked : {&parked_started_, &parked_new_}) {
       while (!parked->empty() && (all || wake.empty())) {
         wake.push_back(std::move(parked->front()));
@@ -663,11 +672,23 @@ void Worker::callOnce(const std::shared_ptr<Run>& run) {
     return afterDrained(run, next);
   }
   run->calling++;
+  // The answer being fetched counts in the budget as the page it will likely become (the
+  // running size of recent pages) until the call is over and its page, if any, is produced.
+  const int64_t reserved = page_bytes_estimate_.load();
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    fetching_bytes_ += reserved;
+  }
   // Counts down however this call ends, an exception included (a stop waits for it).
   struct CallInProgress {
+    Worker& worker;
     std::atomic<int>& calling;
-    ~CallInProgress() { calling--; }
-  } in_progress{run->calling};
+    int64_t reserved;
+    ~CallInProgress() {
+      worker.releaseUndelivered(0, reserved);
+      calling--;
+    }
+  } in_progress{*this, run->calling, reserved};
   Result<AccessToken> token = tokens_.current(*run->tenant);
   if (!token.ok()) return onError(run, token.error());
   run->token = token->value;
@@ -703,7 +724,14 @@ void Worker::onPage(const std::shared_ptr<Run>& run, const FollowerPage& page) {
   const WalkPage out = *decision.page;
   lock.unlock();
   auto r = run;
-  produceAll(run, pageMessages(run, page, out.seq, out.last),
+  std::vector<Outgoing> messages = pageMessages(run, page, out.seq, out.last);
+  int64_t bytes = 0;
+  for (const auto& m : messages) bytes += static_cast<int64_t>(m.value.size());
+  // A moving average over the last few pages (weight 1/8): what the next answer will likely cost.
+  int64_t estimate = page_bytes_estimate_.load();
+  while (!page_bytes_estimate_.compare_exchange_weak(estimate, estimate + (bytes - estimate) / 8)) {
+  }
+  produceAll(run, std::move(messages),
              [this, r, out, total = page.total] { onPageSettled(r, out, total); });
   if (decision.next != WalkNext::Kind::kCall) return afterDrained(run, decision.next);
   // Pipelined: the next call does not wait for this page's delivery, only for a delivered
@@ -1103,7 +1131,7 @@ Worker::Outgoing Worker::progressMessage(const Run& run, const std::string& stat
 void Worker::produceAll(const std::shared_ptr<Run>& run, std::vector<Outgoing> messages,
                         std::function<void()> then) {
   if (messages.empty()) {
-    if (then) executor_->post(std::move(then));
+    if (then) continuations_->post(std::move(then));
     return;
   }
   run->pending++;
@@ -1133,7 +1161,7 @@ void Worker::produceAll(const std::shared_ptr<Run>& run, std::vector<Outgoing> m
       }
       // Still pending until the continuation ran: a revocation waiting for this run also waits
       // for what the continuation produces.
-      executor_->post([run, continuation] {
+      continuations_->post([run, continuation] {
         (*continuation)();
         run->pending--;
       });
@@ -1187,7 +1215,7 @@ void Worker::produceOne(const std::string& appid, std::shared_ptr<Outgoing> mess
           }
           log_.warn("delivery failed, producing again", {{"error", d.error().describe()}});
           if (!stopping_) {
-            executor_->postAt(clock_.now() + std::chrono::seconds(1), *attempt);
+            continuations_->postAt(clock_.now() + std::chrono::seconds(1), *attempt);
           } else {
             *attempt = nullptr;
           }
@@ -1203,7 +1231,7 @@ void Worker::produceOne(const std::string& appid, std::shared_ptr<Outgoing> mess
         return give_up(queued.error());
       }
       if (!stopping_) {
-        executor_->postAt(clock_.now() + std::chrono::milliseconds(200), *attempt);
+        continuations_->postAt(clock_.now() + std::chrono::milliseconds(200), *attempt);
       } else {
         *attempt = nullptr;
       }

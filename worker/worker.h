@@ -139,8 +139,9 @@ class Worker {
   // False when the undelivered bytes are at max_undelivered_bytes: the run is parked until a
   // delivery frees room (started walks are woken first).
   bool withinUndeliveredBudget(const std::shared_ptr<Run>& run);
-  // A message of `bytes` was delivered or given up: frees its room and wakes a parked run.
-  void releaseUndelivered(int64_t bytes);
+  // A message of `bytes` was delivered or given up, or a call that reserved `fetched` bytes is
+  // over: frees their room and wakes parked runs.
+  void releaseUndelivered(int64_t bytes, int64_t fetched = 0);
   // step(), failing the job (class unknown) instead of letting an exception escape.
   void guardedStep(const std::shared_ptr<Run>& run);
   bool begin(const std::shared_ptr<Run>& run);
@@ -187,7 +188,7 @@ class Worker {
                         std::optional<TimePoint> retry_at = std::nullopt);
   Outgoing progressMessage(const Run& run, const std::string& state, TimePoint retry_at = {},
                            const std::string& end_event = "");
-  // Produces every message (retrying failed deliveries), then runs `then` on the executor.
+  // Produces every message (retrying failed deliveries), then runs `then` on continuations_.
   void produceAll(const std::shared_ptr<Run>& run, std::vector<Outgoing> messages,
                   std::function<void()> then);
   void produceOne(const std::string& appid, std::shared_ptr<Outgoing> message,
@@ -214,7 +215,10 @@ class Worker {
   // thread, and the events topic, read by settles on executor threads.
   std::unique_ptr<kafka::TopicScanner> progress_reader_;
   std::unique_ptr<kafka::TopicScanner> events_reader_;
-  std::unique_ptr<Executor> executor_;
+  std::unique_ptr<Executor> executor_;  // job steps: max_in_flight threads, one call each
+  // What runs after a delivery (never a call to WeChat): kContinuationThreads threads.
+  std::unique_ptr<Executor> continuations_;
+  static constexpr size_t kContinuationThreads = 2;
   std::thread poll_thread_;
 
   mutable std::mutex mutex_;  // guards everything below
@@ -227,6 +231,10 @@ class Worker {
   size_t queued_ = 0;
   bool paused_ = false;
   std::atomic<int> unwritable_count_{0};  // stats_.unwritable_topics.size(), read without mutex_
+  // Bytes reserved in the undelivered budget by calls under way (their answers not produced yet).
+  int64_t fetching_bytes_ = 0;
+  // The bytes a page is likely to take, from the pages produced so far (starts at 64 KiB).
+  std::atomic<int64_t> page_bytes_estimate_{64 * 1024};
   // Runs parked by withinUndeliveredBudget(): walks under way, then walks not begun yet.
   std::deque<std::shared_ptr<Run>> parked_started_;
   std::deque<std::shared_ptr<Run>> parked_new_;
