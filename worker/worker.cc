@@ -804,8 +804,12 @@ void Worker::onCheckpointed(const std::shared_ptr<Run>& run, int64_t seq) {
 }
 
 void Worker::afterDrained(const std::shared_ptr<Run>& run, WalkNext next) {
-  auto r = run;
-  auto then = [this, r, next = std::move(next)] {
+  // Kept in the run itself until its pages drain: a weak reference, or the run would own itself
+  // and never be freed when it is abandoned (revoked, or stopped) before they drain.
+  std::weak_ptr<Run> weak = run;
+  auto then = [this, weak, next = std::move(next)] {
+    std::shared_ptr<Run> r = weak.lock();
+    if (!r) return;
     if (r->cancelled) return abandon(r);
     if (auto lost = pageWriteError(*r)) return fail(r, *lost);
     carryOut(r, next);
