@@ -44,7 +44,7 @@ def metric(address, name, labels=""):
     return float(m.group(1)) if m else 0.0
 
 
-def run_fleet(binary, merchants, followers, in_flight, latency_ms):
+def run_fleet(binary, merchants, followers, in_flight, latency_ms, max_undelivered_mb):
     work = tempfile.mkdtemp(prefix="fanpull-memory-fleet-")
     appids = [f"wxmem{n:013d}" for n in range(merchants)]
     accounts = {"accounts": [
@@ -73,6 +73,8 @@ def run_fleet(binary, merchants, followers, in_flight, latency_ms):
             "http": {"listen": "127.0.0.1:0"},
             "log": {"level": "info", "format": "json"},
         }
+        if max_undelivered_mb:
+            config["kafka"]["max_undelivered_bytes"] = max_undelivered_mb << 20
         with open(os.path.join(work, "worker.json"), "w") as f:
             json.dump(config, f)
         log_path = os.path.join(work, "worker.log")
@@ -128,13 +130,15 @@ def main():
     parser.add_argument("--followers", type=int, default=20000)
     parser.add_argument("--in-flight", type=int, default=64)
     parser.add_argument("--latency-ms", type=int, default=20)
+    parser.add_argument("--max-undelivered-mb", type=int, default=0,
+                        help="kafka.max_undelivered_bytes in MiB (0: the worker's default)")
     args = parser.parse_args()
     with open("/proc/loadavg") as f:
         print(f"load average before: {f.read().split()[0]}")
     results = []
     for n in [int(x) for x in args.fleets.split(",")]:
         r = run_fleet(os.path.abspath(args.binary), n, args.followers, args.in_flight,
-                      args.latency_ms)
+                      args.latency_ms, args.max_undelivered_mb)
         results.append(r)
         print(f"{r['merchants']:6d} merchants x {args.followers} followers, {args.in_flight} in "
               f"flight: worker RSS idle {r['rss_idle_mb']:.1f} MB, peak {r['vmhwm_mb']:.1f} MB "

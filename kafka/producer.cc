@@ -57,23 +57,76 @@ class Producer::Impl : public detail::HandleContext {
     rk.reset();
   }
 
+  // What a message carries to its delivery report: the callback, and the value when it was
+  // not copied (librdkafka reads it until then).
+  struct Pending {
+    DeliveryCallback callback;
+    std::shared_ptr<const std::string> value;
+  };
+
   static void onDelivery(rd_kafka_t* /*rk*/, const rd_kafka_message_t* m, void* opaque) {
-    auto* callback = static_cast<DeliveryCallback*>(m->_private);
-    if (callback == nullptr) return;
-    std::unique_ptr<DeliveryCallback> owned(callback);
+    auto* pending = static_cast<Pending*>(m->_private);
+    if (pending == nullptr) return;
+    std::unique_ptr<Pending> owned(pending);
+    if (!owned->callback) return;
     auto* self = static_cast<Impl*>(static_cast<detail::HandleContext*>(opaque));
     std::string topic = m->rkt != nullptr ? rd_kafka_topic_name(m->rkt) : "";
     try {
       if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        (*owned)(Result<Delivery>(detail::kafkaError(m->err, "deliver to " + topic)));
+        owned->callback(Result<Delivery>(detail::kafkaError(m->err, "deliver to " + topic)));
       } else {
-        (*owned)(Result<Delivery>(Delivery{topic, m->partition, m->offset}));
+        owned->callback(Result<Delivery>(Delivery{topic, m->partition, m->offset}));
       }
     } catch (const std::exception& ex) {
       self->report(std::string("delivery callback threw: ") + ex.what());
     } catch (...) {
       self->report("delivery callback threw");
     }
+  }
+
+  // `kept`: the value's owner, held until the delivery report instead of copying the value.
+  Result<Done> produce(const std::string& topic, std::string_view key, std::string_view value,
+                       std::shared_ptr<const std::string> kept, const Headers& headers,
+                       DeliveryCallback callback) {
+    detail::HeadersPtr hdrs;
+    if (!headers.empty()) {
+      hdrs.reset(rd_kafka_headers_new(headers.size()));
+      for (const auto& h : headers) {
+        rd_kafka_header_add(hdrs.get(), h.key.data(), static_cast<ssize_t>(h.key.size()),
+                            h.value.data(), static_cast<ssize_t>(h.value.size()));
+      }
+    }
+    const bool copy = kept == nullptr;
+    std::unique_ptr<Pending> pending;
+    if (callback || kept) pending.reset(new Pending{std::move(callback), std::move(kept)});
+    // librdkafka copies the key, and the value too unless its owner is kept (F_COPY); it takes
+    // the headers only on success.
+    rd_kafka_resp_err_t err = rd_kafka_producev(
+        rk.get(), RD_KAFKA_V_TOPIC(topic.c_str()),
+        RD_KAFKA_V_KEY(key.empty() ? nullptr : const_cast<char*>(key.data()), key.size()),
+        RD_KAFKA_V_VALUE(value.empty() ? nullptr : const_cast<char*>(value.data()), value.size()),
+        RD_KAFKA_V_MSGFLAGS(copy ? RD_KAFKA_MSG_F_COPY : 0), RD_KAFKA_V_HEADERS(hdrs.get()),
+        RD_KAFKA_V_OPAQUE(pending.get()), RD_KAFKA_V_END);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      if (err == RD_KAFKA_RESP_ERR__FATAL) {
+        if (auto fatal = fatalError()) return *fatal;
+      }
+      return detail::kafkaError(err, "produce to " + topic);
+    }
+    hdrs.release();
+    pending.release();
+    return Done{};
+  }
+
+  std::optional<Error> fatalError() const {
+    char reason[512];
+    rd_kafka_resp_err_t err = rd_kafka_fatal_error(rk.get(), reason, sizeof reason);
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return std::nullopt;
+    Error e = detail::kafkaError(err, "kafka producer fatal error");
+    e.error_class = ErrorClass::kUnknown;
+    e.cause += ": ";
+    e.cause += reason;
+    return e;
   }
 
   void report(const std::string& message) {
@@ -125,32 +178,14 @@ Result<std::unique_ptr<Producer>> Producer::create(const ProducerOptions& option
 Result<Done> Producer::produce(const std::string& topic, std::string_view key,
                                std::string_view value, const Headers& headers,
                                DeliveryCallback callback) {
-  detail::HeadersPtr hdrs;
-  if (!headers.empty()) {
-    hdrs.reset(rd_kafka_headers_new(headers.size()));
-    for (const auto& h : headers) {
-      rd_kafka_header_add(hdrs.get(), h.key.data(), static_cast<ssize_t>(h.key.size()),
-                          h.value.data(), static_cast<ssize_t>(h.value.size()));
-    }
-  }
-  std::unique_ptr<DeliveryCallback> cb;
-  if (callback) cb = std::make_unique<DeliveryCallback>(std::move(callback));
-  // librdkafka copies the payload and key (F_COPY) and takes the headers only on success.
-  rd_kafka_resp_err_t err = rd_kafka_producev(
-      impl_->rk.get(), RD_KAFKA_V_TOPIC(topic.c_str()),
-      RD_KAFKA_V_KEY(key.empty() ? nullptr : const_cast<char*>(key.data()), key.size()),
-      RD_KAFKA_V_VALUE(value.empty() ? nullptr : const_cast<char*>(value.data()), value.size()),
-      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(hdrs.get()),
-      RD_KAFKA_V_OPAQUE(cb.get()), RD_KAFKA_V_END);
-  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    if (err == RD_KAFKA_RESP_ERR__FATAL) {
-      if (auto fatal = fatalError()) return *fatal;
-    }
-    return detail::kafkaError(err, "produce to " + topic);
-  }
-  hdrs.release();
-  cb.release();
-  return Done{};
+  return impl_->produce(topic, key, value, nullptr, headers, std::move(callback));
+}
+
+Result<Done> Producer::produce(const std::string& topic, std::string_view key,
+                               std::shared_ptr<const std::string> value, const Headers& headers,
+                               DeliveryCallback callback) {
+  const std::string_view view = value ? std::string_view(*value) : std::string_view();
+  return impl_->produce(topic, key, view, std::move(value), headers, std::move(callback));
 }
 
 int Producer::poll(std::chrono::milliseconds timeout) {
@@ -181,16 +216,7 @@ int Producer::inFlight() const { return rd_kafka_outq_len(impl_->rk.get()); }
 
 size_t Producer::maxMessageBytes() const { return impl_->max_message_bytes; }
 
-std::optional<Error> Producer::fatalError() const {
-  char reason[512];
-  rd_kafka_resp_err_t err = rd_kafka_fatal_error(impl_->rk.get(), reason, sizeof reason);
-  if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return std::nullopt;
-  Error e = detail::kafkaError(err, "kafka producer fatal error");
-  e.error_class = ErrorClass::kUnknown;
-  e.cause += ": ";
-  e.cause += reason;
-  return e;
-}
+std::optional<Error> Producer::fatalError() const { return impl_->fatalError(); }
 
 bool isTopicUnavailable(const Error& error) {
   // The cause ends with librdkafka's error name in parentheses (detail::kafkaError).

@@ -620,10 +620,14 @@ bool Worker::begin(const std::shared_ptr<Run>& run) {
   return true;
 }
 
-bool Worker::withinUndeliveredBudget(const std::shared_ptr<Run>& run) {
+bool Worker::withinUndeliveredBudget(const std::shared_ptr<Run>& run, int64_t reserve) {
   const bool started = checkpointOf(*run).seq > 0;  // before mutex_: walk_mutex comes first
   std::lock_guard<std::mutex> lock(mutex_);
-  if (stats_.undelivered_bytes + fetching_bytes_ < options_.max_undelivered_bytes) return true;
+  if (stats_.undelivered_bytes + fetching_bytes_ < options_.max_undelivered_bytes) {
+    // Reserved with the check, so runs woken together cannot all pass it before any reserves.
+    fetching_bytes_ += reserve;
+    return true;
+  }
   (started ? parked_started_ : parked_new_).push_back(run);
   ++stats_.budget_waits;
   return false;
@@ -654,11 +658,15 @@ void Worker::releaseUndelivered(int64_t bytes, int64_t fetched) {
 
 void Worker::callOnce(const std::shared_ptr<Run>& run) {
   // Memory stays bounded whatever the number of merchants: no new page is fetched while too
-  // much is waiting to be delivered.
-  if (!withinUndeliveredBudget(run)) return;
+  // much is waiting to be delivered. The answer being fetched counts in the budget as the page
+  // it will likely become (the running size of recent pages) until the call is over and its
+  // page, if any, is produced.
+  const int64_t reserved = page_bytes_estimate_.load();
+  if (!withinUndeliveredBudget(run, reserved)) return;
   TimePoint now = clock_.now();
   Admission admission = limiter_.tryAcquire(run->job.appid, now);
   if (admission.kind == Admission::Kind::kWait) {
+    releaseUndelivered(0, reserved);
     if (options_.observer) {
       options_.observer->observeRateLimitWait(
           std::chrono::duration<double>(admission.at - now).count());
@@ -666,19 +674,13 @@ void Worker::callOnce(const std::shared_ptr<Run>& run) {
     return schedule(run, admission.at);
   }
   if (admission.kind == Admission::Kind::kQuotaExhausted) {
+    releaseUndelivered(0, reserved);
     std::unique_lock<std::recursive_mutex> lock(run->walk_mutex);
     WalkNext next = run->walk.budgetSpent(admission.at);
     lock.unlock();
     return afterDrained(run, next);
   }
   run->calling++;
-  // The answer being fetched counts in the budget as the page it will likely become (the
-  // running size of recent pages) until the call is over and its page, if any, is produced.
-  const int64_t reserved = page_bytes_estimate_.load();
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    fetching_bytes_ += reserved;
-  }
   // Counts down however this call ends, an exception included (a stop waits for it).
   struct CallInProgress {
     Worker& worker;
@@ -1198,8 +1200,10 @@ void Worker::produceOne(const std::string& appid, std::shared_ptr<Outgoing> mess
   };
   auto attempt = std::make_shared<std::function<void()>>();
   *attempt = [this, appid, message, settled, give_up, attempt, bytes] {
+    // Not copied: the producer holds the message until its delivery report.
     auto queued = producer_->produce(
-        message->topic, appid, message->value, message->headers,
+        message->topic, appid, std::shared_ptr<const std::string>(message, &message->value),
+        message->headers,
         [this, message, settled, give_up, attempt, bytes](const Result<kafka::Delivery>& d) {
           if (d.ok()) {
             *attempt = nullptr;  // breaks the attempt's reference to itself

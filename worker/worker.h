@@ -137,8 +137,9 @@ class Worker {
   void schedule(const std::shared_ptr<Run>& run, TimePoint when);
   void step(const std::shared_ptr<Run>& run);
   // False when the undelivered bytes are at max_undelivered_bytes: the run is parked until a
-  // delivery frees room (started walks are woken first).
-  bool withinUndeliveredBudget(const std::shared_ptr<Run>& run);
+  // delivery frees room (started walks are woken first). True: `reserve` bytes are held for the
+  // run's call (released by releaseUndelivered(0, reserve)).
+  bool withinUndeliveredBudget(const std::shared_ptr<Run>& run, int64_t reserve);
   // A message of `bytes` was delivered or given up, or a call that reserved `fetched` bytes is
   // over: frees their room and wakes parked runs.
   void releaseUndelivered(int64_t bytes, int64_t fetched = 0);
