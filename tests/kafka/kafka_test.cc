@@ -189,6 +189,41 @@ TEST_CASE("the delivery callback reports partition and offset on the producer's 
   CHECK(threads.count(std::this_thread::get_id()) == 0);
 }
 
+TEST_CASE("a value produced without a copy is held until its delivery report, then released",
+          "[worker][integration]") {
+  auto broker = startBroker();
+  const std::string topic = uniqueName("pages");
+  REQUIRE(broker->createTopic(topic, 1).ok());
+  auto producer = makeProducer(*broker);
+
+  std::vector<std::shared_ptr<const std::string>> values;
+  std::atomic<int> delivered{0};
+  std::atomic<long> holders_at_delivery{0};  // other owners of each value when its report ran
+  for (int i = 0; i < 3; ++i) {
+    values.push_back(std::make_shared<const std::string>(std::string(300000, 'a' + i)));
+  }
+  for (int i = 0; i < 3; ++i) {
+    auto* value = &values[i];
+    REQUIRE(producer
+                ->produce(topic, "wxkey", *value, {{"n", std::to_string(i)}},
+                          [&, value](const Result<kafka::Delivery>& d) {
+                            REQUIRE(d.ok());
+                            holders_at_delivery += value->use_count() - 1;
+                            ++delivered;
+                          })
+                .ok());
+  }
+  REQUIRE(producer->flush(10s).ok());
+  CHECK(delivered == 3);
+  CHECK(holders_at_delivery == 3);  // the producer held each one until its report
+  for (const auto& v : values) CHECK(v.use_count() == 1);  // and let go of it after
+
+  auto read = readTopic(broker->bootstrapServers(), topic);
+  REQUIRE(read.ok());
+  REQUIRE(read->size() == 3);
+  for (int i = 0; i < 3; ++i) CHECK((*read)[i].value == *values[i]);
+}
+
 TEST_CASE("with background polling off, delivery callbacks run inside poll()",
           "[worker][integration]") {
   auto broker = startBroker(1);
