@@ -93,6 +93,13 @@ Result<kafka::Done> Worker::start() {
   auto producer = kafka::Producer::create(po);
   if (!producer.ok()) return producer.error();
   producer_ = std::move(producer).value();
+  sink_ = std::make_unique<KafkaRecordSink>(*producer_);
+  outbox_ = std::make_unique<Outbox>(
+      *sink_, clock_, log_,
+      [this](TimePoint when, std::function<void()> task) {
+        continuations_->postAt(when, std::move(task));
+      },
+      [this](int64_t) { releaseUndelivered(0); });
   // The producer learns its topics now: its first checkpoint must not wait a second for
   // metadata (a crash in that second would lose the checkpoints, and the walk would restart).
   for (const std::string* topic : {&options_.topics.pages, &options_.topics.progress,
@@ -100,7 +107,7 @@ Result<kafka::Done> Worker::start() {
     auto prepared = producer_->prepareTopic(*topic, std::chrono::seconds(10));
     if (!prepared.ok()) {
       if (kafka::isTopicUnavailable(prepared.error())) {
-        markUnwritable(*topic, prepared.error());
+        outbox_->markUnwritable(*topic, prepared.error());
       } else {
         log_.warn("output topic not ready", {{"topic", *topic},
                                              {"error", prepared.error().describe()}});
@@ -172,6 +179,7 @@ Result<kafka::Done> Worker::start() {
 void Worker::stop() {
   std::lock_guard<std::mutex> lock(stop_mutex_);
   stopping_ = true;
+  if (outbox_) outbox_->stop();
   if (poll_thread_.joinable()) poll_thread_.join();
   if (executor_) executor_->stop();
   if (continuations_) continuations_->stop();
@@ -185,6 +193,13 @@ WorkerStats Worker::stats() const {
   s.partitions_paused = paused_;
   s.lanes_active = static_cast<int64_t>(lanes_.size());
   s.assigned_partitions = static_cast<int64_t>(offsets_.size());
+  if (outbox_) {
+    OutboxStats o = outbox_->stats();
+    s.produce_errors = o.produce_errors;
+    s.produce_failures = o.produce_failures;
+    s.undelivered_bytes = o.undelivered_bytes;
+    s.unwritable_topics = std::move(o.unwritable_topics);
+  }
   return s;
 }
 
@@ -326,29 +341,6 @@ void Worker::onMessage(const kafka::ConsumedMessage& m) {
     }
   }
   if (start_now) schedule(run, run->resume_at);
-}
-
-void Worker::markUnwritable(const std::string& topic, const Error& error) {
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    auto [it, inserted] = stats_.unwritable_topics.insert({topic, error.describe()});
-    if (!inserted) {
-      it->second = error.describe();
-      return;
-    }
-    ++unwritable_count_;
-  }
-  log_.error("topic cannot be written", {{"topic", topic}, {"error", error.describe()}});
-}
-
-void Worker::markWritable(const std::string& topic) {
-  if (unwritable_count_.load() == 0) return;
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (stats_.unwritable_topics.erase(topic) == 0) return;
-    --unwritable_count_;
-  }
-  log_.info("topic writable again", {{"topic", topic}});
 }
 
 std::vector<std::string> readinessProblems(const WorkerStats& stats) {
@@ -623,7 +615,7 @@ bool Worker::begin(const std::shared_ptr<Run>& run) {
 bool Worker::withinUndeliveredBudget(const std::shared_ptr<Run>& run, int64_t reserve) {
   const bool started = checkpointOf(*run).seq > 0;  // before mutex_: walk_mutex comes first
   std::lock_guard<std::mutex> lock(mutex_);
-  if (stats_.undelivered_bytes + fetching_bytes_ < options_.max_undelivered_bytes) {
+  if (outbox_->undeliveredBytes() + fetching_bytes_ < options_.max_undelivered_bytes) {
     // Reserved with the check, so runs woken together cannot all pass it before any reserves.
     fetching_bytes_ += reserve;
     return true;
@@ -633,13 +625,12 @@ bool Worker::withinUndeliveredBudget(const std::shared_ptr<Run>& run, int64_t re
   return false;
 }
 
-void Worker::releaseUndelivered(int64_t bytes, int64_t fetched) {
+void Worker::releaseUndelivered(int64_t fetched) {
   std::vector<std::shared_ptr<Run>> wake;
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    stats_.undelivered_bytes -= bytes;
     fetching_bytes_ -= fetched;
-    const int64_t held = stats_.undelivered_bytes + fetching_bytes_;
+    const int64_t held = outbox_->undeliveredBytes() + fetching_bytes_;
     if (held >= options_.max_undelivered_bytes) return;
     // One parked run per message settled (each delivery makes room for about one page), walks
     // under way first. Below half the budget every parked run is woken (each checks again), so
@@ -666,7 +657,7 @@ void Worker::callOnce(const std::shared_ptr<Run>& run) {
   TimePoint now = clock_.now();
   Admission admission = limiter_.tryAcquire(run->job.appid, now);
   if (admission.kind == Admission::Kind::kWait) {
-    releaseUndelivered(0, reserved);
+    releaseUndelivered(reserved);
     if (options_.observer) {
       options_.observer->observeRateLimitWait(
           std::chrono::duration<double>(admission.at - now).count());
@@ -674,7 +665,7 @@ void Worker::callOnce(const std::shared_ptr<Run>& run) {
     return schedule(run, admission.at);
   }
   if (admission.kind == Admission::Kind::kQuotaExhausted) {
-    releaseUndelivered(0, reserved);
+    releaseUndelivered(reserved);
     std::unique_lock<std::recursive_mutex> lock(run->walk_mutex);
     WalkNext next = run->walk.budgetSpent(admission.at);
     lock.unlock();
@@ -687,7 +678,7 @@ void Worker::callOnce(const std::shared_ptr<Run>& run) {
     std::atomic<int>& calling;
     int64_t reserved;
     ~CallInProgress() {
-      worker.releaseUndelivered(0, reserved);
+      worker.releaseUndelivered(reserved);
       calling--;
     }
   } in_progress{*this, run->calling, reserved};
@@ -1172,80 +1163,9 @@ void Worker::produceAll(const std::shared_ptr<Run>& run, std::vector<Outgoing> m
         run->pending--;
       });
     };
-    produceOne(run->job.appid, std::make_shared<Outgoing>(std::move(m)), std::move(settled));
+    outbox_->send(run->job.appid, std::make_shared<const Outgoing>(std::move(m)),
+                  std::move(settled));
   }
-}
-
-void Worker::produceOne(const std::string& appid, std::shared_ptr<Outgoing> message,
-                        std::function<void(const Result<kafka::Delivery>&)> settled) {
-  // A permanent error (too large, not authorized, an invalid record, a fatal producer) cannot
-  // be cured by producing again: the message is given up, once, loudly; its owner decides what
-  // that means (a page fails its job; an event or a checkpoint is lost and logged). Anything
-  // else is produced again, so no partition ever stops moving for good.
-  const auto bytes = static_cast<int64_t>(message->value.size());
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    stats_.undelivered_bytes += bytes;
-  }
-  auto give_up = [this, message, settled, bytes](const Error& error) {
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      ++stats_.produce_failures;
-    }
-    releaseUndelivered(bytes);
-    log_.error("message not written: permanent error", {{"topic", message->topic},
-                                                        {"bytes", message->value.size()},
-                                                        {"error", error.describe()}});
-    settled(error);
-  };
-  auto attempt = std::make_shared<std::function<void()>>();
-  *attempt = [this, appid, message, settled, give_up, attempt, bytes] {
-    // Not copied: the producer holds the message until its delivery report.
-    auto queued = producer_->produce(
-        message->topic, appid, std::shared_ptr<const std::string>(message, &message->value),
-        message->headers,
-        [this, message, settled, give_up, attempt, bytes](const Result<kafka::Delivery>& d) {
-          if (d.ok()) {
-            *attempt = nullptr;  // breaks the attempt's reference to itself
-            markWritable(message->topic);
-            releaseUndelivered(bytes);
-            settled(d);
-            return;
-          }
-          {
-            std::lock_guard<std::mutex> lock(mutex_);
-            ++stats_.produce_errors;
-          }
-          if (kafka::isTopicUnavailable(d.error())) markUnwritable(message->topic, d.error());
-          if (d.error().error_class != ErrorClass::kRetryable) {
-            *attempt = nullptr;
-            return give_up(d.error());
-          }
-          log_.warn("delivery failed, producing again", {{"error", d.error().describe()}});
-          if (!stopping_) {
-            continuations_->postAt(clock_.now() + std::chrono::seconds(1), *attempt);
-          } else {
-            *attempt = nullptr;
-          }
-        });
-    if (!queued.ok()) {
-      {
-        std::lock_guard<std::mutex> lock(mutex_);
-        ++stats_.produce_errors;
-      }
-      if (kafka::isTopicUnavailable(queued.error())) markUnwritable(message->topic, queued.error());
-      if (queued.error().error_class != ErrorClass::kRetryable) {
-        *attempt = nullptr;
-        return give_up(queued.error());
-      }
-      if (!stopping_) {
-        continuations_->postAt(clock_.now() + std::chrono::milliseconds(200), *attempt);
-      } else {
-        *attempt = nullptr;
-      }
-    }
-  };
-  (*attempt)();
 }
 
 }  // namespace fanpull

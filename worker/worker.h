@@ -35,6 +35,7 @@
 #include "worker/job.h"
 #include "worker/job_walk.h"
 #include "worker/offset_tracker.h"
+#include "worker/outbox.h"
 #include "worker/progress_store.h"
 
 namespace fanpull {
@@ -118,11 +119,7 @@ class Worker {
     std::deque<std::shared_ptr<Run>> jobs;  // front: the job running or parked
     bool scheduled = false;                 // a step of the front job is queued or running
   };
-  struct Outgoing {
-    std::string topic;
-    std::string value;
-    kafka::Headers headers;
-  };
+  using Outgoing = OutboxRecord;
 
   void pollLoop();
   void onMessage(const kafka::ConsumedMessage& m);
@@ -140,9 +137,9 @@ class Worker {
   // delivery frees room (started walks are woken first). True: `reserve` bytes are held for the
   // run's call (released by releaseUndelivered(0, reserve)).
   bool withinUndeliveredBudget(const std::shared_ptr<Run>& run, int64_t reserve);
-  // A message of `bytes` was delivered or given up, or a call that reserved `fetched` bytes is
-  // over: frees their room and wakes parked runs.
-  void releaseUndelivered(int64_t bytes, int64_t fetched = 0);
+  // A message was delivered or given up (the outbox counts its bytes), or a call that reserved
+  // `fetched` bytes is over: wakes parked runs if there is room.
+  void releaseUndelivered(int64_t fetched);
   // step(), failing the job (class unknown) instead of letting an exception escape.
   void guardedStep(const std::shared_ptr<Run>& run);
   bool begin(const std::shared_ptr<Run>& run);
@@ -189,16 +186,10 @@ class Worker {
                         std::optional<TimePoint> retry_at = std::nullopt);
   Outgoing progressMessage(const Run& run, const std::string& state, TimePoint retry_at = {},
                            const std::string& end_event = "");
-  // Produces every message (retrying failed deliveries), then runs `then` on continuations_.
+  // Sends every message through the outbox, then runs `then` on continuations_.
   void produceAll(const std::shared_ptr<Run>& run, std::vector<Outgoing> messages,
                   std::function<void()> then);
-  void produceOne(const std::string& appid, std::shared_ptr<Outgoing> message,
-                  std::function<void(const Result<kafka::Delivery>&)> settled);
   void finishOffset(const std::string& topic, int32_t partition, int64_t offset);
-  // A write to `topic` failed because the topic is missing or forbidden (logged as an error the
-  // first time), or a message to it was delivered (the topic is writable again).
-  void markUnwritable(const std::string& topic, const Error& error);
-  void markWritable(const std::string& topic);
   void count(std::map<std::string, int64_t> WorkerStats::*field, const std::string& key);
 
   const WorkerOptions options_;
@@ -210,6 +201,9 @@ class Worker {
   RateLimiter limiter_;
   ProgressStore progress_;
 
+  // Declared before the producer, so they outlive the delivery reports it serves as it closes.
+  std::unique_ptr<KafkaRecordSink> sink_;
+  std::unique_ptr<Outbox> outbox_;
   std::unique_ptr<kafka::Producer> producer_;
   std::unique_ptr<kafka::Consumer> consumer_;
   // Readers kept for the worker's life (see TopicScanner): the progress topic, read on the poll
@@ -231,7 +225,6 @@ class Worker {
   WorkerStats stats_;
   size_t queued_ = 0;
   bool paused_ = false;
-  std::atomic<int> unwritable_count_{0};  // stats_.unwritable_topics.size(), read without mutex_
   // Bytes reserved in the undelivered budget by calls under way (their answers not produced yet).
   int64_t fetching_bytes_ = 0;
   // The bytes a page is likely to take, from the pages produced so far (starts at 64 KiB).
