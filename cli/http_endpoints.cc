@@ -24,10 +24,7 @@ using Poco::Net::HTTPServerResponse;
 namespace {
 
 Error endpointError(std::string cause) {
-  Error e;
-  e.error_class = ErrorClass::kUnknown;
-  e.cause = std::move(cause);
-  return e;
+  return Error::of(ErrorClass::kUnknown, std::move(cause));
 }
 
 void send(HTTPServerRequest& request, HTTPServerResponse& response, HTTPResponse::HTTPStatus status,

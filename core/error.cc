@@ -34,6 +34,13 @@ std::optional<ErrorClass> errorClassFromName(std::string_view name) {
   return std::nullopt;
 }
 
+Error Error::of(ErrorClass cls, std::string cause) {
+  Error e;
+  e.error_class = cls;
+  e.cause = std::move(cause);
+  return e;
+}
+
 std::string Error::describe() const {
   std::string out(errorClassName(error_class));
   if (errcode) {

@@ -35,6 +35,10 @@ struct Error {
   int http_status = 0;          // HTTP status when an HTTP answer was received, else 0
   std::string cause;            // short human-readable reason, never a secret
 
+  // An error of class `cls` with only a cause (no WeChat errcode, no HTTP status): what the
+  // worker, the token sources and the Kafka clients build for failures of their own.
+  static Error of(ErrorClass cls, std::string cause);
+
   // "token_invalid: errcode 40001 (invalid credential): <cause>", for logs and messages.
   std::string describe() const;
 };

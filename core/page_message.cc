@@ -122,10 +122,8 @@ Result<std::vector<std::string>> encodePageMessages(const PageIdentity& id, cons
   appendHead(frame, id, page, page.size(), &widest);
   appendTail(frame, id, page);
   if (frame.size() >= max_bytes) {
-    Error e;
-    e.error_class = ErrorClass::kBadJob;
-    e.cause = "message.max.bytes " + std::to_string(max_bytes) + " cannot hold a page message";
-    return e;
+    return Error::of(ErrorClass::kBadJob,
+        "message.max.bytes " + std::to_string(max_bytes) + " cannot hold a page message");
   }
   size_t room = max_bytes - frame.size();
   // Greedy split into ranges that fit.
@@ -141,10 +139,8 @@ Result<std::vector<std::string>> encodePageMessages(const PageIdentity& id, cons
       ++end;
     }
     if (end == begin) {
-      Error e;
-      e.error_class = ErrorClass::kBadJob;
-      e.cause = "message.max.bytes " + std::to_string(max_bytes) + " cannot hold one OpenID";
-      return e;
+      return Error::of(ErrorClass::kBadJob,
+          "message.max.bytes " + std::to_string(max_bytes) + " cannot hold one OpenID");
     }
     ranges.emplace_back(begin, end);
     begin = end;

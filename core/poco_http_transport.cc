@@ -33,10 +33,7 @@ Poco::Timespan toTimespan(Duration d) {
 }
 
 Error setupError(std::string cause) {
-  Error e;
-  e.error_class = ErrorClass::kRetryable;
-  e.cause = std::move(cause);
-  return e;
+  return Error::of(ErrorClass::kRetryable, std::move(cause));
 }
 
 // Maps what Poco threw to a transport failure. Poco's messages name hosts and reasons, never the

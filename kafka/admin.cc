@@ -122,7 +122,7 @@ Result<std::unique_ptr<Admin>> Admin::create(const std::string& bootstrap_server
   auto conf = detail::buildConf(defaults, withoutConsumerOnly(properties));
   if (!conf.ok()) return conf.error();
   if (detail::confValue(conf->get(), "bootstrap.servers").empty()) {
-    return detail::usageError("kafka admin: no bootstrap servers");
+    return Error::of(ErrorClass::kUnknown, "kafka admin: no bootstrap servers");
   }
   detail::installContext(conf->get(), impl.get());
   auto rk = detail::newHandle(RD_KAFKA_PRODUCER, std::move(*conf), "kafka admin");
@@ -180,14 +180,14 @@ Result<std::map<std::string, std::string>> Admin::createTopics(const std::vector
                                                     errstr, sizeof errstr);
     if (nt == nullptr) {
       release();
-      return detail::usageError("topic " + t.name + ": " + errstr);
+      return Error::of(ErrorClass::kUnknown, "topic " + t.name + ": " + errstr);
     }
     requests.push_back(nt);
     for (const auto& [key, value] : t.configs) {
       if (rd_kafka_NewTopic_set_config(nt, key.c_str(), value.c_str()) !=
           RD_KAFKA_RESP_ERR_NO_ERROR) {
         release();
-        return detail::usageError("topic " + t.name + ": config " + key);
+        return Error::of(ErrorClass::kUnknown, "topic " + t.name + ": config " + key);
       }
     }
   }

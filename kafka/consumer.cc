@@ -120,7 +120,8 @@ class Consumer::Impl : public detail::HandleContext {
 
   Result<Done> ensureOpen(const char* what) const {
     if (closed)
-      return detail::usageError(std::string("kafka consumer: ") + what + " after close()");
+      return Error::of(ErrorClass::kUnknown,
+          std::string("kafka consumer: ") + what + " after close()");
     return Done{};
   }
 };
@@ -162,7 +163,7 @@ Result<std::unique_ptr<Consumer>> Consumer::create(const ConsumerOptions& option
   auto conf = detail::buildConf(defaults, options.properties);
   if (!conf.ok()) return conf.error();
   if (detail::confValue(conf->get(), "bootstrap.servers").empty()) {
-    return detail::usageError("kafka consumer: no bootstrap servers");
+    return Error::of(ErrorClass::kUnknown, "kafka consumer: no bootstrap servers");
   }
   if (impl->has_group) rd_kafka_conf_set_rebalance_cb(conf->get(), &Impl::onRebalance);
   rd_kafka_conf_set_offset_commit_cb(conf->get(), &Impl::onCommit);
@@ -180,7 +181,8 @@ bool Consumer::hasGroup() const { return impl_->has_group; }
 Result<Done> Consumer::subscribe(const std::vector<std::string>& topics) {
   if (auto open = impl_->ensureOpen("subscribe"); !open.ok()) return open;
   if (!impl_->has_group) {
-    return detail::usageError("kafka consumer: subscribe needs a group id (a reader uses assign)");
+    return Error::of(ErrorClass::kUnknown,
+        "kafka consumer: subscribe needs a group id (a reader uses assign)");
   }
   std::vector<TopicPartition> list;
   for (const auto& t : topics) list.push_back({t, RD_KAFKA_PARTITION_UA});
@@ -248,7 +250,8 @@ Result<Done> Consumer::commit(const std::string& topic, int32_t partition, int64
 
 Result<Done> Consumer::commit(const std::vector<PartitionOffset>& offsets) {
   if (auto open = impl_->ensureOpen("commit"); !open.ok()) return open;
-  if (!impl_->has_group) return detail::usageError("kafka consumer: commit needs a group id");
+  if (!impl_->has_group) return Error::of(ErrorClass::kUnknown,
+      "kafka consumer: commit needs a group id");
   auto plist = detail::toList(offsets);
   rd_kafka_resp_err_t err = rd_kafka_commit(impl_->rk.get(), plist.get(), 0);
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR) return detail::kafkaError(err, "commit");
@@ -263,7 +266,8 @@ Result<Done> Consumer::commitAsync(const std::string& topic, int32_t partition,
 
 Result<Done> Consumer::commitAsync(const std::vector<PartitionOffset>& offsets) {
   if (auto open = impl_->ensureOpen("commit"); !open.ok()) return open;
-  if (!impl_->has_group) return detail::usageError("kafka consumer: commit needs a group id");
+  if (!impl_->has_group) return Error::of(ErrorClass::kUnknown,
+      "kafka consumer: commit needs a group id");
   auto plist = detail::toList(offsets);
   rd_kafka_resp_err_t err = rd_kafka_commit(impl_->rk.get(), plist.get(), 1);
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR) return detail::kafkaError(err, "commit");

@@ -47,7 +47,7 @@ EmbeddedBroker::~EmbeddedBroker() = default;
 
 Result<std::unique_ptr<EmbeddedBroker>> EmbeddedBroker::start(int brokers) {
   if (brokers < 1 || brokers > 64) {
-    return detail::usageError("embedded broker: broker count must be 1..64, got " +
+    return Error::of(ErrorClass::kUnknown, "embedded broker: broker count must be 1..64, got " +
                               std::to_string(brokers));
   }
   auto impl = std::make_unique<Impl>();
@@ -60,7 +60,8 @@ Result<std::unique_ptr<EmbeddedBroker>> EmbeddedBroker::start(int brokers) {
   impl->rk = std::move(*rk);
   impl->cluster = rd_kafka_mock_cluster_new(impl->rk.get(), brokers);
   if (impl->cluster == nullptr) {
-    return detail::usageError("embedded broker: librdkafka could not create the mock cluster");
+    return Error::of(ErrorClass::kUnknown,
+        "embedded broker: librdkafka could not create the mock cluster");
   }
   std::string servers = rd_kafka_mock_cluster_bootstraps(impl->cluster);
   return std::unique_ptr<EmbeddedBroker>(
@@ -69,7 +70,8 @@ Result<std::unique_ptr<EmbeddedBroker>> EmbeddedBroker::start(int brokers) {
 
 Result<Done> EmbeddedBroker::createTopic(const std::string& name, int partitions) {
   if (partitions < 1) {
-    return detail::usageError("create topic \"" + name + "\": partitions must be >= 1");
+    return Error::of(ErrorClass::kUnknown,
+        "create topic \"" + name + "\": partitions must be >= 1");
   }
   return check(
       rd_kafka_mock_topic_create(impl_->cluster, name.c_str(), partitions, std::min(3, brokers_)),

@@ -159,7 +159,7 @@ Result<std::unique_ptr<Producer>> Producer::create(const ProducerOptions& option
   auto conf = detail::buildConf(defaults, options.properties);
   if (!conf.ok()) return conf.error();
   if (detail::confValue(conf->get(), "bootstrap.servers").empty()) {
-    return detail::usageError("kafka producer: no bootstrap servers");
+    return Error::of(ErrorClass::kUnknown, "kafka producer: no bootstrap servers");
   }
   impl->max_message_bytes =
       static_cast<size_t>(std::stoull(detail::confValue(conf->get(), "message.max.bytes")));
@@ -195,11 +195,9 @@ int Producer::poll(std::chrono::milliseconds timeout) {
 
 Result<Done> Producer::flush(std::chrono::milliseconds timeout) {
   if (impl_->waitDrained(timeout)) return Done{};
-  Error e;
-  e.error_class = ErrorClass::kRetryable;
-  e.cause = "kafka flush: " + std::to_string(inFlight()) + " message(s) still in flight after " +
-            std::to_string(timeout.count()) + " ms";
-  return e;
+  return Error::of(ErrorClass::kRetryable, "kafka flush: " + std::to_string(inFlight()) +
+                                               " message(s) still in flight after " +
+                                               std::to_string(timeout.count()) + " ms");
 }
 
 Result<int> Producer::prepareTopic(const std::string& topic, std::chrono::milliseconds timeout) {

@@ -58,7 +58,7 @@ Result<ConfPtr> buildConf(const Properties& defaults, const Properties& user) {
     for (const auto& [name, value] : *props) {
       if (rd_kafka_conf_set(conf.get(), name.c_str(), value.c_str(), errstr, sizeof errstr) !=
           RD_KAFKA_CONF_OK) {
-        return usageError("kafka property \"" + name + "\": " + errstr);
+        return Error::of(ErrorClass::kUnknown, "kafka property \"" + name + "\": " + errstr);
       }
     }
   }
@@ -76,7 +76,7 @@ Result<HandlePtr> newHandle(rd_kafka_type_t type, ConfPtr conf, std::string_view
   char errstr[512];
   rd_kafka_t* rk = rd_kafka_new(type, conf.get(), errstr, sizeof errstr);
   if (rk == nullptr) {
-    return usageError(std::string(what) + ": " + errstr);
+    return Error::of(ErrorClass::kUnknown, std::string(what) + ": " + errstr);
   }
   conf.release();  // rd_kafka_new() took it
   return HandlePtr(rk);
@@ -128,10 +128,8 @@ bool isRetryable(rd_kafka_resp_err_t err) {
 }
 
 Error kafkaError(rd_kafka_resp_err_t err, std::string_view what) {
-  Error e;
-  e.error_class = isRetryable(err) ? ErrorClass::kRetryable : ErrorClass::kUnknown;
-  e.cause = std::string(what) + ": " + rd_kafka_err2str(err) + " (" + rd_kafka_err2name(err) + ")";
-  return e;
+  return Error::of(isRetryable(err) ? ErrorClass::kRetryable : ErrorClass::kUnknown,
+      std::string(what) + ": " + rd_kafka_err2str(err) + " (" + rd_kafka_err2name(err) + ")");
 }
 
 Error kafkaError(ErrorObjectPtr error, std::string_view what) {
@@ -143,13 +141,6 @@ Error kafkaError(ErrorObjectPtr error, std::string_view what) {
                       : ErrorClass::kUnknown;
   e.cause = std::string(what) + ": " + rd_kafka_error_string(error.get()) + " (" +
             rd_kafka_error_name(error.get()) + ")";
-  return e;
-}
-
-Error usageError(std::string_view what) {
-  Error e;
-  e.error_class = ErrorClass::kUnknown;
-  e.cause = std::string(what);
   return e;
 }
 
@@ -198,7 +189,7 @@ std::optional<Error> firstPartitionError(const rd_kafka_topic_partition_list_t* 
 Result<int> topicPartitionCount(rd_kafka_t* rk, const std::string& topic,
                                 std::chrono::milliseconds timeout) {
   TopicPtr rkt(rd_kafka_topic_new(rk, topic.c_str(), nullptr));
-  if (!rkt) return usageError("metadata: invalid topic \"" + topic + "\"");
+  if (!rkt) return Error::of(ErrorClass::kUnknown, "metadata: invalid topic \"" + topic + "\"");
   const rd_kafka_metadata_t* raw = nullptr;
   rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, rkt.get(), &raw, toTimeoutMs(timeout));
   MetadataPtr md(raw);

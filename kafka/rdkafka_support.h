@@ -73,8 +73,6 @@ bool isRetryable(rd_kafka_resp_err_t err);
 Error kafkaError(rd_kafka_resp_err_t err, std::string_view what);
 // The same for an rd_kafka_error_t, which it takes.
 Error kafkaError(ErrorObjectPtr error, std::string_view what);
-// A configuration or usage problem: class unknown, cause "<what>".
-Error usageError(std::string_view what);
 
 PartitionListPtr toList(const std::vector<TopicPartition>& partitions);
 PartitionListPtr toList(const std::vector<PartitionOffset>& offsets);

@@ -8,13 +8,6 @@
 namespace fanpull {
 namespace {
 
-Error tenantError(ErrorClass cls, const std::string& cause) {
-  Error e;
-  e.error_class = cls;
-  e.cause = cause;
-  return e;
-}
-
 int64_t unixMs(TimePoint t) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
 }
@@ -136,7 +129,7 @@ Result<AccessToken> ComponentTokenSource::refresh(std::unique_lock<std::mutex>& 
 Result<AccessToken> ComponentTokenSource::doRefresh(const std::string& appid,
                                                    const std::string& refresh_token) {
   if (refresh_token.empty()) {
-    Error e = tenantError(ErrorClass::kInvalidTenant,
+    Error e = Error::of(ErrorClass::kInvalidTenant,
                           "appid " + appid +
                               ": no authorizer_refresh_token to renew the token with; the "
                               "merchant must authorize the platform again");
@@ -144,7 +137,7 @@ Result<AccessToken> ComponentTokenSource::doRefresh(const std::string& appid,
     return e;
   }
   std::string stale;
-  Result<AuthorizerTokens> tokens = tenantError(ErrorClass::kRetryable, "not attempted");
+  Result<AuthorizerTokens> tokens = Error::of(ErrorClass::kRetryable, "not attempted");
   for (int attempt = 0; attempt < 2; ++attempt) {
     Result<ComponentToken> component = componentToken(stale);
     if (!component.ok()) {
@@ -240,7 +233,7 @@ Result<ComponentToken> ComponentTokenSource::fetchComponentToken() {
   if (!in) {
     std::lock_guard<std::mutex> lock(metrics_mutex_);
     ++metrics_.ticket_failures;
-    return tenantError(ErrorClass::kRetryable,
+    return Error::of(ErrorClass::kRetryable,
                        "cannot read verify_ticket_file " + settings_.verify_ticket_file);
   }
   std::stringstream ss;
@@ -253,7 +246,7 @@ Result<ComponentToken> ComponentTokenSource::fetchComponentToken() {
   if (ticket.empty()) {
     std::lock_guard<std::mutex> lock(metrics_mutex_);
     ++metrics_.ticket_failures;
-    return tenantError(ErrorClass::kRetryable,
+    return Error::of(ErrorClass::kRetryable,
                        "verify_ticket_file " + settings_.verify_ticket_file + " is empty");
   }
   Redactor::global().addSecret(ticket);

@@ -4,10 +4,7 @@ namespace fanpull {
 namespace {
 
 Error noToken(const std::string& appid, const std::string& why) {
-  Error e;
-  e.error_class = ErrorClass::kTokenInvalid;
-  e.cause = "appid " + appid + ": " + why;
-  return e;
+  return Error::of(ErrorClass::kTokenInvalid, "appid " + appid + ": " + why);
 }
 
 }  // namespace

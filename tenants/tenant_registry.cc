@@ -77,10 +77,7 @@ std::shared_ptr<const TenantSet> TenantRegistry::current() const {
 Result<std::shared_ptr<const Tenant>> TenantRegistry::admit(const std::string& appid) const {
   std::shared_ptr<const Tenant> tenant = current()->find(appid);
   if (!tenant) {
-    Error e;
-    e.error_class = ErrorClass::kInvalidTenant;
-    e.cause = "appid " + appid + " is not in the tenants file";
-    return e;
+    return Error::of(ErrorClass::kInvalidTenant, "appid " + appid + " is not in the tenants file");
   }
   if (tenant->func_info) {
     if (auto denied = checkUserListPermission(*tenant->func_info)) return *denied;

@@ -21,10 +21,7 @@ namespace {
 using nlohmann::json;
 
 Error storeError(const std::string& what) {
-  Error e;
-  e.error_class = ErrorClass::kRetryable;
-  e.cause = what;
-  return e;
+  return Error::of(ErrorClass::kRetryable, what);
 }
 
 std::string folderOf(const std::string& file) {

@@ -9,10 +9,7 @@ namespace fanpull {
 namespace {
 
 Error badJob(std::string cause) {
-  Error e;
-  e.error_class = ErrorClass::kBadJob;
-  e.cause = std::move(cause);
-  return e;
+  return Error::of(ErrorClass::kBadJob, std::move(cause));
 }
 
 // At most 24 bytes of `text`, printable ASCII kept, anything else as \xNN, in quotes.

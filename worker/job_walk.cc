@@ -14,13 +14,6 @@ WalkNext next(WalkNext::Kind kind, TimePoint at = {}, Error error = {}) {
   return n;
 }
 
-Error unknownError(std::string cause) {
-  Error e;
-  e.error_class = ErrorClass::kUnknown;
-  e.cause = std::move(cause);
-  return e;
-}
-
 }  // namespace
 
 JobWalk::JobWalk(BackoffPolicy backoff, WalkCheckpoint from)
@@ -42,7 +35,8 @@ WalkPage JobWalk::emit(bool last, int64_t count, std::string cursor_after) {
 WalkDecision JobWalk::answer(const FollowerPage& page) {
   WalkDecision d;
   if (over_) {
-    d.next = next(WalkNext::Kind::kFail, {}, unknownError("an answer came after the last page"));
+    d.next = next(WalkNext::Kind::kFail, {},
+                  Error::of(ErrorClass::kUnknown, "an answer came after the last page"));
     return d;
   }
   failures_ = 0;
@@ -51,8 +45,9 @@ WalkDecision JobWalk::answer(const FollowerPage& page) {
   switch (nextWalkStep(page, cursor_)) {
     case WalkStep::kStalled:
       d.next = next(WalkNext::Kind::kFail, {},
-                    unknownError("WeChat answered the cursor it was given as next_openid: the "
-                                 "walk does not advance"));
+                    Error::of(ErrorClass::kUnknown,
+                              "WeChat answered the cursor it was given as next_openid: the "
+                              "walk does not advance"));
       return d;
     case WalkStep::kContinue:
       cursor_ = page.next_openid;
@@ -69,7 +64,7 @@ WalkDecision JobWalk::answer(const FollowerPage& page) {
       d.next = next(WalkNext::Kind::kComplete);
       return d;
   }
-  d.next = next(WalkNext::Kind::kFail, {}, unknownError("unexpected walk step"));
+  d.next = next(WalkNext::Kind::kFail, {}, Error::of(ErrorClass::kUnknown, "unexpected walk step"));
   return d;
 }
 
@@ -117,10 +112,9 @@ WalkNext JobWalk::renewFailed(const Error& refusal, const Error& why, TimePoint 
 }
 
 WalkNext JobWalk::budgetSpent(TimePoint until) {
-  Error e;
-  e.error_class = ErrorClass::kQuotaExhausted;
-  e.cause = "the configured daily_calls budget is spent for today";
-  return next(WalkNext::Kind::kDefer, until, e);
+  return next(WalkNext::Kind::kDefer, until,
+              Error::of(ErrorClass::kQuotaExhausted,
+                        "the configured daily_calls budget is spent for today"));
 }
 
 bool JobWalk::delivered(int64_t seq) {

@@ -56,13 +56,6 @@ int64_t unixMs(TimePoint t) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
 }
 
-Error internalError(ErrorClass cls, std::string cause) {
-  Error e;
-  e.error_class = cls;
-  e.cause = std::move(cause);
-  return e;
-}
-
 uint64_t seedOf(uint64_t seed) {
   if (seed != 0) return seed;
   return std::random_device{}();
@@ -566,7 +559,7 @@ void Worker::guardedStep(const std::shared_ptr<Run>& run) {
                                 {"appid", run->job.appid},
                                 {"error", what}});
   if (run->cancelled || stopping_) return abandon(run);
-  fail(run, internalError(ErrorClass::kUnknown, "internal error: " + what));
+  fail(run, Error::of(ErrorClass::kUnknown, "internal error: " + what));
 }
 
 void Worker::step(const std::shared_ptr<Run>& run) {
@@ -885,7 +878,7 @@ std::string Worker::cursorOf(const Run& run) {
 std::optional<Error> Worker::pageWriteError(const Run& run) {
   std::lock_guard<std::mutex> lock(mutex_);
   if (!run.write_error) return std::nullopt;
-  return internalError(ErrorClass::kUnknown, "page " + std::to_string(checkpointOf(run).seq) +
+  return Error::of(ErrorClass::kUnknown, "page " + std::to_string(checkpointOf(run).seq) +
                                                  " could not be written to " +
                                                  options_.topics.pages + ": " +
                                                  run.write_error->describe());
