@@ -40,7 +40,9 @@
 #include "kafka/producer.h"
 #include "sandbox/accounts.h"
 #include "sandbox/sandbox_server.h"
+#include "support/accounts.h"
 #include "support/test_kafka.h"
+#include "support/topic_reader.h"
 #include "tenants/component_token_source.h"
 #include "tenants/static_token_source.h"
 #include "tenants/tenant_registry.h"
@@ -49,6 +51,9 @@
 #include "worker/worker.h"
 
 namespace fanpull::bench {
+
+using testing::merchant;
+using testing::TopicMessage;
 
 using SteadyClock = std::chrono::steady_clock;
 
@@ -277,15 +282,6 @@ inline int64_t systemMs() {
 // ---------------------------------------------------------------------------------------------
 // Everything in one process.
 
-inline sandbox::Account merchant(const std::string& appid, int64_t followers) {
-  sandbox::Account a;
-  a.appid = appid;
-  a.followers = followers;
-  a.func_info = {2};
-  a.access_tokens = {"token-" + appid};
-  return a;
-}
-
 // "wxbench" + prefix + a zero-padded number, 18 characters like a real appid.
 inline std::string benchAppid(const std::string& prefix, int i) {
   std::string n = std::to_string(i);
@@ -464,50 +460,11 @@ class Harness {
     return true;
   }
 
-  // Every message of a topic up to its end now (a reader, not a group member).
-  std::vector<kafka::ConsumedMessage> readTopic(const std::string& topic) {
-    std::vector<kafka::ConsumedMessage> out;
-    kafka::ConsumerOptions co;
-    co.bootstrap_servers = broker_->bootstrapServers();
-    co.report_partition_end = true;
-    co.properties = {{"max.partition.fetch.bytes", "16777216"},
-                     {"fetch.max.bytes", "67108864"},
-                     {"fetch.wait.max.ms", "50"}};
-    co.log = [](int, const std::string&, const std::string&) {};
-    auto consumer = kafka::Consumer::create(co);
-    if (!consumer.ok()) return out;
-    kafka::Consumer& c = **consumer;
-    std::map<int32_t, int64_t> end;
-    std::vector<kafka::PartitionOffset> assignment;
-    for (int32_t p = 0; p < options_.partitions; ++p) {
-      auto marks = c.watermarks({topic, p}, std::chrono::seconds(10));
-      if (marks.ok() && marks->second > marks->first) {
-        end[p] = marks->second;
-        assignment.push_back({{topic, p}, marks->first});
-      }
-    }
-    if (assignment.empty() || !c.assign(assignment).ok()) return out;
-    std::map<int32_t, int64_t> next;
-    const auto deadline = SteadyClock::now() + std::chrono::seconds(30);
-    auto done = [&] {
-      for (const auto& [p, e] : end) {
-        if (next[p] < e) return false;
-      }
-      return true;
-    };
-    while (!done() && SteadyClock::now() < deadline) {
-      auto m = c.poll(std::chrono::milliseconds(100));
-      if (!m.ok() || !m->has_value()) continue;
-      kafka::ConsumedMessage& msg = **m;
-      if (msg.end_of_partition) {
-        next[msg.partition] = std::max(next[msg.partition], msg.offset);
-        continue;
-      }
-      next[msg.partition] = msg.offset + 1;
-      if (msg.offset < end[msg.partition]) out.push_back(std::move(msg));
-    }
-    (void)c.close();
-    return out;
+  // Every message of a topic up to its end now (a reader, not a group member); none when it
+  // cannot be read within 30 s.
+  std::vector<TopicMessage> readTopic(const std::string& topic) {
+    auto read = testing::readTopic(broker_->bootstrapServers(), topic);
+    return read.ok() ? std::move(read).value() : std::vector<TopicMessage>{};
   }
 
   std::vector<nlohmann::json> events() {

@@ -7,19 +7,13 @@
 #include "core/user_list_client.h"
 #include "sandbox/openids.h"
 #include "sandbox/sandbox_server.h"
+#include "support/accounts.h"
 
 using namespace fanpull;
 
 namespace {
 
-sandbox::Account account(const std::string& appid, int64_t followers) {
-  sandbox::Account a;
-  a.appid = appid;
-  a.followers = followers;
-  a.func_info = {2};
-  a.access_tokens = {"token-" + appid};
-  return a;
-}
+using fanpull::testing::merchant;
 
 struct Harness {
   explicit Harness(std::vector<sandbox::Account> accounts, HttpTransportOptions options = {},
@@ -79,7 +73,7 @@ TEST_CASE("walks of every edge size return exactly the sandbox's followers in bo
   const int64_t sizes[] = {0, 1, 9999, 10000, 10001, 23000};
   for (auto variant : {sandbox::LastPageVariant::kRepeat, sandbox::LastPageVariant::kEmpty}) {
     for (int64_t n : sizes) {
-      auto a = account("wx" + std::string(variant == sandbox::LastPageVariant::kRepeat ? "r" : "e") +
+      auto a = merchant("wx" + std::string(variant == sandbox::LastPageVariant::kRepeat ? "r" : "e") +
                            std::to_string(n),
                        n);
       a.last_page_variant = variant;
@@ -104,7 +98,7 @@ TEST_CASE("walks of every edge size return exactly the sandbox's followers in bo
 }
 
 TEST_CASE("one keep-alive connection carries a whole walk", "[core][integration]") {
-  Harness h({account("wxkeep", 45000)});
+  Harness h({merchant("wxkeep", 45000)});
   Walk w = walkAll(*h.client, "token-wxkeep");
   CHECK(w.calls == 6);
   CHECK(h.transport->connectionsOpened() == 1);
@@ -112,15 +106,15 @@ TEST_CASE("one keep-alive connection carries a whole walk", "[core][integration]
 
 TEST_CASE("WeChat's token, appid, cursor, permission and quota errors arrive classified",
           "[core][integration]") {
-  auto invalid_appid = account("wxinvalid", 10);
+  auto invalid_appid = merchant("wxinvalid", 10);
   invalid_appid.errcode = 40013;
-  auto no_permission = account("wxnoperm", 10);
+  auto no_permission = merchant("wxnoperm", 10);
   no_permission.func_info = {1, 3};
-  auto quota = account("wxquota", 50000);
+  auto quota = merchant("wxquota", 50000);
   quota.daily_quota = 2;
-  auto minute = account("wxminute", 50000);
+  auto minute = merchant("wxminute", 50000);
   minute.minute_limit = 1;
-  Harness h({account("wxok", 20000), invalid_appid, no_permission, quota, minute});
+  Harness h({merchant("wxok", 20000), invalid_appid, no_permission, quota, minute});
 
   Error bad_token = errorOf(h.client->getFans("not-a-token", ""));
   CHECK(bad_token.error_class == ErrorClass::kTokenInvalid);
@@ -154,7 +148,7 @@ TEST_CASE("WeChat's token, appid, cursor, permission and quota errors arrive cla
 }
 
 TEST_CASE("an unknown cursor is 40003 invalid_cursor", "[core][integration]") {
-  Harness h({account("wxcur", 100)});
+  Harness h({merchant("wxcur", 100)});
   Error e = errorOf(h.client->getFans("token-wxcur", sandbox::sandboxOpenId("wxother", 3)));
   CHECK(e.error_class == ErrorClass::kInvalidCursor);
   CHECK(e.errcode == 40003);
@@ -162,7 +156,7 @@ TEST_CASE("an unknown cursor is 40003 invalid_cursor", "[core][integration]") {
 
 TEST_CASE("a hostile cursor reaches WeChat byte for byte and changes nothing else",
           "[core][integration]") {
-  Harness h({account("wxhostile", 100)});
+  Harness h({merchant("wxhostile", 100)});
   const std::string cursor = "a&access_token=x#frag%41 b+c\r\nHost: evil";
   Error e = errorOf(h.client->getFans("token-wxhostile", cursor));
   CHECK(e.error_class == ErrorClass::kInvalidCursor);
@@ -174,7 +168,7 @@ TEST_CASE("a hostile cursor reaches WeChat byte for byte and changes nothing els
 
 TEST_CASE("busy (-1), 502 with HTML, a truncated body and a reset are retryable with their causes",
           "[core][integration]") {
-  auto flaky = account("wxflaky", 30000);
+  auto flaky = merchant("wxflaky", 30000);
   flaky.faults.script = {sandbox::FaultKind::kBusy, sandbox::FaultKind::kHttp502,
                          sandbox::FaultKind::kTruncated, sandbox::FaultKind::kReset,
                          sandbox::FaultKind::kReset, sandbox::FaultKind::kOk};
@@ -206,7 +200,7 @@ TEST_CASE("busy (-1), 502 with HTML, a truncated body and a reset are retryable 
 }
 
 TEST_CASE("a slow answer past the read timeout is a retryable timeout", "[core][integration]") {
-  auto slow = account("wxslow", 10);
+  auto slow = merchant("wxslow", 10);
   slow.faults.script = {sandbox::FaultKind::kDelay};
   slow.faults.delay_ms = 1500;
   HttpTransportOptions options;
@@ -220,7 +214,7 @@ TEST_CASE("a slow answer past the read timeout is a retryable timeout", "[core][
 TEST_CASE("a response over the size cap is an error, not an allocation", "[core][integration]") {
   HttpTransportOptions options;
   options.max_response_bytes = 64 * 1024;
-  Harness h({account("wxbig", 10000)}, options);
+  Harness h({merchant("wxbig", 10000)}, options);
   Error e = errorOf(h.client->getFans("token-wxbig", ""));
   CHECK(e.error_class == ErrorClass::kRetryable);
   CHECK(e.cause.rfind("response too large", 0) == 0);
@@ -229,7 +223,7 @@ TEST_CASE("a response over the size cap is an error, not an allocation", "[core]
 TEST_CASE("a refused connection is a retryable connect failure", "[core][integration]") {
   std::string url;
   {
-    Harness h({account("wxgone", 1)});
+    Harness h({merchant("wxgone", 1)});
     url = h.server->baseUrl();
     h.server->stop();
   }
@@ -245,7 +239,7 @@ TEST_CASE("a refused connection is a retryable connect failure", "[core][integra
 }
 
 TEST_CASE("HTTPS with a self-signed certificate is refused by default", "[core][integration]") {
-  Harness h({account("wxtls", 5)}, {}, FANPULL_TEST_DATA "/sandbox-cert.pem",
+  Harness h({merchant("wxtls", 5)}, {}, FANPULL_TEST_DATA "/sandbox-cert.pem",
             FANPULL_TEST_DATA "/sandbox-key.pem");
   REQUIRE(h.server->baseUrl().rfind("https://", 0) == 0);
   Error e = errorOf(h.client->getFans("token-wxtls", ""));
@@ -257,7 +251,7 @@ TEST_CASE("HTTPS with a self-signed certificate is refused by default", "[core][
 TEST_CASE("HTTPS with a self-signed certificate is accepted with ca_file", "[core][integration]") {
   HttpTransportOptions options;
   options.ca_file = FANPULL_TEST_DATA "/sandbox-cert.pem";
-  Harness h({account("wxtls", 5)}, options, FANPULL_TEST_DATA "/sandbox-cert.pem",
+  Harness h({merchant("wxtls", 5)}, options, FANPULL_TEST_DATA "/sandbox-cert.pem",
             FANPULL_TEST_DATA "/sandbox-key.pem");
   Walk w = walkAll(*h.client, "token-wxtls");
   REQUIRE(w.openids.size() == 5);
@@ -268,7 +262,7 @@ TEST_CASE("HTTPS with a trusted certificate for another host name is refused",
           "[core][integration]") {
   HttpTransportOptions options;
   options.ca_file = FANPULL_TEST_DATA "/wrong-host-cert.pem";
-  Harness h({account("wxhost", 5)}, options, FANPULL_TEST_DATA "/wrong-host-cert.pem",
+  Harness h({merchant("wxhost", 5)}, options, FANPULL_TEST_DATA "/wrong-host-cert.pem",
             FANPULL_TEST_DATA "/wrong-host-key.pem");
   Error e = errorOf(h.client->getFans("token-wxhost", ""));
   CHECK(e.error_class == ErrorClass::kRetryable);

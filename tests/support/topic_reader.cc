@@ -17,7 +17,7 @@ Result<std::vector<TopicMessage>> readTopic(kafka::TopicScanner& scanner, const 
   options.timeout = timeout;
   std::vector<TopicMessage> out;
   auto read = scanner.scan(topic, options, [&](const kafka::ConsumedMessage& m) {
-    out.push_back({m.partition, m.offset, m.key, m.value, m.headers});
+    out.push_back({m.partition, m.offset, m.key, m.value, m.headers, m.timestamp_ms});
   });
   if (!read.ok()) return read.error();
   std::stable_sort(out.begin(), out.end(), [](const TopicMessage& a, const TopicMessage& b) {

@@ -20,6 +20,7 @@ struct TopicMessage {
   std::optional<std::string> key;
   std::string value;
   kafka::Headers headers;
+  int64_t timestamp_ms = -1;  // the record's timestamp, -1 when it has none
 
   // The value of the first header named `name`, or "" when there is none.
   std::string header(const std::string& name) const;

@@ -29,6 +29,7 @@
 #include "kafka/embedded_broker.h"
 #include "kafka/producer.h"
 #include "sandbox/openids.h"
+#include "support/accounts.h"
 #include "sandbox/sandbox_server.h"
 #include "support/shifted_clock.h"
 #include "support/temp_dir.h"
@@ -450,14 +451,5 @@ class WorkerFixture {
   std::vector<std::string> log_lines_;
   std::vector<std::string> child_logs_;
 };
-
-inline sandbox::Account merchant(const std::string& appid, int64_t followers) {
-  sandbox::Account a;
-  a.appid = appid;
-  a.followers = followers;
-  a.func_info = {2};
-  a.access_tokens = {"token-" + appid};
-  return a;
-}
 
 }  // namespace fanpull::testing
