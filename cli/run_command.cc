@@ -315,6 +315,11 @@ int runCommand(const CliArgs& args, std::ostream& /*out*/, std::ostream& err) {
       err << *path << ": token_state_file: " << started.error().cause << "\n";
       return kExitUsage;
     }
+    // Rotated refresh tokens live only in this file (read again before every refresh): a
+    // merchant whose partition moves to a worker without it fails with 61023.
+    log.warn("refresh tokens are kept in the token state file only: merchants can move only "
+             "between workers that share it",
+             {{"token_state_file", config.token_state_file}});
     ComponentTokenSource* component = source.get();
     metrics.setTokenMetrics([component] { return component->metrics(); });
     tokens = std::move(source);

@@ -111,9 +111,28 @@ Result<AccessToken> ComponentTokenSource::refresh(std::unique_lock<std::mutex>& 
   std::promise<Result<AccessToken>> promise;
   entry.inflight = promise.get_future().share();
   std::string refresh_token = entry.refresh_token;
+  const std::string stale = entry.access_token;  // expiring, expired or refused
   lock.unlock();
 
-  Result<AccessToken> result = doRefresh(tenant.appid, refresh_token);
+  // Another worker sharing the token state file may have refreshed this merchant meanwhile
+  // (rotating the refresh token this one holds): the file is read again before every refresh.
+  Result<AccessToken> result = fromStateFile(tenant.appid, stale, &refresh_token);
+  if (!result.ok()) {
+    result = doRefresh(tenant.appid, refresh_token);
+    // 61023: the refresh token was rotated away, perhaps by another worker whose rotation is
+    // in the file by now.
+    if (!result.ok() && result.error().errcode == 61023) {
+      std::string rotated = refresh_token;
+      Result<AccessToken> adopted = fromStateFile(tenant.appid, stale, &rotated);
+      if (adopted.ok()) {
+        result = adopted;
+      } else if (rotated != refresh_token) {
+        log_.info("refresh token rotated by another worker; refreshing with it",
+                  {{"appid", tenant.appid}});
+        result = doRefresh(tenant.appid, rotated);
+      }
+    }
+  }
 
   lock.lock();
   if (result.ok()) {
@@ -124,6 +143,49 @@ Result<AccessToken> ComponentTokenSource::refresh(std::unique_lock<std::mutex>& 
   lock.unlock();
   promise.set_value(result);
   return result;
+}
+
+Result<AccessToken> ComponentTokenSource::fromStateFile(const std::string& appid,
+                                                       const std::string& stale,
+                                                       std::string* refresh_token) {
+  Result<std::map<std::string, TokenState>> loaded = store_.load();
+  if (!loaded.ok()) {
+    log_.warn("token state file not read before a refresh",
+              {{"appid", appid}, {"error", loaded.error().cause}});
+    return loaded.error();
+  }
+  auto it = loaded->find(appid);
+  if (it == loaded->end()) return Error::of(ErrorClass::kRetryable, "no state for " + appid);
+  const TokenState& state = it->second;
+  std::unique_lock<std::mutex> lock(mutex_);
+  Entry& entry = entries_[appid];
+  // A state of an older chain (before an operator replaced the tenants file's refresh token)
+  // does not count.
+  if (!state.file_refresh_token.empty() && !entry.file_refresh_token.empty() &&
+      state.file_refresh_token != entry.file_refresh_token) {
+    return Error::of(ErrorClass::kRetryable, "state of an older chain for " + appid);
+  }
+  if (!state.refresh_token.empty()) {
+    *refresh_token = state.refresh_token;
+    entry.refresh_token = state.refresh_token;
+  }
+  const TimePoint expires_at = TimePoint(std::chrono::milliseconds(state.expires_at_ms));
+  if (state.access_token.empty() || state.access_token == stale || state.expires_at_ms <= 0 ||
+      clock_.now() >= expires_at - settings_.renew_ahead) {
+    return Error::of(ErrorClass::kRetryable, "no fresh access token in the file for " + appid);
+  }
+  // Another worker refreshed it: taken as it is, no call to WeChat.
+  entry.access_token = state.access_token;
+  entry.expires_at = expires_at;
+  lock.unlock();
+  Redactor::global().addSecret(state.access_token);
+  Redactor::global().addSecret(state.refresh_token);
+  log_.info("authorizer token taken from the token state file", {{"appid", appid}});
+  {
+    std::lock_guard<std::mutex> metrics_lock(metrics_mutex_);
+    ++metrics_.taken_from_file;
+  }
+  return AccessToken{state.access_token, expires_at};
 }
 
 Result<AccessToken> ComponentTokenSource::doRefresh(const std::string& appid,

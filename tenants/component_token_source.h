@@ -5,7 +5,10 @@
 // Tokens are cached and renewed ahead of expiry. One refresh per merchant at a time (single
 // flight): every lane asking meanwhile gets that refresh's answer. A refused token is renewed
 // only if it is still the cached one (compare-and-swap). The rotated refresh token is persisted
-// to the token state file before the new access token is handed out. Thread-safe.
+// to the token state file before the new access token is handed out. The file is read again
+// before every refresh and after a 61023, so workers sharing it pass rotated refresh tokens to
+// each other (one that refreshed a merchant first leaves a token the others take as it is).
+// Thread-safe.
 #pragma once
 
 #include <future>
@@ -38,6 +41,7 @@ struct TokenMetrics {
   int64_t ticket_failures = 0;    // 61005 / 61006 or an unreadable ticket file
   int64_t persist_failures = 0;   // the token state file could not be written
   int64_t component_token_fetches = 0;
+  int64_t taken_from_file = 0;  // fresh tokens another worker had written to the state file
   std::map<std::string, int64_t> failures_by_class;
 };
 
@@ -73,6 +77,11 @@ class ComponentTokenSource final : public TokenSource {
   Result<AccessToken> refresh(std::unique_lock<std::mutex>& lock, const Tenant& tenant,
                               Entry& entry);
   Result<AccessToken> doRefresh(const std::string& appid, const std::string& refresh_token);
+  // Reads the token state file again: a fresh access token there (not `stale`) is taken and
+  // returned; otherwise an error, and `refresh_token` becomes the file's when it has one (of the
+  // same chain as the tenants file's).
+  Result<AccessToken> fromStateFile(const std::string& appid, const std::string& stale,
+                                    std::string* refresh_token);
   // The component token; `stale` (if not empty) is a token WeChat refused: replaced if current.
   Result<ComponentToken> componentToken(const std::string& stale);
   Result<ComponentToken> fetchComponentToken();

@@ -297,6 +297,10 @@ std::string Metrics::render() const {
              "Component token requests refused for the verify ticket (61005, 61006) or with an "
              "unreadable ticket file.");
   out.sample("fanpull_token_ticket_failures_total", asDouble(tokens.ticket_failures));
+  out.family("fanpull_token_taken_from_state_file_total", "counter",
+             "Fresh authorizer tokens taken from the token state file, written there by another "
+             "worker sharing it, instead of refreshing.");
+  out.sample("fanpull_token_taken_from_state_file_total", asDouble(tokens.taken_from_file));
   out.family("fanpull_token_persist_failures_total", "counter",
              "Rotated refresh tokens that could not be written to the token state file.");
   out.sample("fanpull_token_persist_failures_total", asDouble(tokens.persist_failures));

@@ -2,6 +2,7 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <functional>
 #include <mutex>
 #include <thread>
 
@@ -283,6 +284,92 @@ TEST_CASE("a refresh token replaced in the tenants file while the worker was sto
   // The file's (deliberately wrong) token was used, not the persisted one: WeChat says 61023.
   REQUIRE_FALSE(t.ok());
   CHECK(t.error().errcode == 61023);
+}
+
+namespace {
+
+// Passes requests on, running `before_refresh` once before the first api_authorizer_token one.
+class InterceptingTransport final : public HttpTransport {
+ public:
+  InterceptingTransport(HttpTransport& inner, std::function<void()> before_refresh)
+      : inner_(inner), before_refresh_(std::move(before_refresh)) {}
+  Result<HttpResponse> send(const HttpRequest& request) override {
+    if (request.target.find("api_authorizer_token") != std::string::npos && before_refresh_) {
+      auto hook = std::move(before_refresh_);
+      before_refresh_ = nullptr;
+      hook();
+    }
+    return inner_.send(request);
+  }
+
+ private:
+  HttpTransport& inner_;
+  std::function<void()> before_refresh_;
+};
+
+}  // namespace
+
+TEST_CASE("two workers sharing the token state file pass rotated refresh tokens to each other",
+          "[tenants][integration]") {
+  Platform p({account("wxshared", 5)}, tenantsJson({"wxshared"}));
+  // Two workers, each with its own handle on the one file, both started before any refresh:
+  // each holds RT0 from the tenants file.
+  TokenStateStore store_b(p.dir.file("tokens.json"));
+  auto a = p.source();
+  ComponentTokenSource b(ComponentSettings{"wxcomponent", "component-secret-0001",
+                                           p.dir.file("ticket.txt")},
+                         *p.transport, store_b, SystemClock::instance(), *p.log);
+  REQUIRE(b.start().ok());
+  const auto tenant = p.tenant("wxshared");
+
+  auto t1 = a->current(*tenant);  // A refreshes: RT0 rotated away, RT1 and T1 in the file
+  REQUIRE(t1.ok());
+  REQUIRE(p.refreshes("wxshared") == 1);
+
+  // B needs a token: it finds A's fresh one in the file instead of refreshing with RT0 (61023).
+  auto b1 = b.current(*tenant);
+  if (!b1.ok()) FAIL(b1.error().describe());
+  CHECK(b1->value == t1->value);
+  CHECK(p.refreshes("wxshared") == 1);
+  CHECK(b.metrics().taken_from_file == 1);
+
+  // WeChat refuses T1: A renews with RT1 (T2), then B, refused the same T1, takes T2.
+  auto t2 = a->renew(*tenant, t1->value);
+  REQUIRE(t2.ok());
+  CHECK(t2->value != t1->value);
+  auto b2 = b.renew(*tenant, t1->value);
+  if (!b2.ok()) FAIL(b2.error().describe());
+  CHECK(b2->value == t2->value);
+  CHECK(p.refreshes("wxshared") == 2);
+  CHECK(b.metrics().renewals_failed == 0);
+  auto walk = testing::walkFollowers(*p.registry, b, *p.client, "wxshared");
+  requireFullList(walk, "wxshared", 5);
+}
+
+TEST_CASE("a worker whose refresh token another worker rotated a moment before recovers from "
+          "61023 through the file",
+          "[tenants][integration]") {
+  Platform p({account("wxrace", 5)}, tenantsJson({"wxrace"}));
+  auto a = p.source();
+  // B's refresh request leaves only after A has refreshed (and written RT1 and T1): B's read of
+  // the file came before, so it sends RT0, which WeChat no longer knows.
+  InterceptingTransport late(*p.transport, [&] { REQUIRE(a->current(*p.tenant("wxrace")).ok()); });
+  TokenStateStore store_b(p.dir.file("tokens.json"));
+  ComponentTokenSource b(ComponentSettings{"wxcomponent", "component-secret-0001",
+                                           p.dir.file("ticket.txt")},
+                         late, store_b, SystemClock::instance(), *p.log);
+  REQUIRE(b.start().ok());
+  auto token = b.current(*p.tenant("wxrace"));
+  if (!token.ok()) FAIL(token.error().describe());
+  auto state = p.store->load();
+  REQUIRE(state.ok());
+  CHECK(token->value == state->at("wxrace").access_token);  // A's token, taken from the file
+  CHECK(p.refreshes("wxrace") == 2);  // A's, and B's refused one: no third
+  auto m = b.metrics();
+  CHECK(m.taken_from_file == 1);
+  CHECK(m.renewals_failed == 1);  // the 61023, counted
+  auto walk = testing::walkFollowers(*p.registry, b, *p.client, "wxrace");
+  requireFullList(walk, "wxrace", 5);
 }
 
 TEST_CASE("a merchant without set 2 or 100 costs zero calls", "[tenants][integration]") {
