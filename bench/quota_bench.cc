@@ -33,7 +33,7 @@ int main(int argc, char** argv) {
       },
       std::chrono::seconds(60));
   const double to_deferral = std::chrono::duration<double>(SteadyClock::now() - t0).count();
-  const size_t calls_at_deferral = h.sandbox().callLog(appid).size();
+  const int64_t calls_at_deferral = h.sandbox().calls(appid, sandbox::kEndpointUserGet);
   // Watch a while longer: a deferred merchant must not call again before 00:00 Beijing time.
   std::this_thread::sleep_for(std::chrono::seconds(2));
   const WorkerStats stats = h.worker().stats();

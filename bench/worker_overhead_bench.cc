@@ -67,7 +67,10 @@ int main(int argc, char** argv) {
   const double machine1 = machineCpuSeconds();
   const auto cpu1 = threadCpu();
   const WorkerStats stats = h.worker().stats();
-  const auto log = h.sandbox().callLog();
+  std::vector<sandbox::CallLogEntry> log;  // user/get calls only (not quota/get)
+  for (auto& e : h.sandbox().callLog()) {
+    if (e.endpoint == sandbox::kEndpointUserGet) log.push_back(std::move(e));
+  }
   const int64_t calls = static_cast<int64_t>(log.size());
   const int64_t first_call_ms = log.empty() ? t0_ms : log.front().t_ms;
   h.stopWorker();

@@ -22,27 +22,36 @@ bool TokenBucket::tryAcquire(TimePoint now) {
 
 bool DailyBudget::exhausted(TimePoint now) const {
   if (beijingDay(now) != day_) return false;
-  return exhausted_ || (limit_ > 0 && used_ >= limit_);
+  return exhausted_ || (limit_ > 0 && used_ >= limit_) || (capped_ && used_ >= cap_);
 }
 
-void DailyBudget::spend(TimePoint now) {
+void DailyBudget::roll(TimePoint now) {
   int64_t day = beijingDay(now);
   if (day != day_) {
     day_ = day;
     used_ = 0;
     exhausted_ = false;
+    capped_ = false;
   }
+}
+
+void DailyBudget::spend(TimePoint now) {
+  roll(now);
   ++used_;
 }
 
 void DailyBudget::exhaust(TimePoint now) {
-  int64_t day = beijingDay(now);
-  if (day != day_) {
-    day_ = day;
-    used_ = 0;
-  }
+  roll(now);
   exhausted_ = true;
 }
+
+void DailyBudget::cap(TimePoint now, int64_t remain) {
+  roll(now);
+  capped_ = true;
+  cap_ = used_ + (remain > 0 ? remain : 0);
+}
+
+bool DailyBudget::capped(TimePoint now) const { return beijingDay(now) == day_ && capped_; }
 
 int64_t DailyBudget::used(TimePoint now) const { return beijingDay(now) == day_ ? used_ : 0; }
 
@@ -85,6 +94,16 @@ void RateLimiter::markQuotaExhausted(const std::string& appid, TimePoint now) {
 int64_t RateLimiter::usedToday(const std::string& appid, TimePoint now) {
   std::lock_guard<std::mutex> lock(mutex_);
   return entryLocked(appid).budget.used(now);
+}
+
+void RateLimiter::capToday(const std::string& appid, TimePoint now, int64_t remain) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  entryLocked(appid).budget.cap(now, remain);
+}
+
+bool RateLimiter::cappedToday(const std::string& appid, TimePoint now) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return entryLocked(appid).budget.capped(now);
 }
 
 }  // namespace fanpull

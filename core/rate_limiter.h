@@ -62,12 +62,21 @@ class DailyBudget {
   int64_t limit() const { return limit_; }
   // Changes the limit; what today has spent stays spent.
   void setLimit(int64_t calls_per_day) { limit_ = calls_per_day; }
+  // WeChat says `remain` calls are left today (openapi/quota/get): at most that many more are
+  // admitted today, whatever the limit allows.
+  void cap(TimePoint now, int64_t remain);
+  // True when cap() was told on the Beijing day of `now`.
+  bool capped(TimePoint now) const;
 
  private:
+  void roll(TimePoint now);  // a new Beijing day starts with nothing spent and no cap
+
   int64_t limit_;
   int64_t day_ = INT64_MIN;
   int64_t used_ = 0;
   bool exhausted_ = false;
+  bool capped_ = false;
+  int64_t cap_ = 0;  // used_ may not reach beyond it today when capped_
 };
 
 struct Admission {
@@ -93,6 +102,10 @@ class RateLimiter {
   void markQuotaExhausted(const std::string& appid, TimePoint now);
   // Calls admitted for `appid` on the Beijing day of `now`.
   int64_t usedToday(const std::string& appid, TimePoint now);
+  // WeChat reports `remain` calls left today for `appid` (see DailyBudget::cap).
+  void capToday(const std::string& appid, TimePoint now, int64_t remain);
+  // True once capToday() was told for `appid` on the Beijing day of `now`.
+  bool cappedToday(const std::string& appid, TimePoint now);
 
  private:
   struct Entry {

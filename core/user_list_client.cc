@@ -1,5 +1,9 @@
 #include "core/user_list_client.h"
 
+#include <optional>
+
+#include <nlohmann/json.hpp>
+
 #include "core/error_class.h"
 #include "core/url.h"
 #include "core/user_list_parser.h"
@@ -62,6 +66,47 @@ Result<FollowerPage> UserListClient::getFans(std::string_view access_token,
     return e;
   }
   return page;
+}
+
+Result<ApiQuota> UserListClient::getQuota(std::string_view access_token) {
+  HttpRequest request;
+  request.method = "POST";
+  request.target = buildTarget("/cgi-bin/openapi/quota/get", {{"access_token", access_token}});
+  request.content_type = "application/json";
+  request.body = R"({"cgi_path":"/cgi-bin/user/get"})";
+  Result<HttpResponse> response = transport_.send(request);
+  if (!response.ok()) {
+    Error e = std::move(response).takeError();
+    redactInPlace(e.cause, access_token);
+    return e;
+  }
+  if (response->status != 200) {
+    return httpStatusError(response->status, "HTTP " + std::to_string(response->status));
+  }
+  const nlohmann::json doc = nlohmann::json::parse(response->body, nullptr, false);
+  if (!doc.is_object()) return malformedAnswerError("quota/get: not a JSON object");
+  const long errcode = doc.contains("errcode") && doc["errcode"].is_number_integer()
+                           ? doc["errcode"].get<long>()
+                           : 0;
+  if (errcode != 0) {
+    std::string errmsg = doc.contains("errmsg") && doc["errmsg"].is_string()
+                             ? doc["errmsg"].get<std::string>()
+                             : std::string();
+    redactInPlace(errmsg, access_token);
+    return errcodeError(errcode, std::move(errmsg));
+  }
+  const auto quota = doc.find("quota");
+  auto field = [&](const char* name) -> std::optional<int64_t> {
+    if (quota == doc.end() || !quota->is_object()) return std::nullopt;
+    auto it = quota->find(name);
+    if (it == quota->end() || !it->is_number_integer()) return std::nullopt;
+    return it->get<int64_t>();
+  };
+  auto limit = field("daily_limit"), used = field("used"), remain = field("remain");
+  if (!limit || !used || !remain || *remain < 0) {
+    return malformedAnswerError("quota/get: no quota {daily_limit, used, remain}");
+  }
+  return ApiQuota{*limit, *used, *remain};
 }
 
 }  // namespace fanpull

@@ -4,6 +4,7 @@
 // part of an Error. Thread-safe if the transport is.
 #pragma once
 
+#include <cstdint>
 #include <string_view>
 
 #include "core/follower_page.h"
@@ -11,6 +12,13 @@
 #include "core/result.h"
 
 namespace fanpull {
+
+// What openapi/quota/get says of user/get for one account, on the Beijing day of the call.
+struct ApiQuota {
+  int64_t daily_limit = 0;
+  int64_t used = 0;
+  int64_t remain = 0;
+};
 
 class UserListClient {
  public:
@@ -20,6 +28,12 @@ class UserListClient {
   // Errors: WeChat's errcode classes (token_invalid, quota_exhausted, ...), HTTP statuses
   // (5xx retryable), transport failures and malformed answers (retryable).
   Result<FollowerPage> getFans(std::string_view access_token, std::string_view next_openid);
+
+  // POST /cgi-bin/openapi/quota/get for "/cgi-bin/user/get": the calls the token's account may
+  // still make today (wechat-api.md: call it about once per merchant per Beijing day, it has a
+  // small limit of its own). Errors: WeChat's errcode classes (76021, 76022 unknown), HTTP
+  // statuses, transport failures and malformed answers, as for getFans.
+  Result<ApiQuota> getQuota(std::string_view access_token);
 
   // The request target for a call: "/cgi-bin/user/get?access_token=...&next_openid=...".
   static std::string target(std::string_view access_token, std::string_view next_openid);

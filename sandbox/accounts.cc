@@ -135,8 +135,8 @@ Account parseAccount(const Reader& r, const json& v, const std::string& where) {
   r.object(v, where);
   r.checkKeys(v, where,
               {"appid", "followers", "func_info", "access_tokens", "refresh_token", "daily_quota",
-               "minute_limit", "last_page_variant", "errcode", "token_expires_after_calls",
-               "faults", "latency_ms", "jitter_ms"});
+               "minute_limit", "last_page_variant", "errcode", "quota_get_errcode",
+               "token_expires_after_calls", "faults", "latency_ms", "jitter_ms"});
   Account a;
   auto key = [&](const char* k) { return Reader::join(where, k); };
   if (!v.contains("appid")) r.fail(key("appid"), "missing (every account needs an appid)");
@@ -182,6 +182,10 @@ Account parseAccount(const Reader& r, const json& v, const std::string& where) {
   }
   if (v.contains("errcode")) {
     a.errcode = static_cast<int>(r.integer(v.at("errcode"), key("errcode"), -1000000, 1000000));
+  }
+  if (v.contains("quota_get_errcode")) {
+    a.quota_get_errcode = static_cast<int>(
+        r.integer(v.at("quota_get_errcode"), key("quota_get_errcode"), -1000000, 1000000));
   }
   if (v.contains("token_expires_after_calls")) {
     a.token_expires_after_calls =

@@ -39,6 +39,8 @@ namespace fanpull::sandbox {
 //                                       "empty": the last data page has next_openid ""
 //       "errcode": 40013,               if set (non-zero), every user/get and api_authorizer_token
 //                                       call for this account answers this errcode (e.g. 61003)
+//       "quota_get_errcode": 76022,     if set (non-zero), openapi/quota/get for this account
+//                                       answers this errcode (76022: may not query the path)
 //       "token_expires_after_calls": 3, each access token answers 42001 after this many successful
 //                                       user/get calls with it (0/absent = never)
 //       "latency_ms": 0, "jitter_ms": 0,  per-account override of the server's answer latency
@@ -76,6 +78,7 @@ struct Account {
   int64_t minute_limit = 0;   // 0 = unlimited
   LastPageVariant last_page_variant = LastPageVariant::kRepeat;
   int errcode = 0;                        // non-zero: every call for this account answers it
+  int quota_get_errcode = 0;              // non-zero: openapi/quota/get answers it
   int64_t token_expires_after_calls = 0;  // 0 = never
   FaultSpec faults;
   std::optional<int> latency_ms, jitter_ms;  // override SandboxOptions' when set

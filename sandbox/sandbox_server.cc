@@ -70,6 +70,10 @@ const char* errmsgFor(int errcode) {
       return "access_token expired";
     case 45009:
       return "reach max api daily quota limit";
+    case 76021:
+      return "cgi_path not found, please check";
+    case 76022:
+      return "could not use this cgi_path, no permission";
     case 45011:
       return "api minute-quota reach limit  mustslower  retry next minute";
     case 47001:
@@ -216,8 +220,12 @@ class SandboxServer::Impl {
     int64_t quotaUsed = 0;
     int64_t minute = std::numeric_limits<int64_t>::min();
     int64_t minuteUsed = 0;
+    int64_t quotaGetDay = std::numeric_limits<int64_t>::min();
+    int64_t quotaGetUsed = 0;
     std::size_t scriptPos = 0;
   };
+  // Starts a new Beijing day's user/get count when `nowMs` is on another day.
+  static void rollQuotaDay(AccountState& acc, int64_t nowMs);
   struct TokenState {
     std::size_t account = 0;
     int64_t expiresAtMs = kNever;
@@ -263,6 +271,8 @@ class SandboxServer::Impl {
 
   Answer userGet(const std::vector<std::pair<std::string, std::string>>& params);
   Answer componentToken(const std::string& body);
+  Answer quotaGet(const std::vector<std::pair<std::string, std::string>>& params,
+                  const std::string& body);
   Answer authorizerToken(const std::vector<std::pair<std::string, std::string>>& params,
                          const std::string& body);
   Answer admin(const std::string& path, const std::string& method,
@@ -503,12 +513,8 @@ Answer SandboxServer::Impl::userGet(
                               [](int id) { return id == 2 || id == 100; })) {
         finish(48001);
       } else {
-        const int64_t day = floorDiv(floorDiv(nowMs, 1000) + 28800, 86400);
         const int64_t minute = floorDiv(nowMs, 60000);
-        if (acc.quotaDay != day) {
-          acc.quotaDay = day;
-          acc.quotaUsed = 0;
-        }
+        rollQuotaDay(acc, nowMs);
         if (acc.minute != minute) {
           acc.minute = minute;
           acc.minuteUsed = 0;
@@ -603,6 +609,75 @@ Answer SandboxServer::Impl::componentToken(const std::string& body) {
     componentTokens_[token] = nowMs + int64_t{options_.token_ttl_seconds} * 1000;
     answer.setBody(
         json{{"component_access_token", token}, {"expires_in", options_.token_ttl_seconds}}.dump());
+  }
+  record(std::move(entry));
+  return answer;
+}
+
+void SandboxServer::Impl::rollQuotaDay(AccountState& acc, int64_t nowMs) {
+  const int64_t day = floorDiv(floorDiv(nowMs, 1000) + 28800, 86400);
+  if (acc.quotaDay != day) {
+    acc.quotaDay = day;
+    acc.quotaUsed = 0;
+  }
+}
+
+Answer SandboxServer::Impl::quotaGet(
+    const std::vector<std::pair<std::string, std::string>>& params, const std::string& body) {
+  Answer answer;
+  const std::string* token = findParam(params, "access_token");
+  json doc = json::parse(body, nullptr, false);
+  const std::string cgiPath = doc.is_object() && doc.contains("cgi_path") && doc["cgi_path"].is_string()
+                                  ? doc["cgi_path"].get<std::string>()
+                                  : std::string();
+  std::lock_guard<std::mutex> lock(mutex_);
+  const int64_t nowMs = now();
+  CallLogEntry entry;
+  entry.t_ms = nowMs;
+  entry.endpoint = kEndpointQuotaGet;
+  auto finish = [&](int errcode) {
+    entry.errcode = errcode;
+    answer.setBody(errorBody(errcode));
+  };
+  auto tokenIt = token && !token->empty() ? tokens_.find(*token) : tokens_.end();
+  if (!token || token->empty()) {
+    answer.waitMs = latencyFor(nullptr);
+    finish(41001);
+  } else if (tokenIt == tokens_.end()) {
+    answer.waitMs = latencyFor(nullptr);
+    finish(40001);
+  } else {
+    AccountState& acc = accounts_[tokenIt->second.account];
+    entry.appid = acc.config.appid;
+    ++calls_[acc.config.appid][kEndpointQuotaGet];
+    answer.waitMs = latencyFor(&acc);
+    const int64_t day = floorDiv(floorDiv(nowMs, 1000) + 28800, 86400);
+    if (acc.quotaGetDay != day) {
+      acc.quotaGetDay = day;
+      acc.quotaGetUsed = 0;
+    }
+    if (tokenExpired(tokenIt->second, nowMs)) {
+      finish(42001);
+    } else if (acc.config.quota_get_errcode != 0) {
+      finish(acc.config.quota_get_errcode);
+    } else if (cgiPath != "/cgi-bin/user/get") {
+      finish(cgiPath.empty() ? 47001 : 76021);
+    } else if (options_.quota_get_daily_limit > 0 &&
+               acc.quotaGetUsed >= options_.quota_get_daily_limit) {
+      finish(45009);
+    } else {
+      ++acc.quotaGetUsed;
+      rollQuotaDay(acc, nowMs);
+      // WeChat reports a limit even for accounts it does not hold to 500 a day.
+      const int64_t limit = acc.config.daily_quota > 0 ? acc.config.daily_quota : 100000000;
+      const int64_t used = acc.quotaUsed;
+      answer.setBody(json{{"errcode", 0},
+                          {"errmsg", "ok"},
+                          {"quota", {{"daily_limit", limit},
+                                     {"used", used},
+                                     {"remain", std::max<int64_t>(0, limit - used)}}}}
+                         .dump());
+    }
   }
   record(std::move(entry));
   return answer;
@@ -822,6 +897,13 @@ void SandboxServer::Impl::handle(HTTPServerRequest& request, HTTPServerResponse&
         answer.status = 405;
         answer.setBody("{\"errcode\":405,\"errmsg\":\"method not allowed\"}");
       }
+    } else if (path == "/cgi-bin/openapi/quota/get") {
+      if (method == "POST") {
+        answer = quotaGet(params, body);
+      } else {
+        answer.status = 405;
+        answer.setBody("{\"errcode\":405,\"errmsg\":\"method not allowed\"}");
+      }
     } else if (path.rfind("/sandbox/", 0) == 0) {
       answer = admin(path, method, params, body);
     } else {
@@ -895,6 +977,16 @@ bool SandboxServer::expireTokens(const std::string& appid) {
   if (it == impl_->byAppid_.end()) return false;
   for (const std::string& t : impl_->accounts_[it->second].tokens)
     impl_->tokens_.at(t).revoked = true;
+  return true;
+}
+
+bool SandboxServer::spendQuota(const std::string& appid, int64_t calls) {
+  std::lock_guard<std::mutex> lock(impl_->mutex_);
+  auto it = impl_->byAppid_.find(appid);
+  if (it == impl_->byAppid_.end()) return false;
+  Impl::AccountState& acc = impl_->accounts_[it->second];
+  Impl::rollQuotaDay(acc, impl_->options_.clock_ms());
+  acc.quotaUsed += calls;
   return true;
 }
 

@@ -30,6 +30,7 @@ namespace fanpull::sandbox {
 inline constexpr char kEndpointUserGet[] = "user/get";
 inline constexpr char kEndpointAuthorizerToken[] = "api_authorizer_token";
 inline constexpr char kEndpointComponentToken[] = "api_component_token";
+inline constexpr char kEndpointQuotaGet[] = "quota/get";
 
 struct SandboxOptions {
   std::string host = "127.0.0.1";
@@ -45,6 +46,9 @@ struct SandboxOptions {
   int token_ttl_seconds = 7200;  // lifetime of issued access tokens
   std::size_t page_cache_bytes = std::size_t{64} << 20;
   std::size_t log_capacity = 200000;  // newest entries kept in the call log
+  // openapi/quota/get calls an account may make per Beijing day (its own small limit, as on
+  // WeChat); past it 45009. 0 = unlimited.
+  int64_t quota_get_daily_limit = 10;
   std::function<int64_t()> clock_ms;  // unix time in ms; empty = the system clock
 };
 
@@ -96,6 +100,9 @@ class SandboxServer {
 
   // Makes every current access token of `appid` answer 42001 from now on; false if no such account.
   bool expireTokens(const std::string& appid);
+  // Counts `calls` user/get calls of `appid` as spent today, as if made by someone else (the
+  // merchant's own systems, another platform); false if no such account.
+  bool spendQuota(const std::string& appid, int64_t calls);
   // Replaces the component_verify_ticket that api_component_token accepts.
   void setVerifyTicket(const std::string& ticket);
   // The authorizer refresh token `appid` currently accepts ("" if none or unknown appid).

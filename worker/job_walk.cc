@@ -111,10 +111,12 @@ WalkNext JobWalk::renewFailed(const Error& refusal, const Error& why, TimePoint 
   return next(WalkNext::Kind::kFail, {}, why);
 }
 
-WalkNext JobWalk::budgetSpent(TimePoint until) {
+WalkNext JobWalk::budgetSpent(TimePoint until, bool wechat_quota) {
   return next(WalkNext::Kind::kDefer, until,
               Error::of(ErrorClass::kQuotaExhausted,
-                        "the configured daily_calls budget is spent for today"));
+                        wechat_quota ? "the merchant's user/get quota for today is spent "
+                                       "(openapi/quota/get)"
+                                     : "the configured daily_calls budget is spent for today"));
 }
 
 bool JobWalk::delivered(int64_t seq) {

@@ -97,8 +97,9 @@ class JobWalk {
   // (errcode, errmsg) and why's cause when `why` carries no errcode of its own.
   WalkNext renewFailed(const Error& refusal, const Error& why, TimePoint now, Random& random);
 
-  // The configured daily_calls budget is spent until `until`: defer (class quota_exhausted).
-  WalkNext budgetSpent(TimePoint until);
+  // The day's calls are spent until `until`, by the configured daily_calls budget or, when
+  // `wechat_quota`, by what openapi/quota/get said was left: defer (class quota_exhausted).
+  WalkNext budgetSpent(TimePoint until, bool wechat_quota = false);
 
   // Page `seq` was delivered. Deliveries may come in any order; the checkpoint moves over the
   // delivered prefix only. True when the checkpoint moved (a progress record is due).

@@ -648,6 +648,11 @@ void Worker::callOnce(const std::shared_ptr<Run>& run) {
   const int64_t reserved = page_bytes_estimate_.load();
   if (!withinUndeliveredBudget(run, reserved)) return;
   TimePoint now = clock_.now();
+  // Once per merchant and Beijing day: how many calls WeChat still allows today, so no walk is
+  // planned beyond it (a call WeChat would refuse with 45009 is not made).
+  if (!limiter_.cappedToday(run->job.appid, now) && quotaDue(run->job.appid, now)) {
+    askQuota(run, now);
+  }
   Admission admission = limiter_.tryAcquire(run->job.appid, now);
   if (admission.kind == Admission::Kind::kWait) {
     releaseUndelivered(reserved);
@@ -659,8 +664,9 @@ void Worker::callOnce(const std::shared_ptr<Run>& run) {
   }
   if (admission.kind == Admission::Kind::kQuotaExhausted) {
     releaseUndelivered(reserved);
+    const bool wechat_quota = limiter_.cappedToday(run->job.appid, now);
     std::unique_lock<std::recursive_mutex> lock(run->walk_mutex);
-    WalkNext next = run->walk.budgetSpent(admission.at);
+    WalkNext next = run->walk.budgetSpent(admission.at, wechat_quota);
     lock.unlock();
     return afterDrained(run, next);
   }
@@ -693,6 +699,36 @@ void Worker::callOnce(const std::shared_ptr<Run>& run) {
     count(&WorkerStats::calls_by_class, std::string(errorClassName(page.error().error_class)));
     onError(run, page.error());
   }
+}
+
+bool Worker::quotaDue(const std::string& appid, TimePoint now) {
+  const TimePoint day_end = nextBeijingMidnight(now);
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto [it, inserted] = quota_asked_.emplace(appid, day_end);
+  if (!inserted && it->second == day_end) return false;
+  it->second = day_end;
+  return true;
+}
+
+void Worker::askQuota(const std::shared_ptr<Run>& run, TimePoint now) {
+  Result<AccessToken> token = tokens_.current(*run->tenant);
+  if (!token.ok()) return;  // the call that follows meets the same problem and handles it
+  Result<ApiQuota> quota = client_.getQuota(token->value);
+  if (!quota.ok()) {
+    // Not fatal: the configured budget and WeChat's 45009 still stop the walk.
+    log_.warn("daily quota not known", {{"appid", run->job.appid},
+                                        {"error", quota.error().describe()}});
+    return;
+  }
+  limiter_.capToday(run->job.appid, now, quota->remain);
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    ++stats_.quota_checks;
+  }
+  log_.info("daily quota", {{"appid", run->job.appid},
+                            {"daily_limit", quota->daily_limit},
+                            {"used", quota->used},
+                            {"remain", quota->remain}});
 }
 
 void Worker::onPage(const std::shared_ptr<Run>& run, const FollowerPage& page) {

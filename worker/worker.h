@@ -77,6 +77,7 @@ struct WorkerStats {
   int64_t produce_failures = 0;  // messages given up after a permanent error
   int64_t undelivered_bytes = 0;  // produced, not yet delivered (or given up)
   int64_t budget_waits = 0;       // calls that waited for deliveries (max_undelivered_bytes)
+  int64_t quota_checks = 0;       // openapi/quota/get answers that capped a merchant's day
   int64_t commit_errors = 0;  // offset commits that failed (each is made again)
   int64_t lanes_active = 0;
   int64_t jobs_queued = 0;
@@ -144,6 +145,10 @@ class Worker {
   void guardedStep(const std::shared_ptr<Run>& run);
   bool begin(const std::shared_ptr<Run>& run);
   void callOnce(const std::shared_ptr<Run>& run);
+  // True (once per merchant and Beijing day) when openapi/quota/get should be asked.
+  bool quotaDue(const std::string& appid, TimePoint now);
+  // Asks openapi/quota/get and caps the merchant's calls today at its `remain`.
+  void askQuota(const std::shared_ptr<Run>& run, TimePoint now);
   // An answer or an error of the call: the walk decides (worker/job_walk.h), carryOut() acts.
   void onPage(const std::shared_ptr<Run>& run, const FollowerPage& page);
   void onError(const std::shared_ptr<Run>& run, const Error& error);
@@ -219,6 +224,7 @@ class Worker {
   mutable std::mutex mutex_;  // guards everything below
   std::map<std::string, Lane> lanes_;                          // by appid
   std::map<std::string, std::shared_ptr<Run>> active_;        // by job_id: queued or running
+  std::map<std::string, TimePoint> quota_asked_;  // by appid: end of the Beijing day last asked
   OffsetTracker offsets_;                                      // jobs topic partitions
   std::mutex random_mutex_;                                    // guards random_
   SeededRandom random_;

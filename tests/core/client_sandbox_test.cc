@@ -281,3 +281,49 @@ TEST_CASE("a bad base_url or ca_file is refused when the transport is made",
   REQUIRE_FALSE(t.ok());
   CHECK(t.error().cause.find("cannot set up TLS") != std::string::npos);
 }
+
+TEST_CASE("getQuota reports the day's user/get limit, the calls spent and what remains",
+          "[core][integration]") {
+  auto limited = merchant("wxlimited", 30000);
+  limited.daily_quota = 5;
+  auto refused = merchant("wxnoquery", 10);
+  refused.quota_get_errcode = 76022;
+  Harness h({limited, merchant("wxunlimited", 10), refused});
+
+  auto q = h.client->getQuota("token-wxlimited");
+  if (!q.ok()) FAIL(q.error().describe());
+  CHECK(q->daily_limit == 5);
+  CHECK(q->used == 0);
+  CHECK(q->remain == 5);
+  REQUIRE(h.client->getFans("token-wxlimited", "").ok());
+  REQUIRE(h.client->getFans("token-wxlimited", "").ok());
+  h.server->spendQuota("wxlimited", 1);  // someone else's call on the merchant's quota
+  q = h.client->getQuota("token-wxlimited");
+  REQUIRE(q.ok());
+  CHECK(q->used == 3);
+  CHECK(q->remain == 2);
+  CHECK(h.server->calls("wxlimited", sandbox::kEndpointQuotaGet) == 2);
+
+  auto unlimited = h.client->getQuota("token-wxunlimited");
+  REQUIRE(unlimited.ok());
+  CHECK(unlimited->remain > 1000000);
+
+  auto no = h.client->getQuota("token-wxnoquery");
+  REQUIRE_FALSE(no.ok());
+  CHECK(no.error().errcode == 76022L);
+  auto stale = h.client->getQuota("no-such-token");
+  REQUIRE_FALSE(stale.ok());
+  CHECK(stale.error().error_class == ErrorClass::kTokenInvalid);
+  CHECK(stale.error().cause.find("no-such-token") == std::string::npos);
+
+  // quota/get has a small daily limit of its own (10 on the sandbox), then 45009.
+  int refused_calls = 0;
+  for (int i = 0; i < 12; ++i) {
+    auto r = h.client->getQuota("token-wxunlimited");
+    if (!r.ok()) {
+      CHECK(r.error().errcode == 45009L);
+      ++refused_calls;
+    }
+  }
+  CHECK(refused_calls == 3);  // 1 above, 9 more answered, then 3 refused
+}

@@ -239,6 +239,7 @@ TEST_CASE("45009 defers a merchant until Beijing midnight without delaying other
           "[worker][integration][kafka]") {
   auto quota = merchant("wxquota", 40000);
   quota.daily_quota = 3;
+  quota.quota_get_errcode = 76022;  // the quota cannot be asked: WeChat's 45009 stops the walk
   WorkerFixture f({quota, merchant("wxother", 30000)});
   f.startWorker();
   f.enqueueJob("j-quota", "wxquota");
@@ -271,6 +272,45 @@ TEST_CASE("45009 defers a merchant until Beijing midnight without delaying other
   f.requireFollowers("j-quota", "wxquota", 40000);
   CHECK(f.sandbox().calls("wxquota", sandbox::kEndpointUserGet) == 4 + 2);
   CHECK(statusCount(f.eventsOf("j-quota"), "started") == 1);
+}
+
+TEST_CASE("a walk stops at the quota WeChat reports without a call WeChat refuses, and resumes "
+          "the next day",
+          "[worker][integration][kafka]") {
+  auto quota = merchant("wxreported", 90000);  // 9 pages and the count-0 answer: 10 calls
+  quota.daily_quota = 6;
+  WorkerFixture f({quota});
+  f.sandbox().spendQuota("wxreported", 2);  // the merchant's own systems spent 2 calls today
+  f.startWorker();
+  f.enqueueJob("j-reported", "wxreported");
+  f.waitForStatus({"j-reported"}, {"deferred"});
+  nlohmann::json event;
+  for (auto& e : f.eventsOf("j-reported")) {
+    if (e["status"] == "deferred") event = e;
+  }
+  CHECK(event["error"]["class"] == "quota_exhausted");
+  CHECK_FALSE(event["error"].contains("errcode"));  // no 45009: the call was never made
+  CHECK(event["retry_at"] == "2026-11-29T00:00:00+08:00");
+  // Asked once, then exactly the 4 calls left today, none refused.
+  CHECK(f.sandbox().calls("wxreported", sandbox::kEndpointQuotaGet) == 1);
+  auto log = f.sandbox().callLog("wxreported");
+  int64_t calls = 0, refused = 0;
+  for (const auto& e : log) {
+    if (e.endpoint != sandbox::kEndpointUserGet) continue;
+    ++calls;
+    if (e.errcode != 0) ++refused;
+  }
+  CHECK(calls == 4);
+  CHECK(refused == 0);
+  CHECK(event["openids"] == 40000);
+  CHECK(f.worker().stats().quota_checks == 1);
+
+  // The next Beijing day: asked again, and the walk completes within the new day's quota.
+  f.clock().advance(std::chrono::hours(23));
+  f.waitForStatus({"j-reported"}, {"completed"});
+  f.requireFollowers("j-reported", "wxreported", 90000);
+  CHECK(f.sandbox().calls("wxreported", sandbox::kEndpointQuotaGet) == 2);
+  CHECK(f.sandbox().calls("wxreported", sandbox::kEndpointUserGet) == 4 + 6);  // 6: the new day's quota
 }
 
 TEST_CASE("the configured daily_calls budget defers with retry_at and resumes the next day",
