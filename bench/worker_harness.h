@@ -363,6 +363,10 @@ class Harness {
     auto producer = kafka::Producer::create(po);
     if (!producer.ok()) throw std::runtime_error(producer.error().describe());
     producer_ = std::move(producer).value();
+    // The jobs producer learns its topic now, not on librdkafka's one-second topic scan after
+    // the first job (which would count in every "since the first job enqueued" figure).
+    auto prepared = producer_->prepareTopic(topics_.jobs, std::chrono::seconds(10));
+    if (!prepared.ok()) throw std::runtime_error(prepared.error().describe());
   }
 
   ~Harness() {

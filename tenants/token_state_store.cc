@@ -106,26 +106,56 @@ Result<std::string> readAll(const std::string& path) {
 
 }  // namespace
 
+std::optional<TokenStateStore::Stamp> TokenStateStore::stampOf(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return std::nullopt;
+  return Stamp{static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino),
+               static_cast<int64_t>(st.st_size),
+               static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec};
+}
+
+std::optional<std::map<std::string, TokenState>> TokenStateStore::cached(
+    const std::optional<Stamp>& now) const {
+  if (!now) return std::nullopt;
+  std::lock_guard<std::mutex> lock(cache_mutex_);
+  if (!cache_ || !(cache_->first == *now)) return std::nullopt;
+  return cache_->second;
+}
+
+void TokenStateStore::remember(const Stamp& stamp, std::map<std::string, TokenState> states) const {
+  std::lock_guard<std::mutex> lock(cache_mutex_);
+  cache_.emplace(stamp, std::move(states));
+}
+
 Result<std::map<std::string, TokenState>> TokenStateStore::load() const {
+  // Stamped before reading: a file replaced in between is read anew next time.
+  const std::optional<Stamp> stamp = stampOf(path_);
+  if (auto states = cached(stamp)) return *states;
   Result<std::string> text = readAll(path_);
   if (!text.ok()) return text.error();
-  return parseState(*text, path_);
+  Result<std::map<std::string, TokenState>> parsed = parseState(*text, path_);
+  if (parsed.ok() && stamp) remember(*stamp, *parsed);
+  return parsed;
 }
 
 Result<bool> TokenStateStore::save(const std::string& appid, const TokenState& state) {
   FileLock lock(path_);
   if (!lock.ok()) return storeError(path_ + ".lock: cannot lock: " + std::strerror(errno));
 
-  Result<std::string> text = readAll(path_);
-  if (!text.ok()) return text.error();
-  Result<std::map<std::string, TokenState>> current = parseState(*text, path_);
   std::map<std::string, TokenState> all;
-  if (current.ok()) {
-    all = std::move(current).value();
+  if (auto states = cached(stampOf(path_))) {
+    all = std::move(*states);
   } else {
-    // Keep the unreadable file for an operator instead of overwriting it.
-    std::string aside = path_ + ".corrupt-" + std::to_string(::time(nullptr));
-    ::rename(path_.c_str(), aside.c_str());
+    Result<std::string> text = readAll(path_);
+    if (!text.ok()) return text.error();
+    Result<std::map<std::string, TokenState>> current = parseState(*text, path_);
+    if (current.ok()) {
+      all = std::move(current).value();
+    } else {
+      // Keep the unreadable file for an operator instead of overwriting it.
+      std::string aside = path_ + ".corrupt-" + std::to_string(::time(nullptr));
+      ::rename(path_.c_str(), aside.c_str());
+    }
   }
   auto it = all.find(appid);
   if (it != all.end() && it->second.updated_at_ms > state.updated_at_ms) return true;
@@ -161,6 +191,10 @@ Result<bool> TokenStateStore::save(const std::string& appid, const TokenState& s
     }
     written += static_cast<size_t>(n);
   }
+  // The version written, stamped from the open file: rename keeps its inode and time, and a
+  // stat after the rename could see another worker's version already.
+  struct stat st {};
+  const bool stamped = ::fstat(fd, &st) == 0;
   if (::fsync(fd) != 0 || ::close(fd) != 0) {
     ::unlink(tmp.c_str());
     return storeError(tmp + ": cannot sync: " + std::strerror(errno));
@@ -174,6 +208,12 @@ Result<bool> TokenStateStore::save(const std::string& appid, const TokenState& s
   if (dir >= 0) {
     ::fsync(dir);
     ::close(dir);
+  }
+  if (stamped) {
+    remember(Stamp{static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino),
+                   static_cast<int64_t>(st.st_size),
+                   static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec},
+             std::move(all));
   }
   return true;
 }

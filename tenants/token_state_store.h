@@ -7,7 +7,10 @@
 
 #include <cstdint>
 #include <map>
+#include <mutex>
+#include <optional>
 #include <string>
+#include <utility>
 
 #include "core/result.h"
 
@@ -28,7 +31,9 @@ class TokenStateStore {
   explicit TokenStateStore(std::string path) : path_(std::move(path)) {}
 
   // Every merchant's state (an absent file is an empty map). Errors: the file is unreadable or
-  // not a token state file (the cause names the file, never a token).
+  // not a token state file (the cause names the file, never a token). The file is parsed again
+  // only when it changed (another file in its place, or another size or time) since this store
+  // last read or wrote it: workers read it before every refresh.
   Result<std::map<std::string, TokenState>> load() const;
 
   // Writes one merchant's state, keeping every other merchant's as it is in the file now. A state
@@ -39,7 +44,22 @@ class TokenStateStore {
   const std::string& path() const { return path_; }
 
  private:
+  // Which file version the cache holds: replaced by rename, a new version is a new inode.
+  struct Stamp {
+    uint64_t dev = 0, ino = 0;
+    int64_t size = -1, mtime_ns = 0;
+    bool operator==(const Stamp& o) const {
+      return dev == o.dev && ino == o.ino && size == o.size && mtime_ns == o.mtime_ns;
+    }
+  };
+  static std::optional<Stamp> stampOf(const std::string& path);
+  // The cached states when the file is still the version they came from.
+  std::optional<std::map<std::string, TokenState>> cached(const std::optional<Stamp>& now) const;
+  void remember(const Stamp& stamp, std::map<std::string, TokenState> states) const;
+
   const std::string path_;
+  mutable std::mutex cache_mutex_;  // guards cache_
+  mutable std::optional<std::pair<Stamp, std::map<std::string, TokenState>>> cache_;
 };
 
 }  // namespace fanpull

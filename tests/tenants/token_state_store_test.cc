@@ -111,3 +111,28 @@ TEST_CASE("a token state file with a field of the wrong type is a clear error, n
     CHECK(loaded.error().cause.find("SECRET-A") == std::string::npos);
   }
 }
+
+TEST_CASE("a store that kept the file it read or wrote still sees every change made since",
+          "[tenants][unit]") {
+  testing::TempDir dir;
+  TokenStateStore a(dir.file("tokens.json"));
+  TokenStateStore b(dir.file("tokens.json"));
+  REQUIRE(a.save("wxa", {"RT-1", "AT-1", 1000, 1, ""}).ok());
+  REQUIRE(b.load().ok());
+  CHECK(b.load()->at("wxa").refresh_token == "RT-1");  // kept from its last read
+  REQUIRE(a.save("wxa", {"RT-2", "AT-2", 2000, 2, ""}).ok());
+  CHECK(b.load()->at("wxa").refresh_token == "RT-2");  // another writer's version
+  REQUIRE(b.save("wxb", {"RT-b", "AT-b", 3000, 3, ""}).ok());
+  auto seen_by_a = a.load();
+  REQUIRE(seen_by_a.ok());
+  CHECK(seen_by_a->at("wxa").refresh_token == "RT-2");
+  CHECK(seen_by_a->at("wxb").refresh_token == "RT-b");
+  // Rewritten in place by hand (same file, other content): seen too.
+  dir.write("tokens.json",
+            R"({"version": 1, "authorizers": {"wxa": {"refresh_token": "RT-hand", "access_token": "",
+                "expires_at_ms": 0, "updated_at_ms": 9, "file_refresh_token": ""}}})");
+  auto by_hand = a.load();
+  REQUIRE(by_hand.ok());
+  CHECK(by_hand->at("wxa").refresh_token == "RT-hand");
+  CHECK(by_hand->count("wxb") == 0);
+}
