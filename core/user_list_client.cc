@@ -42,11 +42,8 @@ std::string UserListClient::target(std::string_view access_token, std::string_vi
                      {{"access_token", access_token}, {"next_openid", next_openid}});
 }
 
-Result<FollowerPage> UserListClient::getFans(std::string_view access_token,
-                                             std::string_view next_openid) {
-  HttpRequest request;
-  request.method = "GET";
-  request.target = target(access_token, next_openid);
+Result<HttpResponse> UserListClient::exchange(const HttpRequest& request,
+                                             std::string_view access_token) {
   Result<HttpResponse> response = transport_.send(request);
   if (!response.ok()) {
     Error e = std::move(response).takeError();
@@ -58,6 +55,16 @@ Result<FollowerPage> UserListClient::getFans(std::string_view access_token,
     if (!response->content_type.empty()) what += " (" + response->content_type + ")";
     return httpStatusError(response->status, what);
   }
+  return response;
+}
+
+Result<FollowerPage> UserListClient::getFans(std::string_view access_token,
+                                             std::string_view next_openid) {
+  HttpRequest request;
+  request.method = "GET";
+  request.target = target(access_token, next_openid);
+  Result<HttpResponse> response = exchange(request, access_token);
+  if (!response.ok()) return response.error();
   Result<FollowerPage> page = parseUserListAnswer(response->body);
   if (!page.ok()) {
     Error e = std::move(page).takeError();
@@ -74,15 +81,8 @@ Result<ApiQuota> UserListClient::getQuota(std::string_view access_token) {
   request.target = buildTarget("/cgi-bin/openapi/quota/get", {{"access_token", access_token}});
   request.content_type = "application/json";
   request.body = R"({"cgi_path":"/cgi-bin/user/get"})";
-  Result<HttpResponse> response = transport_.send(request);
-  if (!response.ok()) {
-    Error e = std::move(response).takeError();
-    redactInPlace(e.cause, access_token);
-    return e;
-  }
-  if (response->status != 200) {
-    return httpStatusError(response->status, "HTTP " + std::to_string(response->status));
-  }
+  Result<HttpResponse> response = exchange(request, access_token);
+  if (!response.ok()) return response.error();
   const nlohmann::json doc = nlohmann::json::parse(response->body, nullptr, false);
   if (!doc.is_object()) return malformedAnswerError("quota/get: not a JSON object");
   const long errcode = doc.contains("errcode") && doc["errcode"].is_number_integer()

@@ -39,6 +39,10 @@ class UserListClient {
   static std::string target(std::string_view access_token, std::string_view next_openid);
 
  private:
+  // Sends `request`: a transport failure (the token redacted from its cause) or a status other
+  // than 200 is an Error, anything else the answer to parse.
+  Result<HttpResponse> exchange(const HttpRequest& request, std::string_view access_token);
+
   HttpTransport& transport_;
 };
 

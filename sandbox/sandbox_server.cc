@@ -273,6 +273,10 @@ class SandboxServer::Impl {
   Answer componentToken(const std::string& body);
   Answer quotaGet(const std::vector<std::pair<std::string, std::string>>& params,
                   const std::string& body);
+  // The state of the access token a call carries, or null after answering 41001 (none) or
+  // 40001 (unknown) through `finish`. Under mutex_.
+  TokenState* knownToken(const std::string* token, Answer& answer,
+                         const std::function<void(int)>& finish);
   Answer authorizerToken(const std::vector<std::pair<std::string, std::string>>& params,
                          const std::string& body);
   Answer admin(const std::string& path, const std::string& method,
@@ -480,15 +484,8 @@ Answer SandboxServer::Impl::userGet(
       entry.errcode = errcode;
       answer.setBody(errorBody(errcode));
     };
-    auto tokenIt = token && !token->empty() ? tokens_.find(*token) : tokens_.end();
-    if (!token || token->empty()) {
-      answer.waitMs = latencyFor(nullptr);
-      finish(41001);
-    } else if (tokenIt == tokens_.end()) {
-      answer.waitMs = latencyFor(nullptr);
-      finish(40001);
-    } else {
-      TokenState& ts = tokenIt->second;
+    if (TokenState* known = knownToken(token, answer, finish)) {
+      TokenState& ts = *known;
       AccountState& acc = accounts_[ts.account];
       const Account& cfg = acc.config;
       entry.appid = cfg.appid;
@@ -614,6 +611,15 @@ Answer SandboxServer::Impl::componentToken(const std::string& body) {
   return answer;
 }
 
+SandboxServer::Impl::TokenState* SandboxServer::Impl::knownToken(
+    const std::string* token, Answer& answer, const std::function<void(int)>& finish) {
+  auto it = token && !token->empty() ? tokens_.find(*token) : tokens_.end();
+  if (it != tokens_.end()) return &it->second;
+  answer.waitMs = latencyFor(nullptr);
+  finish(!token || token->empty() ? 41001 : 40001);
+  return nullptr;
+}
+
 void SandboxServer::Impl::rollQuotaDay(AccountState& acc, int64_t nowMs) {
   const int64_t day = floorDiv(floorDiv(nowMs, 1000) + 28800, 86400);
   if (acc.quotaDay != day) {
@@ -639,15 +645,8 @@ Answer SandboxServer::Impl::quotaGet(
     entry.errcode = errcode;
     answer.setBody(errorBody(errcode));
   };
-  auto tokenIt = token && !token->empty() ? tokens_.find(*token) : tokens_.end();
-  if (!token || token->empty()) {
-    answer.waitMs = latencyFor(nullptr);
-    finish(41001);
-  } else if (tokenIt == tokens_.end()) {
-    answer.waitMs = latencyFor(nullptr);
-    finish(40001);
-  } else {
-    AccountState& acc = accounts_[tokenIt->second.account];
+  if (TokenState* known = knownToken(token, answer, finish)) {
+    AccountState& acc = accounts_[known->account];
     entry.appid = acc.config.appid;
     ++calls_[acc.config.appid][kEndpointQuotaGet];
     answer.waitMs = latencyFor(&acc);
@@ -656,7 +655,7 @@ Answer SandboxServer::Impl::quotaGet(
       acc.quotaGetDay = day;
       acc.quotaGetUsed = 0;
     }
-    if (tokenExpired(tokenIt->second, nowMs)) {
+    if (tokenExpired(*known, nowMs)) {
       finish(42001);
     } else if (acc.config.quota_get_errcode != 0) {
       finish(acc.config.quota_get_errcode);
