@@ -106,12 +106,16 @@ Result<std::string> readAll(const std::string& path) {
 
 }  // namespace
 
-std::optional<TokenStateStore::Stamp> TokenStateStore::stampOf(const std::string& path) {
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) return std::nullopt;
+TokenStateStore::Stamp TokenStateStore::Stamp::of(const struct ::stat& st) {
   return Stamp{static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino),
                static_cast<int64_t>(st.st_size),
                static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec};
+}
+
+std::optional<TokenStateStore::Stamp> TokenStateStore::stampOf(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return std::nullopt;
+  return Stamp::of(st);
 }
 
 std::optional<std::map<std::string, TokenState>> TokenStateStore::cached(
@@ -209,12 +213,7 @@ Result<bool> TokenStateStore::save(const std::string& appid, const TokenState& s
     ::fsync(dir);
     ::close(dir);
   }
-  if (stamped) {
-    remember(Stamp{static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino),
-                   static_cast<int64_t>(st.st_size),
-                   static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec},
-             std::move(all));
-  }
+  if (stamped) remember(Stamp::of(st), std::move(all));
   return true;
 }
 

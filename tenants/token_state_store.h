@@ -14,6 +14,8 @@
 
 #include "core/result.h"
 
+struct stat;
+
 namespace fanpull {
 
 struct TokenState {
@@ -51,6 +53,7 @@ class TokenStateStore {
     bool operator==(const Stamp& o) const {
       return dev == o.dev && ino == o.ino && size == o.size && mtime_ns == o.mtime_ns;
     }
+    static Stamp of(const struct ::stat& st);
   };
   static std::optional<Stamp> stampOf(const std::string& path);
   // The cached states when the file is still the version they came from.

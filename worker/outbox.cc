@@ -38,7 +38,12 @@ void Outbox::attempt(const std::shared_ptr<Attempt>& a) {
 }
 
 void Outbox::onDelivery(const std::shared_ptr<Attempt>& a, const Result<kafka::Delivery>& d) {
-  if (!d.ok()) return afterFailure(a, d.error(), kRetryAfterFailedDelivery);
+  if (!d.ok()) {
+    if (d.error().error_class == ErrorClass::kRetryable) {
+      log_.warn("delivery failed, producing again", {{"error", d.error().describe()}});
+    }
+    return afterFailure(a, d.error(), kRetryAfterFailedDelivery);
+  }
   markWritable(a->record->topic);
   settle(a, d);
 }
@@ -60,9 +65,6 @@ void Outbox::afterFailure(const std::shared_ptr<Attempt>& a, const Error& error,
                                                         {"bytes", a->bytes},
                                                         {"error", error.describe()}});
     return settle(a, error);
-  }
-  if (pause == kRetryAfterFailedDelivery) {
-    log_.warn("delivery failed, producing again", {{"error", error.describe()}});
   }
   if (stopping_) return;  // shutting down: the record's owner is abandoned too
   retry_(clock_.now() + pause, [this, a] { attempt(a); });

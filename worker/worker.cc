@@ -650,9 +650,7 @@ void Worker::callOnce(const std::shared_ptr<Run>& run) {
   TimePoint now = clock_.now();
   // Once per merchant and Beijing day: how many calls WeChat still allows today, so no walk is
   // planned beyond it (a call WeChat would refuse with 45009 is not made).
-  if (!limiter_.cappedToday(run->job.appid, now) && quotaDue(run->job.appid, now)) {
-    askQuota(run, now);
-  }
+  if (quotaDue(run->job.appid, now)) askQuota(run, now);
   Admission admission = limiter_.tryAcquire(run->job.appid, now);
   if (admission.kind == Admission::Kind::kWait) {
     releaseUndelivered(reserved);
