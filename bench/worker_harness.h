@@ -324,9 +324,12 @@ class Harness {
     topics_.events = "bench.events." + suffix;
     topics_.dlq = "bench.dlq." + suffix;
     topics_.progress = "bench.progress." + suffix;
-    for (const auto& t :
-         {topics_.jobs, topics_.pages, topics_.events, topics_.dlq, topics_.progress}) {
-      auto created = broker_->createTopic(t, options_.partitions);
+    topics_.state = "bench.state." + suffix;
+    for (const auto& t : {topics_.jobs, topics_.pages, topics_.events, topics_.dlq,
+                          topics_.progress, topics_.state}) {
+      std::map<std::string, std::string> configs;
+      if (t == topics_.state) configs["cleanup.policy"] = "compact";
+      auto created = broker_->createTopic(t, options_.partitions, configs);
       if (!created.ok()) throw std::runtime_error(created.error().describe());
     }
 

@@ -179,7 +179,8 @@ int demoCommand(const CliArgs& args, std::ostream& out, std::ostream& err) {
   }
   KafkaTopics topics;
   constexpr int kPartitions = 16;
-  for (const auto& t : {topics.jobs, topics.pages, topics.events, topics.dlq, topics.progress}) {
+  for (const auto& t :
+       {topics.jobs, topics.pages, topics.events, topics.dlq, topics.progress, topics.state}) {
     (void)(*broker)->createTopic(t, kPartitions);
   }
   const std::string bootstrap = (*broker)->bootstrapServers();

@@ -11,7 +11,7 @@ std::vector<TopicSpec> topicSpecs(const KafkaTopics& topics, size_t producer_max
   specs.push_back({"events", topics.events, {}, 0, false, true});
   specs.push_back({"dlq", topics.dlq, {}, producer_max_message_bytes, false, true});
   specs.push_back({"progress", topics.progress, {}, 0, false, true});
-  specs.push_back({"state", topics.state, {{"cleanup.policy", "compact"}}, 0, true, false});
+  specs.push_back({"state", topics.state, {{"cleanup.policy", "compact"}}, 0, true, true});
   return specs;
 }
 

@@ -65,6 +65,8 @@ struct PartitionOffset {
 };
 
 // Logical offsets accepted by Consumer::assign().
+// A message produced to kAnyPartition goes where the partitioner puts its key.
+constexpr int32_t kAnyPartition = -1;
 constexpr int64_t kOffsetBeginning = -2;
 constexpr int64_t kOffsetEnd = -1;
 constexpr int64_t kOffsetStored = -1000;  // the group's committed offset, else auto.offset.reset

@@ -87,7 +87,7 @@ class Producer::Impl : public detail::HandleContext {
   // `kept`: the value's owner, held until the delivery report instead of copying the value.
   Result<Done> produce(const std::string& topic, std::string_view key, std::string_view value,
                        std::shared_ptr<const std::string> kept, const Headers& headers,
-                       DeliveryCallback callback) {
+                       DeliveryCallback callback, int32_t partition) {
     detail::HeadersPtr hdrs;
     if (!headers.empty()) {
       hdrs.reset(rd_kafka_headers_new(headers.size()));
@@ -102,7 +102,7 @@ class Producer::Impl : public detail::HandleContext {
     // librdkafka copies the key, and the value too unless its owner is kept (F_COPY); it takes
     // the headers only on success.
     rd_kafka_resp_err_t err = rd_kafka_producev(
-        rk.get(), RD_KAFKA_V_TOPIC(topic.c_str()),
+        rk.get(), RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_PARTITION(partition),
         RD_KAFKA_V_KEY(key.empty() ? nullptr : const_cast<char*>(key.data()), key.size()),
         RD_KAFKA_V_VALUE(value.empty() ? nullptr : const_cast<char*>(value.data()), value.size()),
         RD_KAFKA_V_MSGFLAGS(copy ? RD_KAFKA_MSG_F_COPY : 0), RD_KAFKA_V_HEADERS(hdrs.get()),
@@ -178,14 +178,15 @@ Result<std::unique_ptr<Producer>> Producer::create(const ProducerOptions& option
 Result<Done> Producer::produce(const std::string& topic, std::string_view key,
                                std::string_view value, const Headers& headers,
                                DeliveryCallback callback) {
-  return impl_->produce(topic, key, value, nullptr, headers, std::move(callback));
+  return impl_->produce(topic, key, value, nullptr, headers, std::move(callback), kAnyPartition);
 }
 
 Result<Done> Producer::produce(const std::string& topic, std::string_view key,
                                std::shared_ptr<const std::string> value, const Headers& headers,
-                               DeliveryCallback callback) {
+                               DeliveryCallback callback, int32_t partition) {
   const std::string_view view = value ? std::string_view(*value) : std::string_view();
-  return impl_->produce(topic, key, view, std::move(value), headers, std::move(callback));
+  return impl_->produce(topic, key, view, std::move(value), headers, std::move(callback),
+                        partition);
 }
 
 int Producer::poll(std::chrono::milliseconds timeout) {

@@ -61,9 +61,10 @@ class Producer {
                        const Headers& headers = {}, DeliveryCallback callback = {});
   // The same without copying the value: the producer holds `value` until its callback has run
   // (a page of 10,000 OpenIDs is about 300 KB; copying it cost more than encoding it).
+  // `partition` other than kAnyPartition writes to that partition whatever the key.
   Result<Done> produce(const std::string& topic, std::string_view key,
                        std::shared_ptr<const std::string> value, const Headers& headers = {},
-                       DeliveryCallback callback = {});
+                       DeliveryCallback callback = {}, int32_t partition = kAnyPartition);
 
   // Runs due delivery callbacks on this thread, waiting up to `timeout` for one; returns how
   // many events were served. Only for background_poll = false (returns 0 otherwise).

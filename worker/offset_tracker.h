@@ -23,6 +23,7 @@ class OffsetTracker {
   void revoke(const kafka::TopicPartition& tp);
   std::vector<kafka::TopicPartition> partitions() const;
   size_t size() const { return partitions_.size(); }
+  bool assigned(const kafka::TopicPartition& tp) const { return partitions_.count(tp) != 0; }
 
   // A job at `offset` arrived: unfinished until finish().
   void received(const kafka::TopicPartition& tp, int64_t offset);

@@ -21,7 +21,7 @@ Outbox::Outbox(RecordSink& sink, Clock& clock, Logger& log, Scheduler retry, Rel
 void Outbox::send(const std::string& key, std::shared_ptr<const OutboxRecord> record,
                   kafka::DeliveryCallback settled) {
   auto a = std::make_shared<Attempt>();
-  a->key = key;
+  a->key = record->key.empty() ? key : record->key;
   a->bytes = static_cast<int64_t>(record->value.size());
   a->record = std::move(record);
   a->settled = std::move(settled);
@@ -32,7 +32,8 @@ void Outbox::send(const std::string& key, std::shared_ptr<const OutboxRecord> re
 void Outbox::attempt(const std::shared_ptr<Attempt>& a) {
   // Not copied: the sink holds the record until its delivery report.
   std::shared_ptr<const std::string> value(a->record, &a->record->value);
-  auto queued = sink_.produce(a->record->topic, a->key, std::move(value), a->record->headers,
+  auto queued = sink_.produce(a->record->topic, a->record->partition, a->key, std::move(value),
+                              a->record->headers,
                               [this, a](const Result<kafka::Delivery>& d) { onDelivery(a, d); });
   if (!queued.ok()) afterFailure(a, queued.error(), kRetryAfterRefused);
 }

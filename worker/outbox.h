@@ -16,6 +16,7 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "core/clock.h"
 #include "core/log.h"
@@ -30,22 +31,25 @@ namespace fanpull {
 class RecordSink {
  public:
   virtual ~RecordSink() = default;
-  // Queues one record; `settled` later receives its delivery result exactly once, unless
-  // queuing fails (then it is never called). The sink holds `value` until then.
-  virtual Result<kafka::Done> produce(const std::string& topic, std::string_view key,
-                               std::shared_ptr<const std::string> value,
-                               const kafka::Headers& headers,
-                               kafka::DeliveryCallback settled) = 0;
+  // Queues one record for `partition` (kafka::kAnyPartition: the key's); `settled` later
+  // receives its delivery result exactly once, unless queuing fails (then it is never called).
+  // The sink holds `value` until then.
+  virtual Result<kafka::Done> produce(const std::string& topic, int32_t partition,
+                                      std::string_view key,
+                                      std::shared_ptr<const std::string> value,
+                                      const kafka::Headers& headers,
+                                      kafka::DeliveryCallback settled) = 0;
 };
 
 // The RecordSink of a kafka::Producer (values are not copied).
 class KafkaRecordSink final : public RecordSink {
  public:
   explicit KafkaRecordSink(kafka::Producer& producer) : producer_(producer) {}
-  Result<kafka::Done> produce(const std::string& topic, std::string_view key,
-                       std::shared_ptr<const std::string> value, const kafka::Headers& headers,
-                       kafka::DeliveryCallback settled) override {
-    return producer_.produce(topic, key, std::move(value), headers, std::move(settled));
+  Result<kafka::Done> produce(const std::string& topic, int32_t partition, std::string_view key,
+                              std::shared_ptr<const std::string> value,
+                              const kafka::Headers& headers,
+                              kafka::DeliveryCallback settled) override {
+    return producer_.produce(topic, key, std::move(value), headers, std::move(settled), partition);
   }
 
  private:
@@ -53,9 +57,20 @@ class KafkaRecordSink final : public RecordSink {
 };
 
 struct OutboxRecord {
+  OutboxRecord() = default;
+  OutboxRecord(std::string topic_, std::string value_, kafka::Headers headers_ = {},
+               std::string key_ = {}, int32_t partition_ = kafka::kAnyPartition)
+      : topic(std::move(topic_)),
+        value(std::move(value_)),
+        headers(std::move(headers_)),
+        key(std::move(key_)),
+        partition(partition_) {}
+
   std::string topic;
-  std::string value;
+  std::string value;  // empty: a null value (a tombstone on a compacted topic)
   kafka::Headers headers;
+  std::string key;  // empty: the key send() is given (the merchant's appid)
+  int32_t partition = kafka::kAnyPartition;  // the key's partition unless set
 };
 
 struct OutboxStats {

@@ -96,7 +96,8 @@ Result<kafka::Done> Worker::start() {
   // The producer learns its topics now: its first checkpoint must not wait a second for
   // metadata (a crash in that second would lose the checkpoints, and the walk would restart).
   for (const std::string* topic : {&options_.topics.pages, &options_.topics.progress,
-                                   &options_.topics.events, &options_.topics.dlq}) {
+                                   &options_.topics.events, &options_.topics.dlq,
+                                   &options_.topics.state}) {
     auto prepared = producer_->prepareTopic(*topic, std::chrono::seconds(10));
     if (!prepared.ok()) {
       if (kafka::isTopicUnavailable(prepared.error())) {
@@ -111,18 +112,20 @@ Result<kafka::Done> Worker::start() {
   auto reader_log = [this](int level, const std::string& facility, const std::string& message) {
     if (level <= 4) log_.warn("kafka reader: " + message, {{"facility", facility}});
   };
-  progress_reader_ = std::make_unique<kafka::TopicScanner>(options_.bootstrap_servers,
-                                                           options_.properties, reader_log);
+  // Jobs partition p's state is in state partition p: the two topics must have as many.
+  auto jobs_partitions = producer_->prepareTopic(options_.topics.jobs, std::chrono::seconds(10));
+  auto state_partitions = producer_->prepareTopic(options_.topics.state, std::chrono::seconds(10));
+  if (jobs_partitions.ok() && state_partitions.ok() && *jobs_partitions != *state_partitions) {
+    return Error::of(ErrorClass::kUnknown,
+                     "the state topic " + options_.topics.state + " has " +
+                         std::to_string(*state_partitions) + " partitions and the jobs topic " +
+                         options_.topics.jobs + " has " + std::to_string(*jobs_partitions) +
+                         ": they must have as many (fanpull topics creates them so)");
+  }
+  state_reader_ = std::make_unique<kafka::TopicScanner>(options_.bootstrap_servers,
+                                                        options_.properties, reader_log);
   events_reader_ = std::make_unique<kafka::TopicScanner>(options_.bootstrap_servers,
                                                          options_.properties, reader_log);
-  auto loaded = progress_.loadFromTopic(*progress_reader_, options_.topics.progress,
-                                        std::chrono::seconds(30));
-  if (!loaded.ok()) {
-    log_.warn("progress topic not read at start; jobs resume from what later reads find",
-              {{"error", loaded.error().describe()}});
-  } else {
-    log_.info("progress read", {{"records", *loaded}});
-  }
 
   kafka::ConsumerOptions co;
   co.bootstrap_servers = options_.bootstrap_servers;
@@ -186,6 +189,7 @@ WorkerStats Worker::stats() const {
   s.partitions_paused = paused_;
   s.lanes_active = static_cast<int64_t>(lanes_.size());
   s.assigned_partitions = static_cast<int64_t>(offsets_.size());
+  s.state_unrestored = static_cast<int64_t>(unrestored_.size());
   if (outbox_) {
     OutboxStats o = outbox_->stats();
     s.produce_errors = o.produce_errors;
@@ -208,6 +212,7 @@ void Worker::pollLoop() {
   // Housekeeping runs on the machine's steady clock: it must not stall under a test clock.
   auto last_commit = std::chrono::steady_clock::now();
   auto last_reload = last_commit;
+  auto last_restore = last_commit;
   while (!stopping_) {
     auto polled = consumer_->poll(std::chrono::milliseconds(100));
     if (!polled.ok()) {
@@ -237,6 +242,15 @@ void Worker::pollLoop() {
         for (const auto& p : problems) log_.error("tenants file rejected", {{"problem", p.describe()}});
       }
       last_reload = now;
+    }
+    if (now - last_restore >= std::chrono::seconds(2)) {
+      std::vector<kafka::TopicPartition> unread;
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        unread.assign(unrestored_.begin(), unrestored_.end());
+      }
+      if (!unread.empty()) restoreState(unread);
+      last_restore = now;
     }
     updatePause();
   }
@@ -277,7 +291,7 @@ void Worker::onMessage(const kafka::ConsumedMessage& m) {
   }
   run->job = job.value();
 
-  std::optional<ProgressRecord> record = progress_.find(run->job.job_id);
+  std::optional<ProgressRecord> record = state_.find(m.partition, run->job.job_id);
   bool same_source = record && record->source_topic == m.topic &&
                      record->source_partition == m.partition && record->source_offset == m.offset;
   bool duplicate = false;
@@ -340,6 +354,10 @@ std::vector<std::string> readinessProblems(const WorkerStats& stats) {
   std::vector<std::string> problems;
   if (stats.assigned_partitions == 0) problems.push_back("no jobs partition assigned yet");
   if (stats.producer_fatal) problems.push_back("the Kafka producer hit a fatal error");
+  if (stats.state_unrestored > 0) {
+    problems.push_back(std::to_string(stats.state_unrestored) +
+                       " jobs partition(s) wait for their state partition to be read");
+  }
   for (const auto& [topic, error] : stats.unwritable_topics) {
     problems.push_back("topic " + topic + " cannot be written: " + error);
   }
@@ -416,6 +434,15 @@ void Worker::updatePause() {
     assigned = offsets_.partitions();
   }
   if (assigned.empty() || (!pause && !resume)) return;
+  if (resume) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    // A partition whose state is not read yet stays paused.
+    assigned.erase(std::remove_if(assigned.begin(), assigned.end(),
+                                  [this](const kafka::TopicPartition& tp) {
+                                    return unrestored_.count(tp) != 0;
+                                  }),
+                   assigned.end());
+  }
   auto r = pause ? consumer_->pause(assigned) : consumer_->resume(assigned);
   if (!r.ok()) return;
   std::lock_guard<std::mutex> lock(mutex_);
@@ -425,20 +452,60 @@ void Worker::updatePause() {
 }
 
 void Worker::onAssigned(const std::vector<kafka::TopicPartition>& partitions) {
-  // The previous owner's checkpoints must be known before its jobs are taken over.
-  auto loaded = progress_.loadFromTopic(*progress_reader_, options_.topics.progress,
-                                        std::chrono::seconds(30));
-  if (!loaded.ok()) {
-    log_.warn("progress not re-read", {{"error", loaded.error().describe()}});
-  } else {
-    log_.info("progress re-read", {{"records", *loaded},
-                                   {"jobs_known", progress_.size()}});
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (const auto& tp : partitions) offsets_.assign(tp);
+    stats_.assigned_partitions = static_cast<int64_t>(offsets_.size());
+    if (paused_) (void)consumer_->pause(partitions);
   }
-  std::lock_guard<std::mutex> lock(mutex_);
-  for (const auto& tp : partitions) offsets_.assign(tp);
-  stats_.assigned_partitions = static_cast<int64_t>(offsets_.size());
-  if (paused_) (void)consumer_->pause(partitions);
   log_.info("partitions assigned", {{"count", partitions.size()}});
+  // The previous owner's checkpoints and the job ids it finished must be known before any job of
+  // these partitions runs.
+  restoreState(partitions);
+}
+
+void Worker::restoreState(const std::vector<kafka::TopicPartition>& partitions) {
+  std::vector<kafka::TopicPartition> unread;
+  for (const auto& tp : partitions) {
+    auto restored = state_.restore(
+        tp.partition, clock_.now(),
+        partitionReader(*state_reader_, options_.topics.state, tp.partition,
+                        std::chrono::seconds(30)));
+    if (!restored.ok()) {
+      log_.error("state partition not restored; its jobs wait",
+                 {{"topic", options_.topics.state},
+                  {"partition", tp.partition},
+                  {"error", restored.error().describe()}});
+      unread.push_back(tp);
+      continue;
+    }
+    log_.info("state restored", {{"partition", tp.partition},
+                                 {"records", restored->records},
+                                 {"jobs", restored->jobs},
+                                 {"expired", restored->expired.size()},
+                                 {"ms", static_cast<int64_t>(restored->took.count())}});
+    // Done records past their 7 days: tombstones, so that compaction removes them.
+    for (const auto& key : restored->expired) {
+      auto tombstone = std::make_shared<Outgoing>();
+      tombstone->topic = options_.topics.state;
+      tombstone->key = key;
+      tombstone->partition = tp.partition;
+      outbox_->send(key, std::move(tombstone), [](const Result<kafka::Delivery>&) {});
+    }
+    std::lock_guard<std::mutex> lock(mutex_);
+    ++stats_.state_restores;
+    stats_.state_records_restored += restored->records;
+    stats_.state_restore_ms += static_cast<int64_t>(restored->took.count());
+    if (unrestored_.erase(tp) != 0 && !paused_) (void)consumer_->resume({tp});
+  }
+  if (unread.empty()) return;
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (const auto& tp : unread) {
+    // Still assigned (a revocation may have come in between).
+    if (!offsets_.assigned(tp)) continue;
+    unrestored_.insert(tp);
+  }
+  (void)consumer_->pause(unread);
 }
 
 void Worker::onRevoked(const std::vector<kafka::TopicPartition>& partitions, bool lost) {
@@ -486,8 +553,12 @@ void Worker::onRevoked(const std::vector<kafka::TopicPartition>& partitions, boo
     }
   }
   if (!lost) commitOffsets(true);
+  for (const auto& tp : partitions) state_.forget(tp.partition);
   std::lock_guard<std::mutex> lock(mutex_);
-  for (const auto& tp : partitions) offsets_.revoke(tp);
+  for (const auto& tp : partitions) {
+    offsets_.revoke(tp);
+    unrestored_.erase(tp);
+  }
   log_.info(lost ? "partitions lost" : "partitions revoked",
             {{"count", partitions.size()}, {"jobs", runs.size()}});
 }
@@ -802,7 +873,7 @@ void Worker::onPageSettled(const std::shared_ptr<Run>& run, const WalkPage& out,
         // Produced under the walk's lock, so checkpoints reach the topic in the walk's order.
         const int64_t seq = at.seq;
         auto r = run;
-        produceAll(run, {progressMessage(*run, kProgressRunning)},
+        produceAll(run, checkpointMessages(*run, kProgressRunning),
                    [this, r, seq] { onCheckpointed(r, seq); });
       }
     }
@@ -948,10 +1019,10 @@ void Worker::end(const std::shared_ptr<Run>& run, Outgoing event, const std::str
   // revocation waits for it, and whoever reads "ending" next looks for the event before writing.
   auto r = run;
   auto e = std::make_shared<Outgoing>(std::move(event));
-  produceAll(run, {progressMessage(*run, kProgressEnding, {}, e->value)},
+  produceAll(run, checkpointMessages(*run, kProgressEnding, {}, e->value),
              [this, r, e, state, then = std::move(then)]() mutable {
                produceAll(r, {std::move(*e)}, [this, r, state, then = std::move(then)]() mutable {
-                 produceAll(r, {progressMessage(*r, state)}, std::move(then));
+                 produceAll(r, checkpointMessages(*r, state), std::move(then));
                });
              });
 }
@@ -998,7 +1069,7 @@ void Worker::settleEnding(const std::shared_ptr<Run>& run, const ProgressRecord&
     if (!found) out.push_back({options_.topics.events, record.end_event, {}});
     auto r = run;
     produceAll(run, std::move(out), [this, r, state, status, found] {
-      produceAll(r, {progressMessage(*r, state)}, [this, r, status, found] {
+      produceAll(r, checkpointMessages(*r, state), [this, r, status, found] {
         if (!found) count(&WorkerStats::jobs_by_status, status);
         finish(r);
       });
@@ -1018,8 +1089,9 @@ void Worker::defer(const std::shared_ptr<Run>& run, TimePoint until, const Error
     if (!run->deferred) ++stats_.deferred;
     run->deferred = true;
   }
-  produceAll(run,
-             {eventMessage(*run, "deferred", error, until), progressMessage(*run, "deferred", until)},
+  std::vector<Outgoing> out = checkpointMessages(*run, kProgressDeferred, until);
+  out.push_back(eventMessage(*run, "deferred", error, until));
+  produceAll(run, std::move(out),
              [this, r, until] {
                count(&WorkerStats::jobs_by_status, "deferred");
                {
@@ -1130,8 +1202,10 @@ Worker::Outgoing Worker::eventMessage(const Run& run, const std::string& status,
   return {options_.topics.events, encodeEvent(event, clock_.now()), {}};
 }
 
-Worker::Outgoing Worker::progressMessage(const Run& run, const std::string& state,
-                                         TimePoint retry_at, const std::string& end_event) {
+std::vector<Worker::Outgoing> Worker::checkpointMessages(const Run& run,
+                                                         const std::string& state,
+                                                         TimePoint retry_at,
+                                                         const std::string& end_event) {
   ProgressRecord p;
   p.job_id = run.job.job_id;
   p.appid = run.job.appid;
@@ -1148,8 +1222,16 @@ Worker::Outgoing Worker::progressMessage(const Run& run, const std::string& stat
   p.events_partition = run.events_partition;
   p.events_offset = run.events_offset;
   p.end_event = end_event;
-  progress_.apply(p);
-  return {options_.topics.progress, encodeProgress(p), {}};
+  state_.apply(run.partition, p);
+  Outgoing state_record;
+  state_record.topic = options_.topics.state;
+  state_record.value = encodeProgress(stateRecordOf(p));
+  state_record.key = jobStateKey(p.job_id);
+  state_record.partition = run.partition;
+  std::vector<Outgoing> out;
+  out.push_back(std::move(state_record));
+  out.push_back({options_.topics.progress, encodeProgress(p), {}});
+  return out;
 }
 
 void Worker::produceAll(const std::shared_ptr<Run>& run, std::vector<Outgoing> messages,

@@ -3,8 +3,9 @@
 // limiter, token source and getFans client, and produces pages, progress checkpoints, events and
 // dead letters (docs/CONTRACTS.md). Lanes that wait (rate limit, backoff, 45011, quota deferral) hold
 // no thread; at most max_in_flight calls run at once. Offsets are committed only below the
-// lowest unfinished job of each partition, and progress is checkpointed after each delivered
-// page, so a restarted worker (or another one after a rebalance) resumes a job from its cursor.
+// lowest unfinished job of each partition, and a checkpoint follows each delivered page into the
+// state topic (the jobs partition's state partition, restored by whoever is assigned it next),
+// so a restarted worker (or another one after a rebalance) resumes a job from its cursor.
 // Thread-safe: start() and stop() may be called from any thread.
 #pragma once
 
@@ -36,7 +37,7 @@
 #include "worker/job_walk.h"
 #include "worker/offset_tracker.h"
 #include "worker/outbox.h"
-#include "worker/progress_store.h"
+#include "worker/state_store.h"
 
 namespace fanpull {
 
@@ -79,6 +80,13 @@ struct WorkerStats {
   int64_t budget_waits = 0;       // calls that waited for deliveries (max_undelivered_bytes)
   int64_t quota_checks = 0;       // openapi/quota/get answers that capped a merchant's day
   int64_t commit_errors = 0;  // offset commits that failed (each is made again)
+  // State partitions restored (docs/RELIABILITY.md, "State topic"), the records they held and
+  // the time the restores took; partitions assigned whose state could not be read yet (their
+  // jobs wait, and /readyz says so).
+  int64_t state_restores = 0;
+  int64_t state_records_restored = 0;
+  int64_t state_restore_ms = 0;
+  int64_t state_unrestored = 0;
   int64_t lanes_active = 0;
   int64_t jobs_queued = 0;
   int64_t deferred = 0;
@@ -101,8 +109,10 @@ class Worker {
          UserListClient& client, Logger& log);
   ~Worker();
 
-  // Creates the producer and the consumer, reads the progress topic, joins the group and starts
-  // polling in a thread of its own. Errors: Kafka clients cannot be created (bad properties).
+  // Creates the producer and the consumer, joins the group and starts polling in a thread of its
+  // own; each jobs partition assigned has its state partition restored before its jobs run.
+  // Errors: Kafka clients cannot be created (bad properties); the state topic's partition count
+  // differs from the jobs topic's.
   Result<kafka::Done> start();
 
   // Graceful stop: no new jobs or calls, calls in flight finish, the producer is flushed, offsets
@@ -189,8 +199,14 @@ class Worker {
   Outgoing eventMessage(const Run& run, const std::string& status,
                         const std::optional<Error>& error = std::nullopt,
                         std::optional<TimePoint> retry_at = std::nullopt);
-  Outgoing progressMessage(const Run& run, const std::string& state, TimePoint retry_at = {},
-                           const std::string& end_event = "");
+  // A checkpoint: the job's record in the state topic (in its jobs partition's state partition,
+  // kept by this worker's StateStore) and the same in the progress topic for observers.
+  std::vector<Outgoing> checkpointMessages(const Run& run, const std::string& state,
+                                           TimePoint retry_at = {},
+                                           const std::string& end_event = "");
+  // Restores the state partitions of `partitions` (poll thread); those that cannot be read stay
+  // paused and are tried again by the poll loop.
+  void restoreState(const std::vector<kafka::TopicPartition>& partitions);
   // Sends every message through the outbox, then runs `then` on continuations_.
   void produceAll(const std::shared_ptr<Run>& run, std::vector<Outgoing> messages,
                   std::function<void()> then);
@@ -204,16 +220,16 @@ class Worker {
   Logger& log_;
   Clock& clock_;
   RateLimiter limiter_;
-  ProgressStore progress_;
+  StateStore state_;
 
   // Declared before the producer, so they outlive the delivery reports it serves as it closes.
   std::unique_ptr<KafkaRecordSink> sink_;
   std::unique_ptr<Outbox> outbox_;
   std::unique_ptr<kafka::Producer> producer_;
   std::unique_ptr<kafka::Consumer> consumer_;
-  // Readers kept for the worker's life (see TopicScanner): the progress topic, read on the poll
+  // Readers kept for the worker's life (see TopicScanner): the state topic, read on the poll
   // thread, and the events topic, read by settles on executor threads.
-  std::unique_ptr<kafka::TopicScanner> progress_reader_;
+  std::unique_ptr<kafka::TopicScanner> state_reader_;
   std::unique_ptr<kafka::TopicScanner> events_reader_;
   std::unique_ptr<Executor> executor_;  // job steps: max_in_flight threads, one call each
   // What runs after a delivery (never a call to WeChat): kContinuationThreads threads.
@@ -226,6 +242,7 @@ class Worker {
   std::map<std::string, std::shared_ptr<Run>> active_;        // by job_id: queued or running
   std::map<std::string, TimePoint> quota_asked_;  // by appid: end of the Beijing day last asked
   OffsetTracker offsets_;                                      // jobs topic partitions
+  std::set<kafka::TopicPartition> unrestored_;  // assigned, state not read yet: kept paused
   std::mutex random_mutex_;                                    // guards random_
   SeededRandom random_;
   WorkerStats stats_;

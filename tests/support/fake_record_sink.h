@@ -16,15 +16,17 @@ class FakeRecordSink final : public RecordSink {
  public:
   struct Produced {
     std::string topic;
+    int32_t partition = kafka::kAnyPartition;
     std::string key;
     std::shared_ptr<const std::string> value;
     kafka::Headers headers;
     kafka::DeliveryCallback settled;
   };
 
-  Result<kafka::Done> produce(const std::string& topic, std::string_view key,
-                       std::shared_ptr<const std::string> value, const kafka::Headers& headers,
-                       kafka::DeliveryCallback settled) override {
+  Result<kafka::Done> produce(const std::string& topic, int32_t partition, std::string_view key,
+                              std::shared_ptr<const std::string> value,
+                              const kafka::Headers& headers,
+                              kafka::DeliveryCallback settled) override {
     std::lock_guard<std::mutex> lock(mutex_);
     ++attempts_;
     if (!refusals_.empty()) {
@@ -32,7 +34,8 @@ class FakeRecordSink final : public RecordSink {
       refusals_.pop_front();
       return e;
     }
-    pending_.push_back({topic, std::string(key), std::move(value), headers, std::move(settled)});
+    pending_.push_back(
+        {topic, partition, std::string(key), std::move(value), headers, std::move(settled)});
     return kafka::Done{};
   }
 

@@ -93,9 +93,12 @@ class WorkerFixture {
     topics_.events = uniqueName("events");
     topics_.dlq = uniqueName("dlq");
     topics_.progress = uniqueName("progress");
+    topics_.state = uniqueName("state");
     for (const auto& t : {topics_.jobs, topics_.pages, topics_.events, topics_.dlq,
-                          topics_.progress}) {
-      auto created = broker_->createTopic(t, partitions);
+                          topics_.progress, topics_.state}) {
+      std::map<std::string, std::string> configs;
+      if (t == topics_.state) configs["cleanup.policy"] = "compact";
+      auto created = broker_->createTopic(t, partitions, configs);
       INFO("topic " << t << ": " << (created.ok() ? "ok" : created.error().describe()));
       REQUIRE(created.ok());
     }
@@ -194,6 +197,14 @@ class WorkerFixture {
   // Writes one message to any topic, keyed like the worker keys it (by appid).
   void produce(const std::string& topic, const std::string& appid, const std::string& value) {
     auto r = producer_->produce(topic, appid, value);
+    REQUIRE(r.ok());
+    REQUIRE(producer_->flush(std::chrono::seconds(10)).ok());
+  }
+  // To one partition whatever the key (a state record belongs to its jobs partition).
+  void produceTo(const std::string& topic, int32_t partition, const std::string& key,
+                 const std::string& value) {
+    auto r = producer_->produce(topic, key, std::make_shared<const std::string>(value), {}, {},
+                                partition);
     REQUIRE(r.ok());
     REQUIRE(producer_->flush(std::chrono::seconds(10)).ok());
   }

@@ -1,6 +1,5 @@
-// Progress checkpoints: what a record keeps across a restart, which record of a job wins in the
-// store, and reading a topic to its end (the progress topic, and the events topic when a job's
-// end is in doubt).
+// Progress checkpoints: what a record keeps across a restart, and reading a topic to its end (a
+// state partition, and the events topic when a job's end is in doubt).
 #include <unistd.h>
 
 #include <algorithm>
@@ -12,13 +11,11 @@
 #include "kafka/topic_scan.h"
 #include "support/test_kafka.h"
 #include "worker/messages.h"
-#include "worker/progress_store.h"
 
 using namespace std::chrono_literals;
 using fanpull::encodeProgress;
 using fanpull::parseProgress;
 using fanpull::ProgressRecord;
-using fanpull::ProgressStore;
 namespace kafka = fanpull::kafka;
 
 namespace {
@@ -65,30 +62,6 @@ TEST_CASE("a progress record keeps where its events are and the end event it is 
   // "ending" without the event it is writing cannot be settled: not a progress record.
   ProgressRecord broken = record("ending", 1000);
   CHECK_FALSE(parseProgress(encodeProgress(broken)));
-}
-
-TEST_CASE("a job's newest record wins but never moves it back from ending or finished",
-          "[worker][unit]") {
-  ProgressStore store;
-  store.apply(record("running", 1000));
-  store.apply(record("running", 900));  // older: ignored
-  REQUIRE(store.find("j-1"));
-  CHECK(store.find("j-1")->updated_ms == 1000);
-
-  ProgressRecord ending = record("ending", 1100);
-  ending.end_event = "{}";
-  store.apply(ending);
-  store.apply(record("running", 1200));  // a late checkpoint of the walk
-  CHECK(store.find("j-1")->state == "ending");
-  store.apply(record("deferred", 1200));
-  CHECK(store.find("j-1")->state == "ending");
-
-  store.apply(record("completed", 1100));  // same millisecond as ending: still later
-  CHECK(store.find("j-1")->state == "completed");
-  store.apply(ending);
-  store.apply(record("running", 5000));
-  CHECK(store.find("j-1")->state == "completed");
-  CHECK(store.size() == 1);
 }
 
 TEST_CASE("a topic scan reads each partition from its offset to the end it had when it began",

@@ -10,6 +10,7 @@
 #include <csignal>
 #include <fstream>
 
+#include "support/shifted_clock.h"
 #include "support/worker_fixture.h"
 #include "worker/metrics.h"
 
@@ -374,6 +375,54 @@ TEST_CASE("a job resumes from its cursor after a graceful stop", "[worker][integ
   CHECK(statusCount(f.eventsOf("j-slow"), "completed") == 1);
 }
 
+TEST_CASE("a merchant handed back and forth between workers whose clocks differ by minutes "
+          "resumes from the newest checkpoint each time",
+          "[worker][integration][kafka]") {
+  // Thirteen calls of 200 ms. Three workers in turn, the first and last with clocks 10 minutes
+  // ahead, the middle one 10 minutes behind: the middle one's checkpoints carry older times
+  // than the first one's, yet they are the newest in the state partition's log.
+  auto slow = merchant("wxskew", 120000);
+  slow.latency_ms = 200;
+  WorkerFixture f({slow});
+  testing::ShiftedClock ahead(f.clock().now() + std::chrono::minutes(10));
+  testing::ShiftedClock behind(f.clock().now() - std::chrono::minutes(10));
+  auto on = [&f](Clock& clock) {
+    WorkerOptions o = f.options();
+    o.clock = &clock;
+    return o;
+  };
+  f.startWorker(on(ahead));
+  f.enqueueJob("j-skew", "wxskew");
+  f.waitForUserGetCalls("wxskew", 3);
+  f.stopWorker();
+  const int64_t first = f.sandbox().calls("wxskew", sandbox::kEndpointUserGet);
+  f.startWorker(on(behind));
+  f.waitForUserGetCalls("wxskew", first + 4);
+  f.stopWorker();
+  const int64_t second = f.sandbox().calls("wxskew", sandbox::kEndpointUserGet);
+  REQUIRE(second < 13);  // the last worker still has pages to fetch
+  f.startWorker(on(ahead));
+  f.waitForStatus({"j-skew"}, {"completed"});
+  f.requireFollowers("j-skew", "wxskew", 120000);
+  // Each stop drops at most the answer in flight: no page is fetched or written twice.
+  testing::JobPages pages = f.pagesOf("j-skew");
+  CHECK(pages.duplicates == 0);
+  CHECK(pages.pages == 13);
+  CHECK(f.sandbox().calls("wxskew", sandbox::kEndpointUserGet) <= 13 + 2);
+  auto events = f.eventsOf("j-skew");
+  CHECK(statusCount(events, "started") == 1);
+  CHECK(statusCount(events, "completed") == 1);
+  // The last worker found the job in the state partition it restored.
+  bool restored = false;
+  for (const auto& line : f.logLines()) {
+    auto j = nlohmann::json::parse(line, nullptr, false);
+    if (j.is_object() && j.value("msg", "") == "state restored" && j.value("records", 0) > 0) {
+      restored = true;
+    }
+  }
+  CHECK(restored);
+}
+
 TEST_CASE("a worker killed with SIGKILL mid-walk is restarted and no page is lost",
           "[worker][integration][kafka]") {
   // Ten pages of 400 ms: the kill after the third page lands mid-walk however slow the machine.
@@ -508,7 +557,8 @@ TEST_CASE("a job found ending after a crash gets exactly one end event and no fu
   ending.events_partition = events_before->front().partition;
   ending.events_offset = events_before->front().offset;
   ending.end_event = end_event;
-  f.produce(f.topics().progress, "wxending", encodeProgress(ending));
+  // Where the crashed owner left it: in the state partition of the job's jobs partition.
+  f.produceTo(f.topics().state, job.partition, jobStateKey("j-ending"), encodeProgress(ending));
 
   f.startWorker();
   // Settled: the final checkpoint follows the "ending" one.

@@ -1,0 +1,88 @@
+// StateStore: what the state topic (docs/CONTRACTS.md, "State") says about the jobs of the jobs
+// partitions this worker owns: the newest checkpoint of every job under way and a small "done"
+// record of every job that ended in the last 7 days (duplicate detection). Jobs partition p's
+// records live in state partition p, keyed "job/<job_id>"; a worker assigned p restores state
+// partition p before it runs any job of p, and forgets it when p is revoked, so memory holds
+// what the owned partitions need, not history. Within a partition the log's order decides which
+// record wins, never a clock. Thread-safe.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/clock.h"
+#include "core/result.h"
+#include "kafka/topic_scan.h"
+#include "worker/messages.h"
+
+namespace fanpull {
+
+// The state topic's key of a job's checkpoint and done record.
+std::string jobStateKey(const std::string& job_id);
+
+// True for a record that ends its job (completed or failed): kept as a done record.
+bool isDone(const ProgressRecord& record);
+
+// The record the state topic keeps for `record`: a done record drops the cursor and the end event
+// (nothing resumes from it); any other record is kept whole.
+ProgressRecord stateRecordOf(const ProgressRecord& record);
+
+struct StateRestore {
+  int64_t records = 0;  // state records read from the partition
+  int64_t jobs = 0;     // jobs known afterwards (under way and done)
+  std::chrono::milliseconds took{0};
+  // Keys of done records older than kDoneKept: forgotten here; the worker writes their
+  // tombstones so that compaction removes them from the topic too.
+  std::vector<std::string> expired;
+};
+
+// Reads partition `partition` of `topic` with `scanner` to the end the broker reports.
+// Errors: not read before `timeout` (retryable).
+std::function<Result<int64_t>(
+    const std::function<void(std::string_view key, std::string_view value)>&)>
+partitionReader(kafka::TopicScanner& scanner, std::string topic, int32_t partition,
+                std::chrono::milliseconds timeout);
+
+class StateStore {
+ public:
+  // How long a finished job's id is remembered (docs/CONTRACTS.md, Event: `duplicate`).
+  static constexpr std::chrono::hours kDoneKept{24 * 7};
+
+  // Reads one state partition's records in the log's order, passing each key and value (empty:
+  // a tombstone) to `visit`; returns how many it read.
+  using Visit = std::function<void(std::string_view key, std::string_view value)>;
+  using PartitionReader = std::function<Result<int64_t>(const Visit& visit)>;
+
+  // Reads `partition` with `read` (from its first record to its end), replacing what was known
+  // of it, and holds it from then on. `now` decides which done records have expired.
+  // Errors: those of `read` (the partition is then not held, and its jobs must not run).
+  Result<StateRestore> restore(int32_t partition, TimePoint now, const PartitionReader& read);
+
+  // A record of the log, in the log's order: it replaces the job's record (a null value, a
+  // tombstone, removes it) unless that record already ended the job or is ending it, which a
+  // late checkpoint of the walk never reopens. Ignored for a partition not held.
+  void applyLogged(int32_t partition, std::string_view key, std::string_view value);
+  // This worker's own checkpoint of a job of `partition`, just written to the topic.
+  void apply(int32_t partition, const ProgressRecord& record);
+
+  std::optional<ProgressRecord> find(int32_t partition, const std::string& job_id) const;
+  // Drops what is known of `partition` (revoked).
+  void forget(int32_t partition);
+  bool holds(int32_t partition) const;
+  // Jobs known over every partition held.
+  size_t size() const;
+
+ private:
+  mutable std::mutex mutex_;  // guards partitions_
+  // partition -> job_id -> record
+  std::map<int32_t, std::map<std::string, ProgressRecord>> partitions_;
+};
+
+}  // namespace fanpull
