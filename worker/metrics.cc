@@ -335,6 +335,20 @@ std::string Metrics::render() const {
   out.family("fanpull_partitions_assigned", "gauge",
              "Partitions of the jobs topic assigned to this worker.");
   out.sample("fanpull_partitions_assigned", asDouble(stats.assigned_partitions));
+  out.family("fanpull_state_partitions_unrestored", "gauge",
+             "Jobs partitions assigned whose state partition could not be read yet (their jobs "
+             "wait).");
+  out.sample("fanpull_state_partitions_unrestored", asDouble(stats.state_unrestored));
+  out.family("fanpull_state_restores_total", "counter",
+             "State partitions restored (read to their end when their jobs partition was "
+             "assigned).");
+  out.sample("fanpull_state_restores_total", asDouble(stats.state_restores));
+  out.family("fanpull_state_restored_records_total", "counter",
+             "State records read by those restores.");
+  out.sample("fanpull_state_restored_records_total", asDouble(stats.state_records_restored));
+  out.family("fanpull_state_restore_seconds_total", "counter",
+             "Time spent restoring state partitions.");
+  out.sample("fanpull_state_restore_seconds_total", asDouble(stats.state_restore_ms) / 1000.0);
   out.family("fanpull_partitions_paused", "gauge",
              "1 while the jobs partitions are paused because too many jobs are queued.");
   out.sample("fanpull_partitions_paused", stats.partitions_paused ? 1 : 0);

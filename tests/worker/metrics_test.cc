@@ -336,6 +336,10 @@ WorkerStats someStats() {
   s.partitions_paused = true;
   s.produce_errors = 1;
   s.commit_errors = 5;
+  s.state_restores = 3;
+  s.state_records_restored = 40;
+  s.state_restore_ms = 1500;
+  s.state_unrestored = 1;
   return s;
 }
 
@@ -422,6 +426,10 @@ TEST_CASE("every metric has HELP and TYPE and the values of the worker's counter
   CHECK(e.value("fanpull_partitions_assigned") == 2);
   CHECK(e.value("fanpull_partitions_paused") == 1);
   CHECK(e.value("fanpull_consumer_lag_messages") == 0);
+  CHECK(e.value("fanpull_state_restores_total") == 3);
+  CHECK(e.value("fanpull_state_restored_records_total") == 40);
+  CHECK(e.value("fanpull_state_restore_seconds_total") == 1.5);
+  CHECK(e.value("fanpull_state_partitions_unrestored") == 1);
 }
 
 TEST_CASE("the conventions check finds what breaks Prometheus' naming conventions",
