@@ -45,6 +45,11 @@ void DailyBudget::exhaust(TimePoint now) {
   exhausted_ = true;
 }
 
+void DailyBudget::spendAtLeast(TimePoint now, int64_t calls) {
+  roll(now);
+  if (calls > used_) used_ = calls;
+}
+
 void DailyBudget::cap(TimePoint now, int64_t remain) {
   roll(now);
   capped_ = true;
@@ -94,6 +99,16 @@ void RateLimiter::markQuotaExhausted(const std::string& appid, TimePoint now) {
 int64_t RateLimiter::usedToday(const std::string& appid, TimePoint now) {
   std::lock_guard<std::mutex> lock(mutex_);
   return entryLocked(appid).budget.used(now);
+}
+
+void RateLimiter::spendAtLeastToday(const std::string& appid, TimePoint now, int64_t calls) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  entryLocked(appid).budget.spendAtLeast(now, calls);
+}
+
+int64_t RateLimiter::dailyCalls(const std::string& appid) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return entryLocked(appid).limit.daily_calls;
 }
 
 void RateLimiter::capToday(const std::string& appid, TimePoint now, int64_t remain) {

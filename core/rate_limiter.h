@@ -58,6 +58,9 @@ class DailyBudget {
   void spend(TimePoint now);
   // Marks the day spent (WeChat answered 45009 before our count reached the limit).
   void exhaust(TimePoint now);
+  // At least `calls` are spent on the Beijing day of `now` (what the state topic says this
+  // merchant's previous owner reserved today).
+  void spendAtLeast(TimePoint now, int64_t calls);
   int64_t used(TimePoint now) const;
   int64_t limit() const { return limit_; }
   // Changes the limit; what today has spent stays spent.
@@ -102,6 +105,10 @@ class RateLimiter {
   void markQuotaExhausted(const std::string& appid, TimePoint now);
   // Calls admitted for `appid` on the Beijing day of `now`.
   int64_t usedToday(const std::string& appid, TimePoint now);
+  // Counts at least `calls` as spent by `appid` on the Beijing day of `now`.
+  void spendAtLeastToday(const std::string& appid, TimePoint now, int64_t calls);
+  // The daily_calls of `appid` (0: no daily budget).
+  int64_t dailyCalls(const std::string& appid);
   // WeChat reports `remain` calls left today for `appid` (see DailyBudget::cap).
   void capToday(const std::string& appid, TimePoint now, int64_t remain);
   // True once capToday() was told for `appid` on the Beijing day of `now`.

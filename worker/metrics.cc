@@ -349,6 +349,9 @@ std::string Metrics::render() const {
   out.family("fanpull_state_restore_seconds_total", "counter",
              "Time spent restoring state partitions.");
   out.sample("fanpull_state_restore_seconds_total", asDouble(stats.state_restore_ms) / 1000.0);
+  out.family("fanpull_state_calls_reservations_total", "counter",
+             "Daily-call reservations written to the state topic before the calls they cover.");
+  out.sample("fanpull_state_calls_reservations_total", asDouble(stats.calls_reservations));
   out.family("fanpull_partitions_paused", "gauge",
              "1 while the jobs partitions are paused because too many jobs are queued.");
   out.sample("fanpull_partitions_paused", stats.partitions_paused ? 1 : 0);

@@ -2,17 +2,24 @@
 
 #include <utility>
 
+#include <nlohmann/json.hpp>
+
 namespace fanpull {
 
 namespace {
 
 constexpr std::string_view kJobKeyPrefix = "job/";
+constexpr std::string_view kCallsKeyPrefix = "calls/";
 
 // How far along a job's end a state is: a record never moves a job back to an earlier rank.
 int endRank(const std::string& state) {
   if (state == kProgressCompleted || state == kProgressFailed) return 2;
   if (state == kProgressEnding) return 1;
   return 0;
+}
+
+bool startsWith(std::string_view s, std::string_view prefix) {
+  return s.substr(0, prefix.size()) == prefix;
 }
 
 using Jobs = std::map<std::string, ProgressRecord>;
@@ -25,7 +32,7 @@ void keep(Jobs& jobs, const ProgressRecord& record) {
 }
 
 void keepLogged(Jobs& jobs, std::string_view key, std::string_view value) {
-  if (key.substr(0, kJobKeyPrefix.size()) != kJobKeyPrefix) return;  // not a job's record
+  if (!startsWith(key, kJobKeyPrefix)) return;  // not a job's record
   if (value.empty()) {
     jobs.erase(std::string(key.substr(kJobKeyPrefix.size())));
     return;
@@ -34,6 +41,31 @@ void keepLogged(Jobs& jobs, std::string_view key, std::string_view value) {
 }
 
 }  // namespace
+
+std::string callsStateKey(const std::string& appid) {
+  return std::string(kCallsKeyPrefix) + appid;
+}
+
+std::string encodeCalls(const CallsReserved& calls) {
+  return nlohmann::json{{"appid", calls.appid},
+                        {"day_end_ms", calls.day_end_ms},
+                        {"reserved", calls.reserved}}
+      .dump();
+}
+
+std::optional<CallsReserved> parseCalls(std::string_view value) {
+  nlohmann::json j = nlohmann::json::parse(value, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) return std::nullopt;
+  try {
+    CallsReserved c;
+    c.appid = j.at("appid").get<std::string>();
+    c.day_end_ms = j.at("day_end_ms").get<int64_t>();
+    c.reserved = j.at("reserved").get<int64_t>();
+    return c;
+  } catch (const nlohmann::json::exception&) {
+    return std::nullopt;
+  }
+}
 
 std::string jobStateKey(const std::string& job_id) {
   return std::string(kJobKeyPrefix) + job_id;
@@ -70,8 +102,18 @@ Result<StateRestore> StateStore::restore(int32_t partition, TimePoint now,
   const auto started = std::chrono::steady_clock::now();
   StateRestore out;
   Jobs jobs;
-  auto read = read_partition(
-      [&](std::string_view key, std::string_view value) { keepLogged(jobs, key, value); });
+  auto read = read_partition([&](std::string_view key, std::string_view value) {
+    if (startsWith(key, kCallsKeyPrefix)) {
+      const std::string appid(key.substr(kCallsKeyPrefix.size()));
+      if (value.empty()) {
+        out.calls.erase(appid);
+      } else if (auto calls = parseCalls(value)) {
+        out.calls[appid] = *calls;
+      }
+      return;
+    }
+    keepLogged(jobs, key, value);
+  });
   if (!read.ok()) return read.error();
   out.records = *read;
   const int64_t oldest_kept =

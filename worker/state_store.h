@@ -27,6 +27,19 @@ namespace fanpull {
 // The state topic's key of a job's checkpoint and done record.
 std::string jobStateKey(const std::string& job_id);
 
+// The calls a merchant's owner reserved on one Beijing day: written (and acknowledged) before
+// the calls are made, so whoever owns the merchant next, after a crash, a restart or a
+// rebalance, continues the same count; a crash may waste reserved calls, never exceed the
+// budget. Key "calls/<appid>", one record per merchant (compaction keeps the newest).
+struct CallsReserved {
+  std::string appid;
+  int64_t day_end_ms = 0;  // the Beijing midnight that ends the day the calls belong to
+  int64_t reserved = 0;
+};
+std::string callsStateKey(const std::string& appid);
+std::string encodeCalls(const CallsReserved& calls);
+std::optional<CallsReserved> parseCalls(std::string_view value);
+
 // True for a record that ends its job (completed or failed): kept as a done record.
 bool isDone(const ProgressRecord& record);
 
@@ -41,6 +54,8 @@ struct StateRestore {
   // Keys of done records older than kDoneKept: forgotten here; the worker writes their
   // tombstones so that compaction removes them from the topic too.
   std::vector<std::string> expired;
+  // The newest calls reservation of each merchant of the partition, by appid.
+  std::map<std::string, CallsReserved> calls;
 };
 
 // Reads partition `partition` of `topic` with `scanner` to the end the broker reports.

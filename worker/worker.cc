@@ -484,6 +484,17 @@ void Worker::restoreState(const std::vector<kafka::TopicPartition>& partitions) 
                                  {"jobs", restored->jobs},
                                  {"expired", restored->expired.size()},
                                  {"ms", static_cast<int64_t>(restored->took.count())}});
+    // What the merchants' previous owners reserved today counts as spent here.
+    const TimePoint now = clock_.now();
+    const int64_t today_end = unixMs(nextBeijingMidnight(now));
+    for (const auto& [appid, calls] : restored->calls) {
+      if (calls.day_end_ms != today_end) continue;
+      limiter_.spendAtLeastToday(appid, now, calls.reserved);
+      std::lock_guard<std::mutex> lock(mutex_);
+      Reservation& r = reservations_[appid];
+      if (r.day_end_ms != today_end) r = {today_end, 0};
+      r.reserved = std::max(r.reserved, calls.reserved);
+    }
     // Done records past their 7 days: tombstones, so that compaction removes them.
     for (const auto& key : restored->expired) {
       auto tombstone = std::make_shared<Outgoing>();
@@ -722,6 +733,12 @@ void Worker::callOnce(const std::shared_ptr<Run>& run) {
   // Once per merchant and Beijing day: how many calls WeChat still allows today, so no walk is
   // planned beyond it (a call WeChat would refuse with 45009 is not made).
   if (quotaDue(run->job.appid, now)) askQuota(run, now);
+  // A call is recorded in the state topic before it is made, so that a crash, a restart or the
+  // merchant's next owner never spends beyond the day's budget.
+  if (!callReserved(run, now)) {
+    releaseUndelivered(reserved);
+    return;
+  }
   Admission admission = limiter_.tryAcquire(run->job.appid, now);
   if (admission.kind == Admission::Kind::kWait) {
     releaseUndelivered(reserved);
@@ -768,6 +785,52 @@ void Worker::callOnce(const std::shared_ptr<Run>& run) {
     count(&WorkerStats::calls_by_class, std::string(errorClassName(page.error().error_class)));
     onError(run, page.error());
   }
+}
+
+bool Worker::callReserved(const std::shared_ptr<Run>& run, TimePoint now) {
+  const std::string& appid = run->job.appid;
+  const int64_t limit = limiter_.dailyCalls(appid);
+  if (limit <= 0) return true;  // no daily budget to keep
+  const int64_t used = limiter_.usedToday(appid, now);
+  if (used >= limit) return true;  // the limiter defers the walk
+  CallsReserved record;
+  record.appid = appid;
+  record.day_end_ms = unixMs(nextBeijingMidnight(now));
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    Reservation& r = reservations_[appid];
+    if (r.day_end_ms != record.day_end_ms) r = {record.day_end_ms, 0};
+    if (used < r.reserved) return true;
+    // Reserved in blocks of a tenth of the budget (1 to 10 calls): a record per call would cost
+    // a round trip to the brokers per call; a crash wastes at most the rest of a block.
+    const int64_t block = std::clamp<int64_t>(limit / 10, 1, 10);
+    record.reserved = std::min(limit, used + block);
+    ++stats_.calls_reservations;
+  }
+  run->pending++;  // a revocation or a stop waits for the reservation
+  auto out = std::make_shared<Outgoing>(options_.topics.state, encodeCalls(record),
+                                        kafka::Headers{}, callsStateKey(appid), run->partition);
+  outbox_->send(appid, std::move(out), [this, run, record](const Result<kafka::Delivery>& d) {
+    if (d.ok()) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      Reservation& r = reservations_[record.appid];
+      if (r.day_end_ms == record.day_end_ms) r.reserved = std::max(r.reserved, record.reserved);
+    }
+    std::optional<Error> failed;
+    if (!d.ok()) failed = d.error();
+    continuations_->post([this, run, failed] {
+      if (failed) {
+        // Given up by the outbox (a permanent error): no call may go unrecorded.
+        fail(run, Error::of(ErrorClass::kUnknown, "the day's calls could not be reserved in " +
+                                                      options_.topics.state + ": " +
+                                                      failed->describe()));
+      } else if (!stopping_) {
+        schedule(run, {});
+      }
+      run->pending--;
+    });
+  });
+  return false;
 }
 
 bool Worker::quotaDue(const std::string& appid, TimePoint now) {

@@ -87,6 +87,8 @@ struct WorkerStats {
   int64_t state_records_restored = 0;
   int64_t state_restore_ms = 0;
   int64_t state_unrestored = 0;
+  // Reservations of daily calls written to the state topic before the calls were made.
+  int64_t calls_reservations = 0;
   int64_t lanes_active = 0;
   int64_t jobs_queued = 0;
   int64_t deferred = 0;
@@ -204,6 +206,10 @@ class Worker {
   std::vector<Outgoing> checkpointMessages(const Run& run, const std::string& state,
                                            TimePoint retry_at = {},
                                            const std::string& end_event = "");
+  // True when the call `run` is about to make is covered by the calls reserved today in the
+  // state topic (or its merchant has no daily budget). Otherwise writes a larger reservation and
+  // returns false: the step runs again once the reservation is acknowledged.
+  bool callReserved(const std::shared_ptr<Run>& run, TimePoint now);
   // Restores the state partitions of `partitions` (poll thread); those that cannot be read stay
   // paused and are tried again by the poll loop.
   void restoreState(const std::vector<kafka::TopicPartition>& partitions);
@@ -243,6 +249,11 @@ class Worker {
   std::map<std::string, TimePoint> quota_asked_;  // by appid: end of the Beijing day last asked
   OffsetTracker offsets_;                                      // jobs topic partitions
   std::set<kafka::TopicPartition> unrestored_;  // assigned, state not read yet: kept paused
+  struct Reservation {
+    int64_t day_end_ms = 0;  // the Beijing day it counts for
+    int64_t reserved = 0;    // calls acknowledged by the state topic that day
+  };
+  std::map<std::string, Reservation> reservations_;  // by appid
   std::mutex random_mutex_;                                    // guards random_
   SeededRandom random_;
   WorkerStats stats_;

@@ -120,6 +120,26 @@ TEST_CASE("the daily budget admits daily_calls calls, then defers until Beijing 
   CHECK(limiter.usedToday("wxA", clock.now()) == 1);
 }
 
+TEST_CASE("calls another owner reserved today count as spent, never lowering the count",
+          "[core][unit]") {
+  testing::SimulatedClock clock(fromUnixSeconds(1795795200 + 3600));  // 01:00 Beijing
+  RateLimiter limiter(RateLimit{1000, 1000, 6});
+  CHECK(limiter.dailyCalls("wxA") == 6);
+  CHECK(limiter.tryAcquire("wxA", clock.now()).kind == Admission::Kind::kGo);
+  limiter.spendAtLeastToday("wxA", clock.now(), 4);
+  CHECK(limiter.usedToday("wxA", clock.now()) == 4);
+  limiter.spendAtLeastToday("wxA", clock.now(), 2);  // older news: the count stays
+  CHECK(limiter.usedToday("wxA", clock.now()) == 4);
+  CHECK(limiter.tryAcquire("wxA", clock.now()).kind == Admission::Kind::kGo);
+  CHECK(limiter.tryAcquire("wxA", clock.now()).kind == Admission::Kind::kGo);
+  CHECK(limiter.tryAcquire("wxA", clock.now()).kind == Admission::Kind::kQuotaExhausted);
+  // The next Beijing day starts from nothing.
+  clock.advance(std::chrono::hours(23));
+  CHECK(limiter.usedToday("wxA", clock.now()) == 0);
+  limiter.setLimit("wxB", RateLimit{1000, 1000, 0});
+  CHECK(limiter.dailyCalls("wxB") == 0);
+}
+
 TEST_CASE("45009 exhausts the day even with budget left", "[core][unit]") {
   testing::SimulatedClock clock(fromUnixSeconds(1795795200 + 3600));
   RateLimiter limiter(RateLimit{1000, 1000, 500});

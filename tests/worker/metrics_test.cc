@@ -340,6 +340,7 @@ WorkerStats someStats() {
   s.state_records_restored = 40;
   s.state_restore_ms = 1500;
   s.state_unrestored = 1;
+  s.calls_reservations = 6;
   return s;
 }
 
@@ -430,6 +431,7 @@ TEST_CASE("every metric has HELP and TYPE and the values of the worker's counter
   CHECK(e.value("fanpull_state_restored_records_total") == 40);
   CHECK(e.value("fanpull_state_restore_seconds_total") == 1.5);
   CHECK(e.value("fanpull_state_partitions_unrestored") == 1);
+  CHECK(e.value("fanpull_state_calls_reservations_total") == 6);
 }
 
 TEST_CASE("the conventions check finds what breaks Prometheus' naming conventions",

@@ -155,3 +155,30 @@ TEST_CASE("a restore that cannot read its partition holds nothing of it", "[work
   CHECK_FALSE(store.holds(4));
   CHECK_FALSE(store.find(4, "j-1"));
 }
+
+TEST_CASE("a restore gives the newest calls reservation of each merchant of the partition",
+          "[worker][unit]") {
+  fanpull::CallsReserved day1{"wxstate", kNowMs + kDayMs, 4};
+  fanpull::CallsReserved day1_more{"wxstate", kNowMs + kDayMs, 6};
+  fanpull::CallsReserved other{"wxother", kNowMs + kDayMs, 2};
+  std::vector<Entry> log = {
+      {fanpull::callsStateKey("wxstate"), fanpull::encodeCalls(day1)},
+      {fanpull::callsStateKey("wxother"), fanpull::encodeCalls(other)},
+      logged(record("j-1", "running", kNowMs)),
+      {fanpull::callsStateKey("wxstate"), fanpull::encodeCalls(day1_more)},
+      {fanpull::callsStateKey("wxother"), ""},
+      {fanpull::callsStateKey("wxbroken"), "{\"appid\": 3}"},
+  };
+  StateStore store;
+  auto restored = store.restore(0, kNow, readerOf(log));
+  REQUIRE(restored.ok());
+  REQUIRE(restored->calls.size() == 1);
+  const fanpull::CallsReserved& calls = restored->calls.at("wxstate");
+  CHECK(calls.reserved == 6);
+  CHECK(calls.day_end_ms == kNowMs + kDayMs);
+  CHECK(restored->jobs == 1);  // a calls record is not a job
+  auto back = fanpull::parseCalls(fanpull::encodeCalls(other));
+  REQUIRE(back);
+  CHECK(back->appid == "wxother");
+  CHECK(back->reserved == 2);
+}

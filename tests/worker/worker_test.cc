@@ -328,6 +328,35 @@ TEST_CASE("the configured daily_calls budget defers with retry_at and resumes th
   f.requireFollowers("j-budget", "wxbudget", 40000);
 }
 
+TEST_CASE("a merchant's daily calls count on across a stop and another worker the same day",
+          "[worker][integration][kafka]") {
+  // daily_calls 6; 80,000 followers take 9 calls (10 with the answer a stop drops). The first
+  // worker stops after 3 calls; the second (nothing of the first in its memory) continues the
+  // count from the state topic and defers at 6 calls in all, then finishes the next day.
+  auto slow = merchant("wxdaily", 80000);
+  slow.latency_ms = 150;
+  WorkerFixture f({slow});
+  auto options = f.options();
+  options.default_limit = {1000, 1000, 6};
+  f.startWorker(options);
+  f.enqueueJob("j-daily", "wxdaily");
+  f.waitForUserGetCalls("wxdaily", 3);
+  f.stopWorker();
+  const int64_t first = f.sandbox().calls("wxdaily", sandbox::kEndpointUserGet);
+  REQUIRE(first < 6);
+  f.startWorker(options);
+  f.waitForStatus({"j-daily"}, {"deferred"});
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  // The budget and no more; a budget of 6 is reserved a call at a time, so nothing is wasted.
+  CHECK(f.sandbox().calls("wxdaily", sandbox::kEndpointUserGet) == 6);
+  CHECK(f.worker().stats().calls_reservations == 6 - first);
+  f.clock().advance(std::chrono::hours(23));
+  f.waitForStatus({"j-daily"}, {"completed"});
+  f.requireFollowers("j-daily", "wxdaily", 80000);
+  CHECK(f.sandbox().calls("wxdaily", sandbox::kEndpointUserGet) <= 10);
+  CHECK(statusCount(f.eventsOf("j-daily"), "started") == 1);
+}
+
 TEST_CASE("45011 waits for the next minute and the walk completes", "[worker][integration][kafka]") {
   auto limited = merchant("wxminute", 30000);
   limited.minute_limit = 2;
