@@ -351,7 +351,8 @@ class WorkerFixture {
             {"pages", topics_.pages},
             {"events", topics_.events},
             {"dlq", topics_.dlq},
-            {"progress", topics_.progress}}},
+            {"progress", topics_.progress},
+            {"state", topics_.state}}},
           {"properties", properties.is_null()
                              ? nlohmann::json{{"session.timeout.ms", "6000"},
                                               {"heartbeat.interval.ms", "500"}}
