@@ -452,6 +452,80 @@ TEST_CASE("a merchant handed back and forth between workers whose clocks differ 
   CHECK(restored);
 }
 
+TEST_CASE("the state topic compacts to one record per job and a restore reads only that",
+          "[worker][kafka]") {
+  // 40 jobs of 3 pages for 4 merchants on a state topic compacted within seconds; a worker
+  // restarted afterwards restores what compaction kept and still knows every finished job.
+  std::vector<sandbox::Account> accounts;
+  for (int m = 0; m < 4; ++m) accounts.push_back(merchant("wxcompact" + std::to_string(m), 25000));
+  WorkerFixture f(accounts);
+  REQUIRE(f.kafka().real());
+  auto options = f.options();
+  options.topics.state = testing::uniqueName("state-compacted");
+  REQUIRE(f.kafka()
+              .createTopic(options.topics.state, 4,
+                           {{"cleanup.policy", "compact"},
+                            {"segment.ms", "1000"},
+                            {"min.cleanable.dirty.ratio", "0.01"},
+                            {"min.compaction.lag.ms", "0"}})
+              .ok());
+  f.startWorker(options);
+  std::vector<std::string> ids;
+  for (int j = 0; j < 10; ++j) {
+    for (int m = 0; m < 4; ++m) {
+      ids.push_back("j-" + std::to_string(m) + "-" + std::to_string(j));
+      f.enqueueJob(ids.back(), "wxcompact" + std::to_string(m));
+    }
+  }
+  f.waitForStatus({ids.begin(), ids.end()}, {"completed"});
+  f.stopWorker();
+  auto count = [&f, &options] {
+    auto records = testing::readTopic(f.bootstrapServers(), options.topics.state);
+    REQUIRE(records.ok());
+    return static_cast<int64_t>(records->size());
+  };
+  // Each job wrote 4 records (checkpoints after its first 2 pages, ending, done): 160, less what
+  // the broker has compacted already.
+  const int64_t written = count();
+  // The active segment is never compacted: a record written after segment.ms rolls it.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  for (int32_t p = 0; p < 4; ++p) f.produceTo(options.topics.state, p, "roll", "{}");
+  const int64_t bound = 40 + 4;  // a done record per job, the roll record per partition
+  int64_t retained = count();
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(90);
+  while (retained > bound && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    retained = count();
+  }
+  INFO("state records written " << written << ", retained " << retained);
+  CHECK(retained <= bound);
+
+  const size_t lines_before = f.logLines().size();
+  const int64_t calls = f.sandbox().calls("wxcompact0", sandbox::kEndpointUserGet);
+  f.startWorker(options);
+  f.enqueueJob("j-0-0", "wxcompact0");  // sent again: finished, so a duplicate
+  auto events = f.eventsOf("j-0-0");
+  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (statusCount(events, "duplicate") == 0 && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    events = f.eventsOf("j-0-0");
+  }
+  CHECK(statusCount(events, "duplicate") == 1);
+  CHECK(f.sandbox().calls("wxcompact0", sandbox::kEndpointUserGet) == calls);
+  int64_t restored = 0;
+  int64_t jobs_known = 0;
+  auto lines = f.logLines();
+  for (size_t i = lines_before; i < lines.size(); ++i) {
+    auto j = nlohmann::json::parse(lines[i], nullptr, false);
+    if (j.is_object() && j.value("msg", "") == "state restored") {
+      restored += j.value("records", int64_t{0});
+      jobs_known += j.value("jobs", int64_t{0});
+    }
+  }
+  CHECK(restored <= retained);
+  CHECK(jobs_known == 40);
+}
+
 TEST_CASE("a worker killed with SIGKILL mid-walk is restarted and no page is lost",
           "[worker][integration][kafka]") {
   // Ten pages of 400 ms: the kill after the third page lands mid-walk however slow the machine.
