@@ -11,9 +11,11 @@ namespace {
 constexpr std::string_view kJobKeyPrefix = "job/";
 constexpr std::string_view kCallsKeyPrefix = "calls/";
 
+constexpr int kRankDone = 2;
+
 // How far along a job's end a state is: a record never moves a job back to an earlier rank.
-int endRank(const std::string& state) {
-  if (state == kProgressCompleted || state == kProgressFailed) return 2;
+int endRank(std::string_view state) {
+  if (state == kProgressCompleted || state == kProgressFailed) return kRankDone;
   if (state == kProgressEnding) return 1;
   return 0;
 }
@@ -22,25 +24,51 @@ bool startsWith(std::string_view s, std::string_view prefix) {
   return s.substr(0, prefix.size()) == prefix;
 }
 
-using Jobs = std::map<std::string, ProgressRecord>;
-
-void keep(Jobs& jobs, const ProgressRecord& record) {
-  auto it = jobs.find(record.job_id);
-  // A finished (or finishing) job stays so: a late "running" checkpoint does not reopen it.
-  if (it != jobs.end() && endRank(record.state) < endRank(it->second.state)) return;
-  jobs[record.job_id] = stateRecordOf(record);
+// A restore reads every record of its partition, mostly done records of finished jobs, and parses
+// none of them: a job's record is kept as written and parsed when its job arrives (find()). Two
+// fields are read without parsing, as encodeProgress writes them (compact JSON; an escaped quote
+// inside a string can never end a field name): "state", and "updated_ms" of a done record.
+std::optional<std::string_view> stateField(std::string_view value) {
+  constexpr std::string_view kName = "\"state\":\"";
+  const size_t at = value.find(kName);
+  if (at == std::string_view::npos) return std::nullopt;
+  const size_t begin = at + kName.size();
+  const size_t end = value.find('"', begin);
+  if (end == std::string_view::npos) return std::nullopt;
+  return value.substr(begin, end - begin);
 }
 
-void keepLogged(Jobs& jobs, std::string_view key, std::string_view value) {
-  if (!startsWith(key, kJobKeyPrefix)) return;  // not a job's record
-  if (value.empty()) {
-    jobs.erase(std::string(key.substr(kJobKeyPrefix.size())));
-    return;
+int64_t updatedMsField(std::string_view value) {
+  constexpr std::string_view kName = "\"updated_ms\":";
+  const size_t at = value.find(kName);
+  if (at == std::string_view::npos) return 0;
+  int64_t ms = 0;
+  for (size_t i = at + kName.size(); i < value.size() && value[i] >= '0' && value[i] <= '9'; ++i) {
+    ms = ms * 10 + (value[i] - '0');
   }
-  if (auto record = parseProgress(value)) keep(jobs, *record);
+  return ms;
 }
 
 }  // namespace
+
+void StateStore::keep(Jobs& jobs, const std::string& job_id, int rank, std::string value) {
+  auto it = jobs.find(job_id);
+  // A finished (or finishing) job stays so: a late "running" checkpoint does not reopen it.
+  if (it != jobs.end() && rank < it->second.rank) return;
+  jobs[job_id] = Kept{rank, std::move(value)};
+}
+
+void StateStore::keepLogged(Jobs& jobs, std::string_view key, std::string_view value) {
+  if (!startsWith(key, kJobKeyPrefix)) return;  // not a job's record
+  std::string job_id(key.substr(kJobKeyPrefix.size()));
+  if (value.empty()) {
+    jobs.erase(job_id);
+    return;
+  }
+  auto state = stateField(value);
+  if (!state) return;  // not a checkpoint
+  keep(jobs, job_id, endRank(*state), std::string(value));
+}
 
 std::string callsStateKey(const std::string& appid) {
   return std::string(kCallsKeyPrefix) + appid;
@@ -71,7 +99,7 @@ std::string jobStateKey(const std::string& job_id) {
   return std::string(kJobKeyPrefix) + job_id;
 }
 
-bool isDone(const ProgressRecord& record) { return endRank(record.state) == 2; }
+bool isDone(const ProgressRecord& record) { return endRank(record.state) == kRankDone; }
 
 ProgressRecord stateRecordOf(const ProgressRecord& record) {
   if (!isDone(record)) return record;
@@ -120,7 +148,7 @@ Result<StateRestore> StateStore::restore(int32_t partition, TimePoint now,
       std::chrono::duration_cast<std::chrono::milliseconds>((now - kDoneKept).time_since_epoch())
           .count();
   for (auto it = jobs.begin(); it != jobs.end();) {
-    if (isDone(it->second) && it->second.updated_ms < oldest_kept) {
+    if (it->second.rank == kRankDone && updatedMsField(it->second.value) < oldest_kept) {
       out.expired.push_back(jobStateKey(it->first));
       it = jobs.erase(it);
     } else {
@@ -145,10 +173,11 @@ void StateStore::applyLogged(int32_t partition, std::string_view key, std::strin
 }
 
 void StateStore::apply(int32_t partition, const ProgressRecord& record) {
+  std::string value = encodeProgress(stateRecordOf(record));
   std::lock_guard<std::mutex> lock(mutex_);
   auto held = partitions_.find(partition);
   if (held == partitions_.end()) return;
-  keep(held->second, record);
+  keep(held->second, record.job_id, endRank(record.state), std::move(value));
 }
 
 std::optional<ProgressRecord> StateStore::find(int32_t partition,
@@ -158,7 +187,7 @@ std::optional<ProgressRecord> StateStore::find(int32_t partition,
   if (held == partitions_.end()) return std::nullopt;
   auto it = held->second.find(job_id);
   if (it == held->second.end()) return std::nullopt;
-  return it->second;
+  return parseProgress(it->second.value);
 }
 
 void StateStore::forget(int32_t partition) {

@@ -95,9 +95,16 @@ class StateStore {
   size_t size() const;
 
  private:
+  struct Kept {
+    int rank = 0;       // 0 under way, 1 ending, 2 completed or failed
+    std::string value;  // the record as the state topic holds it, parsed by find()
+  };
+  using Jobs = std::map<std::string, Kept>;  // by job_id
+  static void keep(Jobs& jobs, const std::string& job_id, int rank, std::string value);
+  static void keepLogged(Jobs& jobs, std::string_view key, std::string_view value);
+
   mutable std::mutex mutex_;  // guards partitions_
-  // partition -> job_id -> record
-  std::map<int32_t, std::map<std::string, ProgressRecord>> partitions_;
+  std::map<int32_t, Jobs> partitions_;  // by partition
 };
 
 }  // namespace fanpull
