@@ -819,7 +819,9 @@ bool Worker::callReserved(const std::shared_ptr<Run>& run, TimePoint now) {
     std::optional<Error> failed;
     if (!d.ok()) failed = d.error();
     continuations_->post([this, run, failed] {
-      if (failed) {
+      if (run->cancelled) {
+        abandon(run);
+      } else if (failed) {
         // Given up by the outbox (a permanent error): no call may go unrecorded.
         fail(run, Error::of(ErrorClass::kUnknown, "the day's calls could not be reserved in " +
                                                       options_.topics.state + ": " +
