@@ -171,6 +171,12 @@ class WorkerFixture {
   }
 
   void startWorker(WorkerOptions o) {
+    auto started = tryStartWorker(std::move(o));
+    INFO((started.ok() ? std::string() : started.error().describe()));
+    REQUIRE(started.ok());
+  }
+  // The same, for a test of a start that fails: the worker's start() result.
+  Result<kafka::Done> tryStartWorker(WorkerOptions o) {
     registry_ = std::make_unique<TenantRegistry>(tenants_file_, TenantsOptions{false});
     REQUIRE(registry_->load().empty());
     tokens_ = std::make_unique<StaticTokenSource>(*registry_);
@@ -184,8 +190,7 @@ class WorkerFixture {
       log_lines_.push_back(line);
     });
     worker_ = std::make_unique<Worker>(o, *registry_, *tokens_, *client_, *log_);
-    auto started = worker_->start();
-    REQUIRE(started.ok());
+    return worker_->start();
   }
   void startWorker() { startWorker(options()); }
 

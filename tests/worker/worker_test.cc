@@ -328,6 +328,20 @@ TEST_CASE("the configured daily_calls budget defers with retry_at and resumes th
   f.requireFollowers("j-budget", "wxbudget", 40000);
 }
 
+TEST_CASE("a state topic with another partition count than the jobs topic stops the start",
+          "[worker][integration][kafka]") {
+  WorkerFixture f({merchant("wxsplit", 100)});
+  auto options = f.options();
+  options.topics.state = testing::uniqueName("state-2");
+  REQUIRE(f.kafka().createTopic(options.topics.state, 2, {{"cleanup.policy", "compact"}}).ok());
+  auto started = f.tryStartWorker(options);
+  REQUIRE_FALSE(started.ok());
+  CHECK(started.error().cause == "the state topic " + options.topics.state +
+                                     " has 2 partitions and the jobs topic " + f.topics().jobs +
+                                     " has 4: they must have as many (fanpull topics creates "
+                                     "them so)");
+}
+
 TEST_CASE("a merchant's daily calls count on across a stop and another worker the same day",
           "[worker][integration][kafka]") {
   // daily_calls 6; 80,000 followers take 9 calls (10 with the answer a stop drops). The first
