@@ -317,8 +317,11 @@ int runCommand(const CliArgs& args, std::ostream& /*out*/, std::ostream& err) {
     }
     // Rotated refresh tokens live only in this file (read again before every refresh): a
     // merchant whose partition moves to a worker without it fails with 61023.
-    log.warn("refresh tokens are kept in the token state file only: merchants can move only "
-             "between workers that share it",
+    log.warn(config.state_key.empty()
+                 ? "refresh tokens are kept in the token state file only: merchants can move "
+                   "only between workers that share it"
+                 : "a state key is configured, but this version keeps refresh tokens in the "
+                   "token state file only: merchants can move only between workers that share it",
              {{"token_state_file", config.token_state_file}});
     ComponentTokenSource* component = source.get();
     metrics.setTokenMetrics([component] { return component->metrics(); });

@@ -143,6 +143,41 @@ EnvLookup processEnv() {
   };
 }
 
+std::optional<std::string> decodeBase64(std::string_view text) {
+  auto space = [](char ch) { return ch == ' ' || ch == '\n' || ch == '\r' || ch == '\t'; };
+  while (!text.empty() && space(text.front())) text.remove_prefix(1);
+  while (!text.empty() && space(text.back())) text.remove_suffix(1);
+  while (!text.empty() && text.back() == '=') text.remove_suffix(1);
+  if (text.size() % 4 == 1) return std::nullopt;
+  std::string out;
+  out.reserve(text.size() * 3 / 4);
+  uint32_t bits = 0;
+  int held = 0;
+  for (char ch : text) {
+    int v;
+    if (ch >= 'A' && ch <= 'Z') {
+      v = ch - 'A';
+    } else if (ch >= 'a' && ch <= 'z') {
+      v = ch - 'a' + 26;
+    } else if (ch >= '0' && ch <= '9') {
+      v = ch - '0' + 52;
+    } else if (ch == '+') {
+      v = 62;
+    } else if (ch == '/') {
+      v = 63;
+    } else {
+      return std::nullopt;
+    }
+    bits = (bits << 6) | static_cast<uint32_t>(v);
+    held += 6;
+    if (held >= 8) {
+      held -= 8;
+      out.push_back(static_cast<char>((bits >> held) & 0xFF));
+    }
+  }
+  return out;
+}
+
 bool splitHostPort(const std::string& listen, std::string* host, uint16_t* port) {
   auto colon = listen.rfind(':');
   if (colon == std::string::npos || colon == 0 || colon + 1 == listen.size()) return false;
@@ -178,7 +213,7 @@ std::variant<WorkerConfig, std::vector<ConfigProblem>> parseWorkerConfig(const s
   WorkerConfig c;
   c.file = file;
   if (!r.object(root, "", {"kafka", "wechat", "component", "tenants_file", "token_state_file",
-                           "rate_limit", "http", "log"})) {
+                           "state", "rate_limit", "http", "log"})) {
     return problems;
   }
 
@@ -187,11 +222,21 @@ std::variant<WorkerConfig, std::vector<ConfigProblem>> parseWorkerConfig(const s
     r.problem("kafka", "required: an object with bootstrap_servers");
   } else if (r.object(*kafka, "kafka",
                       {"bootstrap_servers", "group_id", "topics", "properties",
-                       "max_undelivered_bytes"})) {
+                       "max_undelivered_bytes", "exactly_once"})) {
     r.str(*kafka, "kafka", "bootstrap_servers", &c.kafka.bootstrap_servers, true);
     r.str(*kafka, "kafka", "group_id", &c.kafka.group_id);
     r.integer(*kafka, "kafka", "max_undelivered_bytes", &c.kafka.max_undelivered_bytes,
               1024 * 1024, int64_t{1} << 40);
+    if (auto eos = kafka->find("exactly_once"); eos != kafka->end()) {
+      if (!eos->is_boolean()) {
+        r.problem("kafka.exactly_once", "expected true or false, got " +
+                                            std::string(eos->type_name()));
+      } else if (eos->get<bool>()) {
+        r.problem("kafka.exactly_once",
+                  "true is not available in this version: fanpull writes at-least-once (pages "
+                  "keep their identity, consumers deduplicate by it); leave it out or false");
+      }
+    }
     auto topics = kafka->find("topics");
     if (topics != kafka->end() &&
         r.object(*topics, "kafka.topics", {"jobs", "pages", "events", "dlq", "progress", "state"})) {
@@ -267,6 +312,42 @@ std::variant<WorkerConfig, std::vector<ConfigProblem>> parseWorkerConfig(const s
     cc.verify_ticket_file = resolve(file, ticket);
     c.component = cc;
   }
+
+  // The state key: FANPULL_STATE_KEY wins over state.key_file.
+  std::string key_file;
+  auto state = root.find("state");
+  if (state != root.end() && r.object(*state, "state", {"key_file"})) {
+    r.str(*state, "state", "key_file", &key_file, true);
+  }
+  const std::string kKeyExpected =
+      "expected the base64 of 32 random bytes (make one with: head -c 32 /dev/urandom | base64)";
+  auto keyOf = [&](const std::string& encoded, const std::string& where,
+                   const std::string& what) {
+    auto raw = decodeBase64(encoded);
+    if (!raw) {
+      r.problem(where, what + "not base64; " + kKeyExpected);
+    } else if (raw->size() != 32) {
+      r.problem(where, what + std::to_string(raw->size()) + " bytes; " + kKeyExpected);
+    } else {
+      c.state_key = std::move(*raw);
+    }
+  };
+  if (auto env_key = env("FANPULL_STATE_KEY"); env_key && !env_key->empty()) {
+    keyOf(*env_key, "FANPULL_STATE_KEY", "");
+    c.state_key_from = "FANPULL_STATE_KEY";
+  } else if (!key_file.empty()) {
+    const std::string path = resolve(file, key_file);
+    std::ifstream in(path, std::ios::binary);
+    std::stringstream contents;
+    if (in) contents << in.rdbuf();
+    if (!in) {
+      r.problem("state.key_file", path + ": cannot be read");
+    } else {
+      keyOf(contents.str(), "state.key_file", path + ": ");
+      c.state_key_from = path;
+    }
+  }
+  if (c.state_key.empty()) c.state_key_from.clear();
 
   std::string tenants;
   r.str(root, "", "tenants_file", &tenants, true);

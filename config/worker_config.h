@@ -8,6 +8,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <variant>
 #include <vector>
 
@@ -32,6 +33,8 @@ struct KafkaConfig {
   // Bytes of messages produced and not yet delivered, at most: above it no new call to WeChat
   // starts until deliveries catch up (walks already started go first).
   int64_t max_undelivered_bytes = 16 * 1024 * 1024;
+  // Transactions (docs/CONTRACTS.md): not available in this version, so true is a problem.
+  bool exactly_once = false;
 };
 
 struct WechatConfig {
@@ -60,6 +63,10 @@ struct WorkerConfig {
   std::optional<ComponentConfig> component;
   std::string tenants_file;      // resolved against the config file's folder
   std::string token_state_file;  // resolved; default "tokens.json" beside the config file
+  // The state key (32 bytes, decoded) from FANPULL_STATE_KEY or state.key_file; empty: none.
+  // A secret: never logged. `state_key_from` names where it came from (for the log).
+  std::string state_key;
+  std::string state_key_from;
   RateLimitConfig rate_limit;
   std::string http_listen = "127.0.0.1:9464";
   std::string log_level = "info";
@@ -85,6 +92,10 @@ std::variant<WorkerConfig, std::vector<ConfigProblem>> loadWorkerConfig(const st
 std::variant<WorkerConfig, std::vector<ConfigProblem>> parseWorkerConfig(const std::string& text,
                                                                           const std::string& file,
                                                                           const EnvLookup& env);
+
+// The bytes of standard base64 `text` (padding optional; spaces and line ends around it are
+// ignored); nullopt when it is not base64.
+std::optional<std::string> decodeBase64(std::string_view text);
 
 // Splits "HOST:PORT" (port 0-65535; "[::1]:80" for IPv6). False for anything else.
 bool splitHostPort(const std::string& listen, std::string* host, uint16_t* port);

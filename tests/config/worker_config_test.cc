@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "config/worker_config.h"
+#include "support/temp_dir.h"
 
 using namespace fanpull;
 
@@ -145,4 +146,89 @@ TEST_CASE("a number too large for any type is a problem and not a crash", "[conf
                            "rate_limit": {"burst": 111111111111111111111e1111000}})");
   REQUIRE(ps.size() == 1);
   CHECK(ps[0].reason.rfind("not valid JSON", 0) == 0);
+}
+
+TEST_CASE("the state key comes from FANPULL_STATE_KEY or state.key_file as 32 bytes of base64",
+          "[config][unit]") {
+  fanpull::testing::TempDir dir;
+  // 32 bytes 0x00..0x1f.
+  const std::string key_b64 = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+  std::string expected;
+  for (int i = 0; i < 32; ++i) expected.push_back(static_cast<char>(i));
+  dir.write("state.key", key_b64 + "\n");
+  const std::string config_file = dir.file("worker.json");
+  const std::string text = R"({"kafka": {"bootstrap_servers": "b:9092"}, "tenants_file": "t.json",
+      "state": {"key_file": "state.key"}})";
+  auto r = parseWorkerConfig(text, config_file, noEnv());
+  REQUIRE(std::holds_alternative<WorkerConfig>(r));
+  CHECK(std::get<WorkerConfig>(r).state_key == expected);
+  CHECK(std::get<WorkerConfig>(r).state_key_from == dir.file("state.key"));
+
+  // The environment wins over the file.
+  std::string other = "//////////////////////////////////////////8=";  // 32 bytes of 0xff
+  auto env = [&other](const std::string& name) -> std::optional<std::string> {
+    if (name == "FANPULL_STATE_KEY") return other;
+    return std::nullopt;
+  };
+  auto from_env = parseWorkerConfig(text, config_file, env);
+  REQUIRE(std::holds_alternative<WorkerConfig>(from_env));
+  CHECK(std::get<WorkerConfig>(from_env).state_key == std::string(32, '\xff'));
+  CHECK(std::get<WorkerConfig>(from_env).state_key_from == "FANPULL_STATE_KEY");
+
+  // No key at all: none, and no problem.
+  auto none = parseWorkerConfig(R"({"kafka": {"bootstrap_servers": "b:9092"},
+      "tenants_file": "t.json"})", config_file, noEnv());
+  REQUIRE(std::holds_alternative<WorkerConfig>(none));
+  CHECK(std::get<WorkerConfig>(none).state_key.empty());
+
+  // A key of the wrong length, not base64, or a file that cannot be read: each named, and the
+  // key itself never appears in the problem.
+  dir.write("short.key", "c2hvcnQ=\n");  // "short"
+  auto short_key = parseWorkerConfig(R"({"kafka": {"bootstrap_servers": "b:9092"},
+      "tenants_file": "t.json", "state": {"key_file": "short.key"}})", config_file, noEnv());
+  REQUIRE(std::holds_alternative<std::vector<ConfigProblem>>(short_key));
+  const auto& p1 = std::get<std::vector<ConfigProblem>>(short_key);
+  REQUIRE(p1.size() == 1);
+  CHECK(p1[0].key == "state.key_file");
+  CHECK(p1[0].reason.find("5 bytes; expected the base64 of 32 random bytes") != std::string::npos);
+  CHECK(p1[0].reason.find("c2hvcnQ") == std::string::npos);
+  other = "not a key!";
+  auto bad_env = parseWorkerConfig(text, config_file, env);
+  REQUIRE(std::holds_alternative<std::vector<ConfigProblem>>(bad_env));
+  const auto& p2 = std::get<std::vector<ConfigProblem>>(bad_env);
+  REQUIRE(p2.size() == 1);
+  CHECK(p2[0].key == "FANPULL_STATE_KEY");
+  CHECK(p2[0].reason.find("not base64") != std::string::npos);
+  auto missing = parseWorkerConfig(R"({"kafka": {"bootstrap_servers": "b:9092"},
+      "tenants_file": "t.json", "state": {"key_file": "none.key"}})", config_file, noEnv());
+  REQUIRE(std::holds_alternative<std::vector<ConfigProblem>>(missing));
+  CHECK(std::get<std::vector<ConfigProblem>>(missing)[0].reason ==
+        dir.file("none.key") + ": cannot be read");
+  CHECK(hasProblem(problemsOf(R"({"kafka": {"bootstrap_servers": "b:9092"},
+      "tenants_file": "t.json", "state": {"key": "x"}})"), "state.key", "unknown key"));
+}
+
+TEST_CASE("base64 decoding takes padded and unpadded text and refuses anything else",
+          "[config][unit]") {
+  CHECK(decodeBase64("") == std::string());
+  CHECK(decodeBase64("Zg==") == std::string("f"));
+  CHECK(decodeBase64("Zm8") == std::string("fo"));
+  CHECK(decodeBase64("Zm9v\n") == std::string("foo"));
+  CHECK(decodeBase64("  Zm9vYg== ") == std::string("foob"));
+  CHECK_FALSE(decodeBase64("Zm9v!"));
+  CHECK_FALSE(decodeBase64("Z"));
+  CHECK_FALSE(decodeBase64("Zm 9v"));
+}
+
+TEST_CASE("kafka.exactly_once true is refused until transactions are available",
+          "[config][unit]") {
+  auto ps = problemsOf(R"({"kafka": {"bootstrap_servers": "b:9092", "exactly_once": true},
+      "tenants_file": "t.json"})");
+  CHECK(hasProblem(ps, "kafka.exactly_once", "not available in this version"));
+  CHECK(hasProblem(problemsOf(R"({"kafka": {"bootstrap_servers": "b:9092", "exactly_once": 1},
+      "tenants_file": "t.json"})"), "kafka.exactly_once", "expected true or false"));
+  auto r = parseWorkerConfig(R"({"kafka": {"bootstrap_servers": "b:9092", "exactly_once": false},
+      "tenants_file": "t.json"})", "/w.json", noEnv());
+  REQUIRE(std::holds_alternative<WorkerConfig>(r));
+  CHECK_FALSE(std::get<WorkerConfig>(r).kafka.exactly_once);
 }
