@@ -172,12 +172,12 @@ void StateStore::applyLogged(int32_t partition, std::string_view key, std::strin
   keepLogged(held->second, key, value);
 }
 
-void StateStore::apply(int32_t partition, const ProgressRecord& record) {
+std::string StateStore::apply(int32_t partition, const ProgressRecord& record) {
   std::string value = encodeProgress(stateRecordOf(record));
   std::lock_guard<std::mutex> lock(mutex_);
   auto held = partitions_.find(partition);
-  if (held == partitions_.end()) return;
-  keep(held->second, record.job_id, endRank(record.state), std::move(value));
+  if (held != partitions_.end()) keep(held->second, record.job_id, endRank(record.state), value);
+  return value;
 }
 
 std::optional<ProgressRecord> StateStore::find(int32_t partition,

@@ -84,8 +84,9 @@ class StateStore {
   // tombstone, removes it) unless that record already ended the job or is ending it, which a
   // late checkpoint of the walk never reopens. Ignored for a partition not held.
   void applyLogged(int32_t partition, std::string_view key, std::string_view value);
-  // This worker's own checkpoint of a job of `partition`, just written to the topic.
-  void apply(int32_t partition, const ProgressRecord& record);
+  // This worker's own checkpoint of a job of `partition`, about to be written to the topic.
+  // Returns the value the state topic keeps for it (stateRecordOf, encoded), held or not.
+  std::string apply(int32_t partition, const ProgressRecord& record);
 
   std::optional<ProgressRecord> find(int32_t partition, const std::string& job_id) const;
   // Drops what is known of `partition` (revoked).

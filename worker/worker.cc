@@ -95,10 +95,12 @@ Result<kafka::Done> Worker::start() {
       [this](int64_t) { releaseUndelivered(0); });
   // The producer learns its topics now: its first checkpoint must not wait a second for
   // metadata (a crash in that second would lose the checkpoints, and the walk would restart).
+  Result<int> state_partitions = 0;
   for (const std::string* topic : {&options_.topics.pages, &options_.topics.progress,
                                    &options_.topics.events, &options_.topics.dlq,
                                    &options_.topics.state}) {
     auto prepared = producer_->prepareTopic(*topic, std::chrono::seconds(10));
+    if (topic == &options_.topics.state) state_partitions = prepared;
     if (!prepared.ok()) {
       if (kafka::isTopicUnavailable(prepared.error())) {
         outbox_->markUnwritable(*topic, prepared.error());
@@ -114,7 +116,6 @@ Result<kafka::Done> Worker::start() {
   };
   // Jobs partition p's state is in state partition p: the two topics must have as many.
   auto jobs_partitions = producer_->prepareTopic(options_.topics.jobs, std::chrono::seconds(10));
-  auto state_partitions = producer_->prepareTopic(options_.topics.state, std::chrono::seconds(10));
   if (jobs_partitions.ok() && state_partitions.ok() && *jobs_partitions != *state_partitions) {
     return Error::of(ErrorClass::kUnknown,
                      "the state topic " + options_.topics.state + " has " +
@@ -491,17 +492,15 @@ void Worker::restoreState(const std::vector<kafka::TopicPartition>& partitions) 
       if (calls.day_end_ms != today_end) continue;
       limiter_.spendAtLeastToday(appid, now, calls.reserved);
       std::lock_guard<std::mutex> lock(mutex_);
-      Reservation& r = reservations_[appid];
-      if (r.day_end_ms != today_end) r = {today_end, 0};
+      Reservation& r = reservationLocked(appid, today_end);
       r.reserved = std::max(r.reserved, calls.reserved);
     }
     // Done records past their 7 days: tombstones, so that compaction removes them.
     for (const auto& key : restored->expired) {
-      auto tombstone = std::make_shared<Outgoing>();
-      tombstone->topic = options_.topics.state;
-      tombstone->key = key;
-      tombstone->partition = tp.partition;
-      outbox_->send(key, std::move(tombstone), [](const Result<kafka::Delivery>&) {});
+      outbox_->send(key,
+                    std::make_shared<Outgoing>(options_.topics.state, std::string(),
+                                               kafka::Headers{}, key, tp.partition),
+                    [](const Result<kafka::Delivery>&) {});
     }
     std::lock_guard<std::mutex> lock(mutex_);
     ++stats_.state_restores;
@@ -798,9 +797,7 @@ bool Worker::callReserved(const std::shared_ptr<Run>& run, TimePoint now) {
   record.day_end_ms = unixMs(nextBeijingMidnight(now));
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    Reservation& r = reservations_[appid];
-    if (r.day_end_ms != record.day_end_ms) r = {record.day_end_ms, 0};
-    if (used < r.reserved) return true;
+    if (used < reservationLocked(appid, record.day_end_ms).reserved) return true;
     // Reserved in blocks of a tenth of the budget (1 to 10 calls): a record per call would cost
     // a round trip to the brokers per call; a crash wastes at most the rest of a block.
     const int64_t block = std::clamp<int64_t>(limit / 10, 1, 10);
@@ -833,6 +830,12 @@ bool Worker::callReserved(const std::shared_ptr<Run>& run, TimePoint now) {
     });
   });
   return false;
+}
+
+Worker::Reservation& Worker::reservationLocked(const std::string& appid, int64_t day_end_ms) {
+  Reservation& r = reservations_[appid];
+  if (r.day_end_ms != day_end_ms) r = {day_end_ms, 0};  // a new Beijing day: nothing reserved
+  return r;
 }
 
 bool Worker::quotaDue(const std::string& appid, TimePoint now) {
@@ -1287,14 +1290,9 @@ std::vector<Worker::Outgoing> Worker::checkpointMessages(const Run& run,
   p.events_partition = run.events_partition;
   p.events_offset = run.events_offset;
   p.end_event = end_event;
-  state_.apply(run.partition, p);
-  Outgoing state_record;
-  state_record.topic = options_.topics.state;
-  state_record.value = encodeProgress(stateRecordOf(p));
-  state_record.key = jobStateKey(p.job_id);
-  state_record.partition = run.partition;
   std::vector<Outgoing> out;
-  out.push_back(std::move(state_record));
+  out.emplace_back(options_.topics.state, state_.apply(run.partition, p), kafka::Headers{},
+                   jobStateKey(p.job_id), run.partition);
   out.push_back({options_.topics.progress, encodeProgress(p), {}});
   return out;
 }

@@ -254,6 +254,8 @@ class Worker {
     int64_t reserved = 0;    // calls acknowledged by the state topic that day
   };
   std::map<std::string, Reservation> reservations_;  // by appid
+  // `appid`'s reservation for the day ending at `day_end_ms` (mutex_ held).
+  Reservation& reservationLocked(const std::string& appid, int64_t day_end_ms);
   std::mutex random_mutex_;                                    // guards random_
   SeededRandom random_;
   WorkerStats stats_;
