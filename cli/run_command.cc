@@ -21,6 +21,7 @@
 #include "core/version.h"
 #include "kafka/admin.h"
 #include "kafka/kafka_types.h"
+#include "core/secret_box.h"
 #include "tenants/component_token_source.h"
 #include "tenants/static_token_source.h"
 #include "tenants/tenant_registry.h"
@@ -141,7 +142,15 @@ class RunSignals {
     std::lock_guard<std::mutex> lock(mutex_);
     if (phase_ == Phase::kStarting) phase_ = Phase::kRunning;
   }
-  // Blocks until a termination signal asks for the stop; returns its number.
+  static constexpr int kStoppedForError = -1;
+  // The worker cannot go on: waitForStop() returns kStoppedForError.
+  void stopForError() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (stop_signal_ == 0) stop_signal_ = kStoppedForError;
+    if (phase_ != Phase::kDone) phase_ = Phase::kStopping;  // a signal now exits at once
+    stop_asked_.notify_all();
+  }
+  // Blocks until a termination signal (or stopForError) asks for the stop; returns its number.
   int waitForStop() {
     std::unique_lock<std::mutex> lock(mutex_);
     stop_asked_.wait(lock, [this] { return stop_signal_ != 0; });
@@ -303,26 +312,41 @@ int runCommand(const CliArgs& args, std::ostream& /*out*/, std::ostream& err) {
   UserListClient client(*transport.value());
 
   TokenStateStore store(config.token_state_file);
+  // With a state key, the merchants' tokens live in the state topic, sealed with it.
+  std::unique_ptr<StateTokenStore> state_tokens;
+  if (!config.state_key.empty()) {
+    std::optional<SecretBox> previous;
+    if (!config.state_previous_key.empty()) previous.emplace(config.state_previous_key);
+    state_tokens =
+        std::make_unique<StateTokenStore>(SecretBox(config.state_key), std::move(previous));
+  }
   std::unique_ptr<TokenSource> tokens;
   Metrics metrics;
   if (config.component) {
+    TokenStore& kept = state_tokens ? static_cast<TokenStore&>(*state_tokens) : store;
     auto source = std::make_unique<ComponentTokenSource>(
         ComponentSettings{config.component->appid, config.component->appsecret,
                           config.component->verify_ticket_file},
-        *transport.value(), store, SystemClock::instance(), log);
-    auto started = source->start();
+        *transport.value(), kept, SystemClock::instance(), log);
+    // The token state file is read at start either way: with a state key, the refresh tokens
+    // rotated before the key was configured are taken from it once.
+    auto started = source->start(&store);
     if (!started.ok()) {
       err << *path << ": token_state_file: " << started.error().cause << "\n";
       return kExitUsage;
     }
-    // Rotated refresh tokens live only in this file (read again before every refresh): a
-    // merchant whose partition moves to a worker without it fails with 61023.
-    log.warn(config.state_key.empty()
-                 ? "refresh tokens are kept in the token state file only: merchants can move "
-                   "only between workers that share it"
-                 : "a state key is configured, but this version keeps refresh tokens in the "
-                   "token state file only: merchants can move only between workers that share it",
-             {{"token_state_file", config.token_state_file}});
+    if (state_tokens) {
+      log.info("merchants' tokens are kept in the state topic, sealed with the state key",
+               {{"state_topic", config.kafka.topics.state},
+                {"key_id", state_tokens->keyId()},
+                {"key_from", config.state_key_from}});
+    } else {
+      // Rotated refresh tokens live only in this file (read again before every refresh): a
+      // merchant whose partition moves to a worker without it fails with 61023.
+      log.warn("no state key: refresh tokens are kept in the token state file only, so "
+               "merchants can move only between workers that share it",
+               {{"token_state_file", config.token_state_file}});
+    }
     ComponentTokenSource* component = source.get();
     metrics.setTokenMetrics([component] { return component->metrics(); });
     tokens = std::move(source);
@@ -341,6 +365,11 @@ int runCommand(const CliArgs& args, std::ostream& /*out*/, std::ostream& err) {
                            static_cast<int>(config.rate_limit.burst), config.rate_limit.daily_calls};
   options.observer = &metrics;
   options.started_fields = startSummary(config, *path, registry);
+  options.token_store = config.component ? state_tokens.get() : nullptr;
+  options.on_fatal = [&signals, &err](const Error& e) {
+    err << "fanpull run: " << e.cause << "\n";
+    signals.stopForError();
+  };
 
   if (std::string missing = topicsMissingForRun(config, *path, log); !missing.empty()) {
     err << missing << "\n";
@@ -369,6 +398,14 @@ int runCommand(const CliArgs& args, std::ostream& /*out*/, std::ostream& err) {
   log.info("metrics and health on http://" + endpoints.value()->address(),
            {{"address", endpoints.value()->address()}});
   int sig = signals.waitForStop();
+  if (sig == RunSignals::kStoppedForError) {
+    // A configuration problem found only once running (the state key): a restart as it is
+    // would meet it again (exit 2: the systemd unit does not restart on it).
+    log.error("stopping: the worker cannot go on with this configuration");
+    worker.stop();
+    endpoints.value()->stop();
+    return kExitUsage;
+  }
   log.info("signal received, stopping (a second signal exits at once)", {{"signal", sig}});
   worker.stop();  // metrics and health stay up while the worker drains
   endpoints.value()->stop();

@@ -313,41 +313,56 @@ std::variant<WorkerConfig, std::vector<ConfigProblem>> parseWorkerConfig(const s
     c.component = cc;
   }
 
-  // The state key: FANPULL_STATE_KEY wins over state.key_file.
-  std::string key_file;
+  // The state key: FANPULL_STATE_KEY wins over state.key_file; the previous key (being
+  // retired) likewise from FANPULL_STATE_PREVIOUS_KEY or state.previous_key_file.
+  std::string key_file, previous_key_file;
   auto state = root.find("state");
-  if (state != root.end() && r.object(*state, "state", {"key_file"})) {
+  if (state != root.end() && r.object(*state, "state", {"key_file", "previous_key_file"})) {
     r.str(*state, "state", "key_file", &key_file, true);
+    r.str(*state, "state", "previous_key_file", &previous_key_file, true);
   }
   const std::string kKeyExpected =
       "expected the base64 of 32 random bytes (make one with: head -c 32 /dev/urandom | base64)";
-  auto keyOf = [&](const std::string& encoded, const std::string& where,
-                   const std::string& what) {
-    auto raw = decodeBase64(encoded);
-    if (!raw) {
-      r.problem(where, what + "not base64; " + kKeyExpected);
-    } else if (raw->size() != 32) {
-      r.problem(where, what + std::to_string(raw->size()) + " bytes; " + kKeyExpected);
-    } else {
-      c.state_key = std::move(*raw);
+  // Reads one key into `key` (and where it came from into `from`); a problem names the source,
+  // never the key.
+  auto readKey = [&](const char* env_name, const std::string& file_key, const char* file_name,
+                     std::string* key, std::string* from) {
+    auto keyOf = [&](const std::string& encoded, const std::string& where,
+                     const std::string& what) {
+      auto raw = decodeBase64(encoded);
+      if (!raw) {
+        r.problem(where, what + "not base64; " + kKeyExpected);
+      } else if (raw->size() != 32) {
+        r.problem(where, what + std::to_string(raw->size()) + " bytes; " + kKeyExpected);
+      } else {
+        *key = std::move(*raw);
+      }
+    };
+    if (auto env_key = env(env_name); env_key && !env_key->empty()) {
+      keyOf(*env_key, env_name, "");
+      *from = env_name;
+    } else if (!file_key.empty()) {
+      const std::string path = resolve(file, file_key);
+      std::ifstream in(path, std::ios::binary);
+      std::stringstream contents;
+      if (in) contents << in.rdbuf();
+      if (!in) {
+        r.problem(file_name, path + ": cannot be read");
+      } else {
+        keyOf(contents.str(), file_name, path + ": ");
+        *from = path;
+      }
     }
+    if (key->empty()) from->clear();
   };
-  if (auto env_key = env("FANPULL_STATE_KEY"); env_key && !env_key->empty()) {
-    keyOf(*env_key, "FANPULL_STATE_KEY", "");
-    c.state_key_from = "FANPULL_STATE_KEY";
-  } else if (!key_file.empty()) {
-    const std::string path = resolve(file, key_file);
-    std::ifstream in(path, std::ios::binary);
-    std::stringstream contents;
-    if (in) contents << in.rdbuf();
-    if (!in) {
-      r.problem("state.key_file", path + ": cannot be read");
-    } else {
-      keyOf(contents.str(), "state.key_file", path + ": ");
-      c.state_key_from = path;
-    }
+  readKey("FANPULL_STATE_KEY", key_file, "state.key_file", &c.state_key, &c.state_key_from);
+  std::string previous_from;
+  readKey("FANPULL_STATE_PREVIOUS_KEY", previous_key_file, "state.previous_key_file",
+          &c.state_previous_key, &previous_from);
+  if (!c.state_previous_key.empty() && c.state_key.empty()) {
+    r.problem("state.previous_key_file",
+              "a previous state key needs a current one (state.key_file or FANPULL_STATE_KEY)");
   }
-  if (c.state_key.empty()) c.state_key_from.clear();
 
   std::string tenants;
   r.str(root, "", "tenants_file", &tenants, true);

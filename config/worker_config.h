@@ -67,6 +67,9 @@ struct WorkerConfig {
   // A secret: never logged. `state_key_from` names where it came from (for the log).
   std::string state_key;
   std::string state_key_from;
+  // The key being retired (FANPULL_STATE_PREVIOUS_KEY or state.previous_key_file): records it
+  // sealed are still opened, and sealed again with state_key. Empty: none. A secret.
+  std::string state_previous_key;
   RateLimitConfig rate_limit;
   std::string http_listen = "127.0.0.1:9464";
   std::string log_level = "info";

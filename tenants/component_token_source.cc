@@ -15,7 +15,7 @@ int64_t unixMs(TimePoint t) {
 }  // namespace
 
 ComponentTokenSource::ComponentTokenSource(ComponentSettings settings, HttpTransport& transport,
-                                           TokenStateStore& store, Clock& clock, Logger& log)
+                                           TokenStore& store, Clock& clock, Logger& log)
     : settings_(std::move(settings)),
       transport_(transport),
       store_(store),
@@ -24,8 +24,8 @@ ComponentTokenSource::ComponentTokenSource(ComponentSettings settings, HttpTrans
   Redactor::global().addSecret(settings_.appsecret);
 }
 
-Result<bool> ComponentTokenSource::start() {
-  Result<std::map<std::string, TokenState>> loaded = store_.load();
+Result<bool> ComponentTokenSource::start(const TokenStore* seed) {
+  Result<std::map<std::string, TokenState>> loaded = seed ? seed->load() : store_.load();
   if (!loaded.ok()) return loaded.error();
   std::lock_guard<std::mutex> lock(mutex_);
   persisted_ = std::move(loaded).value();
@@ -148,15 +148,14 @@ Result<AccessToken> ComponentTokenSource::refresh(std::unique_lock<std::mutex>& 
 Result<AccessToken> ComponentTokenSource::fromStateFile(const std::string& appid,
                                                        const std::string& stale,
                                                        std::string* refresh_token) {
-  Result<std::map<std::string, TokenState>> loaded = store_.load();
-  if (!loaded.ok()) {
-    log_.warn("token state file not read before a refresh",
-              {{"appid", appid}, {"error", loaded.error().cause}});
-    return loaded.error();
+  Result<std::optional<TokenState>> found = store_.find(appid);
+  if (!found.ok()) {
+    log_.warn("token state not read before a refresh",
+              {{"appid", appid}, {"error", found.error().cause}});
+    return found.error();
   }
-  auto it = loaded->find(appid);
-  if (it == loaded->end()) return Error::of(ErrorClass::kRetryable, "no state for " + appid);
-  const TokenState& state = it->second;
+  if (!found->has_value()) return Error::of(ErrorClass::kRetryable, "no state for " + appid);
+  const TokenState& state = **found;
   std::unique_lock<std::mutex> lock(mutex_);
   Entry& entry = entries_[appid];
   // A state of an older chain (before an operator replaced the tenants file's refresh token)
@@ -180,7 +179,8 @@ Result<AccessToken> ComponentTokenSource::fromStateFile(const std::string& appid
   lock.unlock();
   Redactor::global().addSecret(state.access_token);
   Redactor::global().addSecret(state.refresh_token);
-  log_.info("authorizer token taken from the token state file", {{"appid", appid}});
+  log_.info("authorizer token taken from the stored state",
+            {{"appid", appid}, {"from", store_.where()}});
   {
     std::lock_guard<std::mutex> metrics_lock(metrics_mutex_);
     ++metrics_.taken_from_file;
@@ -249,7 +249,7 @@ Result<AccessToken> ComponentTokenSource::doRefresh(const std::string& appid,
     // The new refresh token is kept in memory and used; the next successful renewal persists.
     log_.error("cannot persist the rotated refresh token; a restart now would need the merchant "
                "to re-authorize",
-               {{"appid", appid}, {"error", saved.error().cause}});
+               {{"appid", appid}, {"to", store_.where()}, {"error", saved.error().cause}});
   }
   log_.info("authorizer token renewed", {{"appid", appid}});
   return token;

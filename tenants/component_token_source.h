@@ -48,10 +48,12 @@ struct TokenMetrics {
 class ComponentTokenSource final : public TokenSource {
  public:
   ComponentTokenSource(ComponentSettings settings, HttpTransport& transport,
-                       TokenStateStore& store, Clock& clock, Logger& log);
+                       TokenStore& store, Clock& clock, Logger& log);
 
-  // Loads the token state file. Errors: the file exists but cannot be read or parsed.
-  Result<bool> start();
+  // Loads what the store knows at start, or what `seed` knows when given (the token state file
+  // of a worker whose tokens now go to the state topic: the refresh tokens it rotated before are
+  // taken from it once). Errors: the store or the seed cannot be read or parsed.
+  Result<bool> start(const TokenStore* seed = nullptr);
 
   Result<AccessToken> current(const Tenant& tenant) override;
   Result<AccessToken> renew(const Tenant& tenant, const std::string& failed) override;
@@ -89,7 +91,7 @@ class ComponentTokenSource final : public TokenSource {
 
   const ComponentSettings settings_;
   HttpTransport& transport_;
-  TokenStateStore& store_;
+  TokenStore& store_;
   Clock& clock_;
   Logger& log_;
 

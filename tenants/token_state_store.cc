@@ -51,6 +51,41 @@ class FileLock {
   int fd_ = -1;
 };
 
+// One merchant's state from its JSON object; `where` names it in an error.
+Result<TokenState> stateOf(const json& v, const std::string& where) {
+  TokenState s;
+  if (!v.is_object()) return storeError(where + " is not an object");
+  // A field of the wrong type is a broken file, named as such (never a value: it may be a
+  // token).
+  for (const char* key : {"refresh_token", "access_token", "file_refresh_token"}) {
+    if (v.contains(key) && !v[key].is_string()) {
+      return storeError(where + ": " + key + " is not a string");
+    }
+  }
+  for (const char* key : {"expires_at_ms", "updated_at_ms"}) {
+    if (v.contains(key) && !v[key].is_number_integer()) {
+      return storeError(where + ": " + key + " is not an integer");
+    }
+  }
+  s.refresh_token = v.value("refresh_token", "");
+  s.access_token = v.value("access_token", "");
+  s.expires_at_ms = v.value("expires_at_ms", int64_t{0});
+  s.updated_at_ms = v.value("updated_at_ms", int64_t{0});
+  s.file_refresh_token = v.value("file_refresh_token", "");
+  Redactor::global().addSecret(s.refresh_token);
+  Redactor::global().addSecret(s.access_token);
+  Redactor::global().addSecret(s.file_refresh_token);
+  return s;
+}
+
+json jsonOf(const TokenState& s) {
+  return {{"refresh_token", s.refresh_token},
+          {"access_token", s.access_token},
+          {"expires_at_ms", s.expires_at_ms},
+          {"updated_at_ms", s.updated_at_ms},
+          {"file_refresh_token", s.file_refresh_token}};
+}
+
 Result<std::map<std::string, TokenState>> parseState(const std::string& text,
                                                      const std::string& path) {
   std::map<std::string, TokenState> out;
@@ -65,30 +100,9 @@ Result<std::map<std::string, TokenState>> parseState(const std::string& text,
     return storeError(path + ": not a token state file (no \"authorizers\" object)");
   }
   for (const auto& item : root["authorizers"].items()) {
-    const json& v = item.value();
-    TokenState s;
-    if (!v.is_object()) return storeError(path + ": entry " + item.key() + " is not an object");
-    // A field of the wrong type is a broken file, named as such (never a value: it may be a
-    // token).
-    for (const char* key : {"refresh_token", "access_token", "file_refresh_token"}) {
-      if (v.contains(key) && !v[key].is_string()) {
-        return storeError(path + ": entry " + item.key() + ": " + key + " is not a string");
-      }
-    }
-    for (const char* key : {"expires_at_ms", "updated_at_ms"}) {
-      if (v.contains(key) && !v[key].is_number_integer()) {
-        return storeError(path + ": entry " + item.key() + ": " + key + " is not an integer");
-      }
-    }
-    s.refresh_token = v.value("refresh_token", "");
-    s.access_token = v.value("access_token", "");
-    s.expires_at_ms = v.value("expires_at_ms", int64_t{0});
-    s.updated_at_ms = v.value("updated_at_ms", int64_t{0});
-    s.file_refresh_token = v.value("file_refresh_token", "");
-    Redactor::global().addSecret(s.refresh_token);
-    Redactor::global().addSecret(s.access_token);
-    Redactor::global().addSecret(s.file_refresh_token);
-    out[item.key()] = s;
+    Result<TokenState> s = stateOf(item.value(), path + ": entry " + item.key());
+    if (!s.ok()) return s.error();
+    out[item.key()] = std::move(s).value();
   }
   return out;
 }
@@ -105,6 +119,14 @@ Result<std::string> readAll(const std::string& path) {
 }
 
 }  // namespace
+
+std::string encodeTokenState(const TokenState& state) { return jsonOf(state).dump(); }
+
+Result<TokenState> parseTokenState(std::string_view text, const std::string& where) {
+  json v = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (v.is_discarded()) return storeError(where + " is not JSON");
+  return stateOf(v, where);
+}
 
 TokenStateStore::Stamp TokenStateStore::Stamp::of(const struct ::stat& st) {
   return Stamp{static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino),
@@ -129,6 +151,14 @@ std::optional<std::map<std::string, TokenState>> TokenStateStore::cached(
 void TokenStateStore::remember(const Stamp& stamp, std::map<std::string, TokenState> states) const {
   std::lock_guard<std::mutex> lock(cache_mutex_);
   cache_.emplace(stamp, std::move(states));
+}
+
+Result<std::optional<TokenState>> TokenStore::find(const std::string& appid) const {
+  Result<std::map<std::string, TokenState>> all = load();
+  if (!all.ok()) return all.error();
+  auto it = all->find(appid);
+  if (it == all->end()) return std::optional<TokenState>();
+  return std::optional<TokenState>(it->second);
 }
 
 Result<std::map<std::string, TokenState>> TokenStateStore::load() const {
@@ -169,11 +199,7 @@ Result<bool> TokenStateStore::save(const std::string& appid, const TokenState& s
   root["version"] = 1;
   root["authorizers"] = json::object();
   for (const auto& [id, s] : all) {
-    root["authorizers"][id] = {{"refresh_token", s.refresh_token},
-                               {"access_token", s.access_token},
-                               {"expires_at_ms", s.expires_at_ms},
-                               {"updated_at_ms", s.updated_at_ms},
-                               {"file_refresh_token", s.file_refresh_token}};
+    root["authorizers"][id] = jsonOf(s);
   }
   std::string body = root.dump(2) + "\n";
 

@@ -10,6 +10,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 
 #include "core/result.h"
@@ -28,7 +29,32 @@ struct TokenState {
   std::string file_refresh_token;
 };
 
-class TokenStateStore {
+// One merchant's state as JSON (the token state file's entry), and back. Errors of the parse:
+// not JSON, or a field of the wrong type (named with `where`, never with a value).
+std::string encodeTokenState(const TokenState& state);
+Result<TokenState> parseTokenState(std::string_view text, const std::string& where);
+
+// Where a merchant's rotated tokens are kept: the token state file (TokenStateStore) or, with a
+// state key, the state topic (the worker's StateTokenStore). Implementations are thread-safe.
+class TokenStore {
+ public:
+  virtual ~TokenStore() = default;
+
+  // Every merchant's state this store knows now. Errors: the store cannot be read (the cause
+  // names where, never a token).
+  virtual Result<std::map<std::string, TokenState>> load() const = 0;
+
+  // One merchant's state (nullopt: none known). Errors: as load().
+  virtual Result<std::optional<TokenState>> find(const std::string& appid) const;
+
+  // Keeps one merchant's state durably before returning. Errors: it could not be kept.
+  virtual Result<bool> save(const std::string& appid, const TokenState& state) = 0;
+
+  // Where the tokens are, for log lines: "the token state file tokens.json", "the state topic".
+  virtual std::string where() const = 0;
+};
+
+class TokenStateStore final : public TokenStore {
  public:
   explicit TokenStateStore(std::string path) : path_(std::move(path)) {}
 
@@ -36,12 +62,14 @@ class TokenStateStore {
   // not a token state file (the cause names the file, never a token). The file is parsed again
   // only when it changed (another file in its place, or another size or time) since this store
   // last read or wrote it: workers read it before every refresh.
-  Result<std::map<std::string, TokenState>> load() const;
+  Result<std::map<std::string, TokenState>> load() const override;
 
   // Writes one merchant's state, keeping every other merchant's as it is in the file now. A state
   // older (updated_at_ms) than the one in the file is not written (true is still returned).
   // Errors: the file cannot be locked, written or renamed.
-  Result<bool> save(const std::string& appid, const TokenState& state);
+  Result<bool> save(const std::string& appid, const TokenState& state) override;
+
+  std::string where() const override { return "the token state file " + path_; }
 
   const std::string& path() const { return path_; }
 

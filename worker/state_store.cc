@@ -10,6 +10,7 @@ namespace {
 
 constexpr std::string_view kJobKeyPrefix = "job/";
 constexpr std::string_view kCallsKeyPrefix = "calls/";
+constexpr std::string_view kTokenKeyPrefix = "token/";
 
 constexpr int kRankDone = 2;
 
@@ -72,6 +73,10 @@ void StateStore::keepLogged(Jobs& jobs, std::string_view key, std::string_view v
 
 std::string callsStateKey(const std::string& appid) {
   return std::string(kCallsKeyPrefix) + appid;
+}
+
+std::string tokenStateKey(const std::string& appid) {
+  return std::string(kTokenKeyPrefix) + appid;
 }
 
 std::string encodeCalls(const CallsReserved& calls) {
@@ -137,6 +142,15 @@ Result<StateRestore> StateStore::restore(int32_t partition, TimePoint now,
         out.calls.erase(appid);
       } else if (auto calls = parseCalls(value)) {
         out.calls[appid] = *calls;
+      }
+      return;
+    }
+    if (startsWith(key, kTokenKeyPrefix)) {
+      const std::string appid(key.substr(kTokenKeyPrefix.size()));
+      if (value.empty()) {
+        out.tokens.erase(appid);
+      } else {
+        out.tokens[appid] = std::string(value);
       }
       return;
     }

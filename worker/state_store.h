@@ -40,6 +40,9 @@ std::string callsStateKey(const std::string& appid);
 std::string encodeCalls(const CallsReserved& calls);
 std::optional<CallsReserved> parseCalls(std::string_view value);
 
+// The state topic's key of a merchant's sealed tokens (worker/state_token_store.h).
+std::string tokenStateKey(const std::string& appid);
+
 // True for a record that ends its job (completed or failed): kept as a done record.
 bool isDone(const ProgressRecord& record);
 
@@ -56,6 +59,8 @@ struct StateRestore {
   std::vector<std::string> expired;
   // The newest calls reservation of each merchant of the partition, by appid.
   std::map<std::string, CallsReserved> calls;
+  // The newest token record of each merchant of the partition, by appid, as written (sealed).
+  std::map<std::string, std::string> tokens;
 };
 
 // Reads partition `partition` of `topic` with `scanner` to the end the broker reports.

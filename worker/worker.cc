@@ -1,6 +1,7 @@
 #include "worker/worker.h"
 
 #include <algorithm>
+#include <future>
 #include <random>
 
 #include <nlohmann/json.hpp>
@@ -125,6 +126,12 @@ Result<kafka::Done> Worker::start() {
   }
   state_reader_ = std::make_unique<kafka::TopicScanner>(options_.bootstrap_servers,
                                                         options_.properties, reader_log);
+  if (options_.token_store) {
+    options_.token_store->attach(
+        [this](int32_t partition, const std::string& key, const std::string& value) {
+          return writeStateAcked(partition, key, value);
+        });
+  }
   events_reader_ = std::make_unique<kafka::TopicScanner>(options_.bootstrap_servers,
                                                          options_.properties, reader_log);
 
@@ -355,6 +362,7 @@ std::vector<std::string> readinessProblems(const WorkerStats& stats) {
   std::vector<std::string> problems;
   if (stats.assigned_partitions == 0) problems.push_back("no jobs partition assigned yet");
   if (stats.producer_fatal) problems.push_back("the Kafka producer hit a fatal error");
+  if (!stats.fatal_error.empty()) problems.push_back(stats.fatal_error);
   if (stats.state_unrestored > 0) {
     problems.push_back(std::to_string(stats.state_unrestored) +
                        " jobs partition(s) wait for their state partition to be read");
@@ -480,7 +488,30 @@ void Worker::restoreState(const std::vector<kafka::TopicPartition>& partitions) 
       unread.push_back(tp);
       continue;
     }
+    int64_t tokens = 0;
+    if (options_.token_store) {
+      Result<TokenRestore> opened = options_.token_store->restore(tp.partition, restored->tokens);
+      if (!opened.ok()) {
+        // Not a reason to wait: no key but the right one will ever open these records, and
+        // refreshing without them would fail every merchant of the partition with 61023.
+        stopForWrongKey(tp, opened.error());
+        unread.push_back(tp);
+        continue;
+      }
+      tokens = opened->merchants;
+      for (auto& [key, value] : opened->resealed) {
+        outbox_->send(key,
+                      std::make_shared<Outgoing>(options_.topics.state, std::move(value),
+                                                 kafka::Headers{}, key, tp.partition),
+                      [](const Result<kafka::Delivery>&) {});
+      }
+      if (!opened->resealed.empty()) {
+        log_.info("token records sealed again with the current state key",
+                  {{"partition", tp.partition}, {"records", opened->resealed.size()}});
+      }
+    }
     log_.info("state restored", {{"partition", tp.partition},
+                                 {"tokens", tokens},
                                  {"records", restored->records},
                                  {"jobs", restored->jobs},
                                  {"expired", restored->expired.size()},
@@ -504,6 +535,7 @@ void Worker::restoreState(const std::vector<kafka::TopicPartition>& partitions) 
     }
     std::lock_guard<std::mutex> lock(mutex_);
     ++stats_.state_restores;
+    stats_.token_records_restored += tokens;
     stats_.state_records_restored += restored->records;
     stats_.state_restore_ms += static_cast<int64_t>(restored->took.count());
     if (unrestored_.erase(tp) != 0 && !paused_) (void)consumer_->resume({tp});
@@ -516,6 +548,39 @@ void Worker::restoreState(const std::vector<kafka::TopicPartition>& partitions) 
     unrestored_.insert(tp);
   }
   (void)consumer_->pause(unread);
+}
+
+void Worker::stopForWrongKey(const kafka::TopicPartition& tp, const Error& error) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!stats_.fatal_error.empty()) return;
+    stats_.fatal_error = "the state key does not open the state topic " +
+                         options_.topics.state + ": " + error.cause;
+  }
+  log_.error("the state key does not open the merchants' tokens in the state topic; no job runs",
+             {{"partition", tp.partition}, {"error", error.cause}});
+  if (options_.on_fatal) {
+    options_.on_fatal(Error::of(ErrorClass::kUnknown, "the state key does not open the state "
+                                                      "topic " + options_.topics.state + ": " +
+                                                      error.cause));
+  }
+}
+
+Result<bool> Worker::writeStateAcked(int32_t partition, const std::string& key,
+                                     const std::string& value) {
+  auto acked = std::make_shared<std::promise<Result<kafka::Delivery>>>();
+  std::future<Result<kafka::Delivery>> outcome = acked->get_future();
+  outbox_->send(key,
+                std::make_shared<Outgoing>(options_.topics.state, value, kafka::Headers{}, key,
+                                           partition),
+                [acked](const Result<kafka::Delivery>& d) { acked->set_value(d); });
+  if (outcome.wait_for(std::chrono::seconds(30)) != std::future_status::ready) {
+    return Error::of(ErrorClass::kRetryable, "the state record " + key +
+                                                 " was not acknowledged within 30 s");
+  }
+  Result<kafka::Delivery> delivered = outcome.get();
+  if (!delivered.ok()) return delivered.error();
+  return true;
 }
 
 void Worker::onRevoked(const std::vector<kafka::TopicPartition>& partitions, bool lost) {
@@ -563,7 +628,10 @@ void Worker::onRevoked(const std::vector<kafka::TopicPartition>& partitions, boo
     }
   }
   if (!lost) commitOffsets(true);
-  for (const auto& tp : partitions) state_.forget(tp.partition);
+  for (const auto& tp : partitions) {
+    state_.forget(tp.partition);
+    if (options_.token_store) options_.token_store->forget(tp.partition);
+  }
   std::lock_guard<std::mutex> lock(mutex_);
   for (const auto& tp : partitions) {
     offsets_.revoke(tp);
@@ -673,6 +741,7 @@ bool Worker::begin(const std::shared_ptr<Run>& run) {
     return false;
   }
   run->tenant = tenant.value();
+  if (options_.token_store) options_.token_store->place(run->job.appid, run->partition);
   limiter_.setLimit(run->job.appid, run->tenant->rateLimit(options_.default_limit));
   if (!run->resumed) {
     produceAll(run, {eventMessage(*run, "started")}, [] {});

@@ -13,6 +13,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -38,6 +39,7 @@
 #include "worker/offset_tracker.h"
 #include "worker/outbox.h"
 #include "worker/state_store.h"
+#include "worker/state_token_store.h"
 
 namespace fanpull {
 
@@ -65,6 +67,12 @@ struct WorkerOptions {
   uint64_t seed = 0;  // 0: random
   CallObserver* observer = nullptr;  // call durations, limiter waits, consumer lag; null: none
   LogFields started_fields;  // added to the `worker started` line (version, configuration)
+  // With a state key: where the merchants' tokens are kept (the token source saves to it); the
+  // worker writes its records and feeds it each restored partition. Null: tokens stay elsewhere.
+  StateTokenStore* token_store = nullptr;
+  // Called once (on the poll thread) when the worker cannot go on and must not be restarted as
+  // it is: the state key does not open the state topic's token records.
+  std::function<void(const Error&)> on_fatal;
 };
 
 // Counters for operators and tests.
@@ -96,6 +104,8 @@ struct WorkerStats {
   int64_t assigned_partitions = 0;
   int64_t poll_heartbeat_ms = 0;  // steady clock (ms) when the poll loop last turned; 0: not yet
   bool producer_fatal = false;    // the producer hit a fatal error (it cannot produce any more)
+  std::string fatal_error;        // why the worker cannot go on (a wrong state key); "" none
+  int64_t token_records_restored = 0;  // merchants' sealed tokens opened at restores
   // Output topics that do not exist or may not be written, with the last error about each;
   // a topic leaves when a message to it is delivered.
   std::map<std::string, std::string> unwritable_topics;
@@ -213,6 +223,12 @@ class Worker {
   // Restores the state partitions of `partitions` (poll thread); those that cannot be read stay
   // paused and are tried again by the poll loop.
   void restoreState(const std::vector<kafka::TopicPartition>& partitions);
+  // Writes one state record to `partition` and waits (30 s at most) for its acknowledgement:
+  // StateTokenStore's writer.
+  // The state key does not open partition `tp`'s token records (the partition stays unrestored,
+  // so no job of it runs): /readyz says why, and on_fatal is told (once).
+  void stopForWrongKey(const kafka::TopicPartition& tp, const Error& error);
+  Result<bool> writeStateAcked(int32_t partition, const std::string& key, const std::string& value);
   // Sends every message through the outbox, then runs `then` on continuations_.
   void produceAll(const std::shared_ptr<Run>& run, std::vector<Outgoing> messages,
                   std::function<void()> then);

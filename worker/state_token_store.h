@@ -1,0 +1,77 @@
+// StateTokenStore: merchants' authorizer tokens (the rotated refresh token above all) kept in the
+// state topic when a state key is configured, so that whichever worker owns a merchant's jobs
+// partition, on whatever machine, refreshes with the newest refresh token. Each merchant's record
+// ("token/<appid>", in its jobs partition) is sealed with the state key (AES-256-GCM, a fresh
+// nonce per record, the appid as associated data): nothing in the topic is readable without the
+// key. The worker hands it every restored partition's token records and the partition of each
+// merchant it runs; save() returns once the broker acknowledged the record. Thread-safe.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/secret_box.h"
+#include "tenants/token_state_store.h"
+
+namespace fanpull {
+
+// A merchant's token record as the state topic holds it: {"key_id", "sealed"} (base64 of
+// nonce | ciphertext | tag of the TokenState's JSON).
+std::string sealTokenState(const SecretBox& box, const std::string& appid,
+                           const TokenState& state);
+
+// What restore() found in one partition.
+struct TokenRestore {
+  int64_t merchants = 0;  // token records opened
+  // Records opened with the previous key: sealed again with the current one, to be written
+  // back (key, value) so that the previous key can be retired.
+  std::vector<std::pair<std::string, std::string>> resealed;
+};
+
+class StateTokenStore final : public TokenStore {
+ public:
+  // Writes one state record to `partition` and returns once it is acknowledged. Errors: it
+  // was not (given up, or not acknowledged in time).
+  using Write = std::function<Result<bool>(int32_t partition, const std::string& key,
+                                           const std::string& value)>;
+
+  // `previous`: the key being retired (records it sealed are still opened, then sealed again).
+  StateTokenStore(SecretBox key, std::optional<SecretBox> previous = std::nullopt);
+
+  // Where save() writes; set by the worker when its producer exists.
+  void attach(Write write);
+
+  // Opens the token records restored from `partition` (by appid, as written), replacing what
+  // was known of it. Errors (nothing is kept then): a record neither key opens, naming the key
+  // id it was sealed with and this worker's: the state key is wrong, and refreshing without the
+  // rotated refresh tokens would fail every merchant with 61023.
+  Result<TokenRestore> restore(int32_t partition,
+                               const std::map<std::string, std::string>& records);
+  // Drops what is known of `partition` (revoked).
+  void forget(int32_t partition);
+  // The jobs partition of `appid` (where its records go); the worker says so when a job starts.
+  void place(const std::string& appid, int32_t partition);
+
+  Result<std::map<std::string, TokenState>> load() const override;
+  Result<std::optional<TokenState>> find(const std::string& appid) const override;
+  // Errors: no partition known for `appid`, no writer attached, the record not acknowledged.
+  Result<bool> save(const std::string& appid, const TokenState& state) override;
+  std::string where() const override { return "the state topic"; }
+
+  const std::string& keyId() const { return key_.keyId(); }
+
+ private:
+  SecretBox key_;
+  std::optional<SecretBox> previous_;
+
+  mutable std::mutex mutex_;  // guards what follows
+  Write write_;
+  std::map<std::string, int32_t> partition_of_;               // by appid
+  std::map<int32_t, std::map<std::string, TokenState>> held_;  // partition -> appid -> state
+};
+
+}  // namespace fanpull
