@@ -319,7 +319,7 @@ std::variant<WorkerConfig, std::vector<ConfigProblem>> parseWorkerConfig(const s
   auto state = root.find("state");
   if (state != root.end() && r.object(*state, "state", {"key_file", "previous_key_file"})) {
     r.str(*state, "state", "key_file", &key_file, true);
-    r.str(*state, "state", "previous_key_file", &previous_key_file, true);
+    r.str(*state, "state", "previous_key_file", &previous_key_file);
   }
   const std::string kKeyExpected =
       "expected the base64 of 32 random bytes (make one with: head -c 32 /dev/urandom | base64)";

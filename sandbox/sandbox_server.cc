@@ -240,6 +240,7 @@ class SandboxServer::Impl {
   std::unordered_map<std::string, TokenState> tokens_;
   std::unordered_map<std::string, int64_t> componentTokens_;  // token -> expiry (ms)
   std::string verifyTicket_;
+  bool refreshRefused_ = false;  // api_authorizer_token answers -1 without rotating
   std::mt19937_64 rng_;
   std::map<std::string, std::map<std::string, int64_t>> calls_;
   int64_t componentTokenCalls_ = 0;
@@ -720,6 +721,8 @@ Answer SandboxServer::Impl::authorizerToken(
     errcode = 40013;
   } else if (acc->config.errcode != 0) {
     errcode = acc->config.errcode;
+  } else if (refreshRefused_) {
+    errcode = -1;
   } else if (acc->refreshToken.empty() || field("authorizer_refresh_token") != acc->refreshToken) {
     errcode = 61023;
   }
@@ -987,6 +990,11 @@ bool SandboxServer::spendQuota(const std::string& appid, int64_t calls) {
   Impl::rollQuotaDay(acc, impl_->options_.clock_ms());
   acc.quotaUsed += calls;
   return true;
+}
+
+void SandboxServer::setRefreshRefused(bool refused) {
+  std::lock_guard<std::mutex> lock(impl_->mutex_);
+  impl_->refreshRefused_ = refused;
 }
 
 void SandboxServer::setVerifyTicket(const std::string& ticket) {

@@ -103,6 +103,9 @@ class SandboxServer {
   // Counts `calls` user/get calls of `appid` as spent today, as if made by someone else (the
   // merchant's own systems, another platform); false if no such account.
   bool spendQuota(const std::string& appid, int64_t calls);
+  // While true, api_authorizer_token answers -1 (system busy) and rotates nothing: a test holds
+  // rotations back to stop a worker between them.
+  void setRefreshRefused(bool refused);
   // Replaces the component_verify_ticket that api_component_token accepts.
   void setVerifyTicket(const std::string& ticket);
   // The authorizer refresh token `appid` currently accepts ("" if none or unknown appid).

@@ -81,9 +81,14 @@ class WorkerFixture {
       : WorkerFixture(std::move(accounts), partitions, brokerKindFromEnvironment()) {}
   WorkerFixture(std::vector<sandbox::Account> accounts, int partitions, BrokerKind kind)
       : WorkerFixture(std::move(accounts), partitions, startKafka(kind)) {}
+  // With the sandbox's options changed by `tune` (token lifetimes, the component).
+  using SandboxTuning = std::function<void(sandbox::SandboxOptions&)>;
+  WorkerFixture(std::vector<sandbox::Account> accounts, int partitions, SandboxTuning tune)
+      : WorkerFixture(std::move(accounts), partitions, startKafka(brokerKindFromEnvironment()),
+                      std::move(tune)) {}
   // On a broker the test made (e.g. TestKafka::startCluster(3)).
   WorkerFixture(std::vector<sandbox::Account> accounts, int partitions,
-                std::unique_ptr<TestKafka> broker)
+                std::unique_ptr<TestKafka> broker, const SandboxTuning& tune = {})
       : clock_(fromUnixSeconds(1795795200 + 3600 + 20)) {  // 01:00:20 Beijing time
     broker_ = std::move(broker);
     reader_ = std::make_unique<kafka::TopicScanner>(broker_->bootstrapServers(),
@@ -111,6 +116,7 @@ class WorkerFixture {
                  clock_.now().time_since_epoch())
           .count();
     };
+    if (tune) tune(so);
     sandbox_ = std::make_unique<sandbox::SandboxServer>(std::move(so));
     sandbox_->start();
 
