@@ -336,6 +336,7 @@ int runCommand(const CliArgs& args, std::ostream& /*out*/, std::ostream& err) {
       return kExitUsage;
     }
     if (state_tokens) {
+      source->shareComponentTokens(state_tokens.get());
       log.info("merchants' tokens are kept in the state topic, sealed with the state key",
                {{"state_topic", config.kafka.topics.state},
                 {"key_id", state_tokens->keyId()},

@@ -604,9 +604,11 @@ Answer SandboxServer::Impl::componentToken(const std::string& body) {
     do {
       token = newSecret("82_", 112);
     } while (componentTokens_.count(token) != 0);
-    componentTokens_[token] = nowMs + int64_t{options_.token_ttl_seconds} * 1000;
+    const int ttl = options_.component_token_ttl_seconds > 0 ? options_.component_token_ttl_seconds
+                                                             : options_.token_ttl_seconds;
+    componentTokens_[token] = nowMs + int64_t{ttl} * 1000;
     answer.setBody(
-        json{{"component_access_token", token}, {"expires_in", options_.token_ttl_seconds}}.dump());
+        json{{"component_access_token", token}, {"expires_in", ttl}}.dump());
   }
   record(std::move(entry));
   return answer;

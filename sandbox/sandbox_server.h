@@ -44,6 +44,7 @@ struct SandboxOptions {
   int max_threads = 256;
   int grace_seconds = 300;       // a replaced access token stays valid this long
   int token_ttl_seconds = 7200;  // lifetime of issued access tokens
+  int component_token_ttl_seconds = 0;  // lifetime of component tokens; 0: token_ttl_seconds
   std::size_t page_cache_bytes = std::size_t{64} << 20;
   std::size_t log_capacity = 200000;  // newest entries kept in the call log
   // openapi/quota/get calls an account may make per Beijing day (its own small limit, as on

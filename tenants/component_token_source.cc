@@ -269,9 +269,24 @@ Result<ComponentToken> ComponentTokenSource::componentToken(const std::string& s
   }
   std::promise<Result<ComponentToken>> promise;
   component_.inflight = promise.get_future().share();
+  const std::string replacing = component_.token;
   lock.unlock();
 
-  Result<ComponentToken> fetched = fetchComponentToken();
+  // Another worker's fresh token is taken as it is: a fetch here would cut that worker's off
+  // within 5 minutes.
+  Result<ComponentToken> fetched = sharedComponentToken(stale.empty() ? replacing : stale);
+  if (!fetched.ok()) {
+    fetched = fetchComponentToken();
+    if (fetched.ok() && share_) {
+      const int64_t expires_at_ms = unixMs(clock_.now() + fetched->expires_in);
+      Result<bool> shared =
+          share_->share(settings_.appid, SharedComponentToken{fetched->token, expires_at_ms});
+      if (!shared.ok()) {
+        // Not fatal: this worker uses its token; another one may fetch its own meanwhile.
+        log_.warn("component token not shared", {{"error", shared.error().describe()}});
+      }
+    }
+  }
 
   lock.lock();
   if (fetched.ok()) {
@@ -282,6 +297,29 @@ Result<ComponentToken> ComponentTokenSource::componentToken(const std::string& s
   lock.unlock();
   promise.set_value(fetched);
   return fetched;
+}
+
+Result<ComponentToken> ComponentTokenSource::sharedComponentToken(const std::string& replacing) {
+  if (!share_) return Error::of(ErrorClass::kRetryable, "component tokens are not shared");
+  Result<std::optional<SharedComponentToken>> latest = share_->latest(settings_.appid);
+  if (!latest.ok()) {
+    log_.warn("shared component token not read", {{"error", latest.error().describe()}});
+    return latest.error();
+  }
+  const TimePoint now = clock_.now();
+  if (!latest->has_value() || (*latest)->token == replacing ||
+      now >= TimePoint(std::chrono::milliseconds((*latest)->expires_at_ms)) -
+                 settings_.renew_ahead) {
+    return Error::of(ErrorClass::kRetryable, "no fresh shared component token");
+  }
+  Redactor::global().addSecret((*latest)->token);
+  {
+    std::lock_guard<std::mutex> lock(metrics_mutex_);
+    ++metrics_.component_tokens_shared;
+  }
+  log_.info("component token taken from another worker");
+  return ComponentToken{(*latest)->token,
+                        TimePoint(std::chrono::milliseconds((*latest)->expires_at_ms)) - now};
 }
 
 Result<ComponentToken> ComponentTokenSource::fetchComponentToken() {

@@ -14,6 +14,7 @@
 #include <future>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 
 #include "core/clock.h"
@@ -34,6 +35,28 @@ struct ComponentSettings {
   Duration renew_ahead = std::chrono::minutes(5);
 };
 
+// A component access token as workers share it.
+struct SharedComponentToken {
+  std::string token;
+  int64_t expires_at_ms = 0;  // unix ms
+};
+
+// Where workers share one component access token (the state topic, with a state key) instead of
+// each fetching its own: a fetch leaves the previous token 5 more minutes only (workers with a
+// token each would keep cutting each other off), and fetches are limited per day.
+// Implementations are thread-safe.
+class ComponentTokenShare {
+ public:
+  virtual ~ComponentTokenShare() = default;
+  // The newest token a worker shared for `component_appid` (nullopt: none). Errors: it cannot
+  // be read now.
+  virtual Result<std::optional<SharedComponentToken>> latest(
+      const std::string& component_appid) = 0;
+  // Shares a token this worker fetched; returns once it is kept. Errors: it was not.
+  virtual Result<bool> share(const std::string& component_appid,
+                             const SharedComponentToken& token) = 0;
+};
+
 // Counters an operator can alert on (exported as metrics by the worker).
 struct TokenMetrics {
   int64_t renewals_ok = 0;
@@ -42,6 +65,7 @@ struct TokenMetrics {
   int64_t persist_failures = 0;   // the token state file could not be written
   int64_t component_token_fetches = 0;
   int64_t taken_from_file = 0;  // fresh tokens another worker had written to the state file
+  int64_t component_tokens_shared = 0;  // component tokens taken from another worker, no fetch
   std::map<std::string, int64_t> failures_by_class;
 };
 
@@ -54,6 +78,10 @@ class ComponentTokenSource final : public TokenSource {
   // of a worker whose tokens now go to the state topic: the refresh tokens it rotated before are
   // taken from it once). Errors: the store or the seed cannot be read or parsed.
   Result<bool> start(const TokenStore* seed = nullptr);
+
+  // From now on component tokens are looked for in `share` before a fetch, and a fetched one is
+  // shared. Call before the first token is asked for.
+  void shareComponentTokens(ComponentTokenShare* share) { share_ = share; }
 
   Result<AccessToken> current(const Tenant& tenant) override;
   Result<AccessToken> renew(const Tenant& tenant, const std::string& failed) override;
@@ -87,6 +115,9 @@ class ComponentTokenSource final : public TokenSource {
   // The component token; `stale` (if not empty) is a token WeChat refused: replaced if current.
   Result<ComponentToken> componentToken(const std::string& stale);
   Result<ComponentToken> fetchComponentToken();
+  // A token another worker shared that is fresh and is not `replacing` (the token being renewed
+  // or refused); an error when there is none.
+  Result<ComponentToken> sharedComponentToken(const std::string& replacing);
   void countFailure(const Error& e);
 
   const ComponentSettings settings_;
@@ -99,6 +130,7 @@ class ComponentTokenSource final : public TokenSource {
   std::map<std::string, Entry> entries_;
   std::map<std::string, TokenState> persisted_;  // from the state file at start
 
+  ComponentTokenShare* share_ = nullptr;
   std::mutex component_mutex_;  // guards component_
   CachedComponentToken component_;
 

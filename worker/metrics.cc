@@ -298,11 +298,19 @@ std::string Metrics::render() const {
              "unreadable ticket file.");
   out.sample("fanpull_token_ticket_failures_total", asDouble(tokens.ticket_failures));
   out.family("fanpull_token_taken_from_state_file_total", "counter",
-             "Fresh authorizer tokens taken from the token state file, written there by another "
-             "worker sharing it, instead of refreshing.");
+             "Fresh authorizer tokens taken from the stored token state (the token state file, "
+             "or the state topic), written there by another worker, instead of refreshing.");
   out.sample("fanpull_token_taken_from_state_file_total", asDouble(tokens.taken_from_file));
+  out.family("fanpull_component_token_fetches_total", "counter",
+             "Component access tokens fetched from WeChat (api_component_token) by this worker.");
+  out.sample("fanpull_component_token_fetches_total", asDouble(tokens.component_token_fetches));
+  out.family("fanpull_component_tokens_shared_total", "counter",
+             "Component access tokens taken from another worker through the state topic instead "
+             "of fetching one.");
+  out.sample("fanpull_component_tokens_shared_total", asDouble(tokens.component_tokens_shared));
   out.family("fanpull_token_persist_failures_total", "counter",
-             "Rotated refresh tokens that could not be written to the token state file.");
+             "Rotated refresh tokens that could not be stored (the token state file, or the "
+             "state topic).");
   out.sample("fanpull_token_persist_failures_total", asDouble(tokens.persist_failures));
 
   out.family("fanpull_produce_errors_total", "counter",

@@ -1,5 +1,6 @@
 #include "worker/state_token_store.h"
 
+#include <algorithm>
 #include <utility>
 
 #include <nlohmann/json.hpp>
@@ -13,21 +14,30 @@ namespace {
 
 Error tokenError(const std::string& what) { return Error::of(ErrorClass::kRetryable, what); }
 
+constexpr std::string_view kComponentKeyPrefix = "component/";
+
+// {"key_id", "sealed"} of `plain` sealed with `box` for `associated`; "" when it cannot be sealed.
+std::string sealedRecord(const SecretBox& box, const std::string& plain,
+                         const std::string& associated) {
+  const std::string sealed = box.seal(plain, associated);
+  if (sealed.empty()) return {};
+  return nlohmann::json{{"key_id", box.keyId()}, {"sealed", encodeBase64(sealed)}}.dump();
+}
+
 }  // namespace
 
 std::string sealTokenState(const SecretBox& box, const std::string& appid,
                            const TokenState& state) {
-  const std::string sealed = box.seal(encodeTokenState(state), appid);
-  if (sealed.empty()) return {};
-  return nlohmann::json{{"key_id", box.keyId()}, {"sealed", encodeBase64(sealed)}}.dump();
+  return sealedRecord(box, encodeTokenState(state), appid);
 }
 
 StateTokenStore::StateTokenStore(SecretBox key, std::optional<SecretBox> previous)
     : key_(std::move(key)), previous_(std::move(previous)) {}
 
-void StateTokenStore::attach(Write write) {
+void StateTokenStore::attach(Write write, Read read) {
   std::lock_guard<std::mutex> lock(mutex_);
   write_ = std::move(write);
+  read_ = std::move(read);
 }
 
 Result<TokenRestore> StateTokenStore::restore(int32_t partition,
@@ -128,6 +138,69 @@ Result<bool> StateTokenStore::save(const std::string& appid, const TokenState& s
     if (kept.updated_at_ms <= state.updated_at_ms) kept = state;
   }
   return true;
+}
+
+}  // namespace fanpull
+
+namespace fanpull {
+
+Result<std::optional<SharedComponentToken>> StateTokenStore::latest(
+    const std::string& component_appid) {
+  Read read;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    read = read_;
+  }
+  if (!read) return tokenError("the state topic is not open yet");
+  std::lock_guard<std::mutex> lock(component_mutex_);
+  Result<int64_t> scanned = read(
+      kComponentPartition, component_next_offset_,
+      [this](int64_t offset, std::string_view key, std::string_view value) {
+        component_next_offset_ = std::max(component_next_offset_, offset + 1);
+        if (key.substr(0, kComponentKeyPrefix.size()) != kComponentKeyPrefix) return;
+        std::string appid(key.substr(kComponentKeyPrefix.size()));
+        if (value.empty()) {
+          component_records_.erase(appid);
+        } else {
+          component_records_[appid] = std::string(value);
+        }
+      });
+  if (!scanned.ok()) return scanned.error();
+  auto it = component_records_.find(component_appid);
+  if (it == component_records_.end()) return std::optional<SharedComponentToken>();
+  const std::string associated = std::string(kComponentKeyPrefix) + component_appid;
+  nlohmann::json j = nlohmann::json::parse(it->second, nullptr, /*allow_exceptions=*/false);
+  std::optional<std::string> sealed;
+  if (j.is_object() && j.contains("sealed") && j["sealed"].is_string()) {
+    sealed = decodeBase64(j["sealed"].get<std::string>());
+  }
+  std::optional<std::string> plain;
+  if (sealed) plain = key_.open(*sealed, associated);
+  if (!plain && sealed && previous_) plain = previous_->open(*sealed, associated);
+  if (!plain) return tokenError("the shared component token does not open with the state key");
+  nlohmann::json t = nlohmann::json::parse(*plain, nullptr, /*allow_exceptions=*/false);
+  if (!t.is_object() || !t.contains("token") || !t["token"].is_string() ||
+      !t.contains("expires_at_ms") || !t["expires_at_ms"].is_number_integer()) {
+    return tokenError("the shared component token record is not one");
+  }
+  return std::optional<SharedComponentToken>(
+      SharedComponentToken{t["token"].get<std::string>(), t["expires_at_ms"].get<int64_t>()});
+}
+
+Result<bool> StateTokenStore::share(const std::string& component_appid,
+                                    const SharedComponentToken& token) {
+  Write write;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    write = write_;
+  }
+  if (!write) return tokenError("the state topic is not open yet");
+  const std::string key = std::string(kComponentKeyPrefix) + component_appid;
+  const std::string value = sealedRecord(
+      key_, nlohmann::json{{"token", token.token}, {"expires_at_ms", token.expires_at_ms}}.dump(),
+      key);
+  if (value.empty()) return tokenError("the component token could not be sealed");
+  return write(kComponentPartition, key, value);
 }
 
 }  // namespace fanpull

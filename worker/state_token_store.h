@@ -1,10 +1,13 @@
-// StateTokenStore: merchants' authorizer tokens (the rotated refresh token above all) kept in the
+// StateTokenStore: the tokens fanpull keeps in the state topic. Merchants' authorizer tokens (the rotated refresh token above all) kept in the
 // state topic when a state key is configured, so that whichever worker owns a merchant's jobs
 // partition, on whatever machine, refreshes with the newest refresh token. Each merchant's record
 // ("token/<appid>", in its jobs partition) is sealed with the state key (AES-256-GCM, a fresh
 // nonce per record, the appid as associated data): nothing in the topic is readable without the
 // key. The worker hands it every restored partition's token records and the partition of each
-// merchant it runs; save() returns once the broker acknowledged the record. Thread-safe.
+// merchant it runs; save() returns once the broker acknowledged the record. And the platform's
+// component access token, which every worker needs and no partition owns: one record
+// ("component/<component_appid>", sealed the same way) in state partition 0, which every worker
+// reads (from where it last stopped) before it fetches a token of its own. Thread-safe.
 #pragma once
 
 #include <functional>
@@ -12,9 +15,11 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/secret_box.h"
+#include "tenants/component_token_source.h"
 #include "tenants/token_state_store.h"
 
 namespace fanpull {
@@ -32,8 +37,15 @@ struct TokenRestore {
   std::vector<std::pair<std::string, std::string>> resealed;
 };
 
-class StateTokenStore final : public TokenStore {
+class StateTokenStore final : public TokenStore, public ComponentTokenShare {
  public:
+  // The state partition that holds the shared component token.
+  static constexpr int32_t kComponentPartition = 0;
+  // Reads `partition` from offset `from` to the end the broker reports, passing each record's
+  // offset, key and value; returns how many it read. Errors: not read in time.
+  using Visit = std::function<void(int64_t offset, std::string_view key, std::string_view value)>;
+  using Read = std::function<Result<int64_t>(int32_t partition, int64_t from, const Visit& visit)>;
+
   // Writes one state record to `partition` and returns once it is acknowledged. Errors: it
   // was not (given up, or not acknowledged in time).
   using Write = std::function<Result<bool>(int32_t partition, const std::string& key,
@@ -42,8 +54,9 @@ class StateTokenStore final : public TokenStore {
   // `previous`: the key being retired (records it sealed are still opened, then sealed again).
   StateTokenStore(SecretBox key, std::optional<SecretBox> previous = std::nullopt);
 
-  // Where save() writes; set by the worker when its producer exists.
-  void attach(Write write);
+  // Where save() and share() write, and where latest() reads; set by the worker when its
+  // clients exist.
+  void attach(Write write, Read read = {});
 
   // Opens the token records restored from `partition` (by appid, as written), replacing what
   // was known of it. Errors (nothing is kept then): a record neither key opens, naming the key
@@ -62,14 +75,25 @@ class StateTokenStore final : public TokenStore {
   Result<bool> save(const std::string& appid, const TokenState& state) override;
   std::string where() const override { return "the state topic"; }
 
+  // ComponentTokenShare. Errors of latest(): the partition not read, or a record that does not
+  // open (a wrong key: a fetch of its own is then the fallback).
+  Result<std::optional<SharedComponentToken>> latest(const std::string& component_appid) override;
+  Result<bool> share(const std::string& component_appid,
+                     const SharedComponentToken& token) override;
+
   const std::string& keyId() const { return key_.keyId(); }
 
  private:
   SecretBox key_;
   std::optional<SecretBox> previous_;
 
+  std::mutex component_mutex_;  // guards the two that follow (held while reading)
+  int64_t component_next_offset_ = 0;     // where the next latest() reads from
+  std::map<std::string, std::string> component_records_;  // by component appid, as written
+
   mutable std::mutex mutex_;  // guards what follows
   Write write_;
+  Read read_;
   std::map<std::string, int32_t> partition_of_;               // by appid
   std::map<int32_t, std::map<std::string, TokenState>> held_;  // partition -> appid -> state
 };

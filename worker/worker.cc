@@ -130,6 +130,17 @@ Result<kafka::Done> Worker::start() {
     options_.token_store->attach(
         [this](int32_t partition, const std::string& key, const std::string& value) {
           return writeStateAcked(partition, key, value);
+        },
+        [this](int32_t partition, int64_t from, const StateTokenStore::Visit& visit) {
+          kafka::ScanOptions scan;
+          scan.from[partition] = from;
+          scan.timeout = std::chrono::seconds(10);
+          return state_reader_->scan(options_.topics.state, scan,
+                                     [&visit](const kafka::ConsumedMessage& m) {
+                                       visit(m.offset,
+                                             m.key ? std::string_view(*m.key) : std::string_view(),
+                                             m.value);
+                                     });
         });
   }
   events_reader_ = std::make_unique<kafka::TopicScanner>(options_.bootstrap_servers,

@@ -208,6 +208,41 @@ TEST_CASE("the state key comes from FANPULL_STATE_KEY or state.key_file as 32 by
       "tenants_file": "t.json", "state": {"key": "x"}})"), "state.key", "unknown key"));
 }
 
+TEST_CASE("a previous state key (being retired) comes like the state key and needs one",
+          "[config][unit]") {
+  fanpull::testing::TempDir dir;
+  dir.write("new.key", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n");
+  dir.write("old.key", "//////////////////////////////////////////8=\n");
+  const std::string config_file = dir.file("worker.json");
+  auto both = parseWorkerConfig(R"({"kafka": {"bootstrap_servers": "b:9092"},
+      "tenants_file": "t.json",
+      "state": {"key_file": "new.key", "previous_key_file": "old.key"}})", config_file, noEnv());
+  REQUIRE(std::holds_alternative<WorkerConfig>(both));
+  CHECK(std::get<WorkerConfig>(both).state_previous_key == std::string(32, '\xff'));
+  CHECK(std::get<WorkerConfig>(both).state_key.size() == 32);
+
+  auto env = [](const std::string& name) -> std::optional<std::string> {
+    if (name == "FANPULL_STATE_PREVIOUS_KEY") return std::string("AAAA");
+    return std::nullopt;
+  };
+  auto bad_env = parseWorkerConfig(R"({"kafka": {"bootstrap_servers": "b:9092"},
+      "tenants_file": "t.json", "state": {"key_file": "new.key"}})", config_file, env);
+  REQUIRE(std::holds_alternative<std::vector<ConfigProblem>>(bad_env));
+  CHECK(std::get<std::vector<ConfigProblem>>(bad_env)[0].key == "FANPULL_STATE_PREVIOUS_KEY");
+  CHECK(std::get<std::vector<ConfigProblem>>(bad_env)[0].reason.find("3 bytes") !=
+        std::string::npos);
+
+  auto alone = parseWorkerConfig(R"({"kafka": {"bootstrap_servers": "b:9092"},
+      "tenants_file": "t.json", "state": {"previous_key_file": "old.key"}})", config_file,
+                                 noEnv());
+  REQUIRE(std::holds_alternative<std::vector<ConfigProblem>>(alone));
+  const auto& problems = std::get<std::vector<ConfigProblem>>(alone);
+  CHECK(std::any_of(problems.begin(), problems.end(), [](const ConfigProblem& p) {
+    return p.key == "state.previous_key_file" &&
+           p.reason.find("needs a current one") != std::string::npos;
+  }));
+}
+
 TEST_CASE("base64 decoding takes padded and unpadded text and refuses anything else",
           "[config][unit]") {
   CHECK(decodeBase64("") == std::string());

@@ -194,3 +194,54 @@ TEST_CASE("a merchant's rotated refresh token follows its partition to a worker 
   CHECK(userGetCalls(f, accounts) == calls_before);
   CHECK(refreshes(f, 0) == rotations_before);
 }
+
+TEST_CASE("workers on different machines share one component access token through the state "
+          "topic instead of cutting each other's off",
+          "[worker][integration][kafka]") {
+  std::vector<sandbox::Account> accounts;
+  for (int i = 0; i < 8; ++i) {
+    auto a = merchant("wxshare" + std::to_string(i), 5000);
+    a.refresh_token = "refreshtoken@@@first-" + a.appid;
+    accounts.push_back(a);
+  }
+  WorkerFixture f(accounts, 2, [](sandbox::SandboxOptions& so) {
+    so.component = sandbox::demoComponent();
+  });
+  const std::string config_a = writeMachine(f, "machine-a", accounts, kKey);
+  const std::string config_b = writeMachine(f, "machine-b", accounts, kKey);
+  // Jobs of merchants 0-3 on A alone (two in each partition), then of merchants 4-7 once B has
+  // joined: whichever partition B owns, it renews two merchants' tokens.
+  auto enqueue = [&f, &accounts](int from, std::set<std::string>* jobs) {
+    for (int i = from; i < from + 4; ++i) {
+      const auto& appid = accounts[static_cast<size_t>(i)].appid;
+      f.produceTo(f.topics().jobs, i % 2, appid,
+                  nlohmann::json{{"job_id", "j-share-" + appid}, {"appid", appid}}.dump());
+      jobs->insert("j-share-" + appid);
+    }
+  };
+  std::set<std::string> first, second;
+  enqueue(0, &first);
+  auto a = f.launchWorker(config_a, "worker-a");
+  f.waitForStatus(first, {"completed", "failed"}, std::chrono::seconds(60));
+  REQUIRE(f.sandbox().componentTokenCalls() == 1);
+
+  auto b = f.launchWorker(config_b, "worker-b");
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (f.childLogLines("state restored").find("worker-b.log") == std::string::npos &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  enqueue(4, &second);
+  f.waitForStatus(second, {"completed", "failed"}, std::chrono::seconds(60));
+  for (const auto& job : second) {
+    for (const auto& e : f.eventsOf(job)) CHECK(e["status"] != "failed");
+  }
+  INFO(f.childLogLines("component token"));
+  // One fetch for the fleet: B took A's token instead of fetching one that would have cut A's
+  // off 5 minutes later.
+  CHECK(f.sandbox().componentTokenCalls() == 1);
+  CHECK(f.childLogLines("component token taken from another worker").find("worker-b.log") !=
+        std::string::npos);
+  CHECK(f.terminateWorker(a, "worker-a") == 0);
+  CHECK(f.terminateWorker(b, "worker-b") == 0);
+}
