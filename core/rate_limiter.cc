@@ -60,6 +60,19 @@ bool DailyBudget::capped(TimePoint now) const { return beijingDay(now) == day_ &
 
 int64_t DailyBudget::used(TimePoint now) const { return beijingDay(now) == day_ ? used_ : 0; }
 
+std::optional<int64_t> DailyBudget::left(TimePoint now) const {
+  const bool today = beijingDay(now) == day_;
+  if (today && exhausted_) return 0;
+  const int64_t used_today = today ? used_ : 0;
+  std::optional<int64_t> out;
+  if (limit_ > 0) out = std::max<int64_t>(0, limit_ - used_today);
+  if (today && capped_) {
+    const int64_t by_cap = std::max<int64_t>(0, cap_ - used_today);
+    out = out ? std::min(*out, by_cap) : by_cap;
+  }
+  return out;
+}
+
 RateLimiter::Entry& RateLimiter::entryLocked(const std::string& appid) {
   auto it = entries_.find(appid);
   if (it == entries_.end()) {
@@ -104,6 +117,11 @@ int64_t RateLimiter::usedToday(const std::string& appid, TimePoint now) {
 void RateLimiter::spendAtLeastToday(const std::string& appid, TimePoint now, int64_t calls) {
   std::lock_guard<std::mutex> lock(mutex_);
   entryLocked(appid).budget.spendAtLeast(now, calls);
+}
+
+std::optional<int64_t> RateLimiter::leftToday(const std::string& appid, TimePoint now) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return entryLocked(appid).budget.left(now);
 }
 
 int64_t RateLimiter::dailyCalls(const std::string& appid) {

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <mutex>
 #include <string>
 
@@ -62,6 +63,9 @@ class DailyBudget {
   // merchant's previous owner reserved today).
   void spendAtLeast(TimePoint now, int64_t calls);
   int64_t used(TimePoint now) const;
+  // Calls still allowed on the Beijing day of `now` by the limit and WeChat's cap; nullopt when
+  // neither bounds the day (no limit and no cap).
+  std::optional<int64_t> left(TimePoint now) const;
   int64_t limit() const { return limit_; }
   // Changes the limit; what today has spent stays spent.
   void setLimit(int64_t calls_per_day) { limit_ = calls_per_day; }
@@ -107,6 +111,8 @@ class RateLimiter {
   int64_t usedToday(const std::string& appid, TimePoint now);
   // Counts at least `calls` as spent by `appid` on the Beijing day of `now`.
   void spendAtLeastToday(const std::string& appid, TimePoint now, int64_t calls);
+  // Calls `appid` may still make on the Beijing day of `now` (DailyBudget::left).
+  std::optional<int64_t> leftToday(const std::string& appid, TimePoint now);
   // The daily_calls of `appid` (0: no daily budget).
   int64_t dailyCalls(const std::string& appid);
   // WeChat reports `remain` calls left today for `appid` (see DailyBudget::cap).

@@ -37,6 +37,9 @@ std::string encodeEvent(const JobEvent& event, TimePoint now) {
     out += ",\"retry_at\":";
     appendJsonString(out, formatBeijing(*event.retry_at));
   }
+  if (event.pages_affordable_today) {
+    out += ",\"pages_affordable_today\":" + std::to_string(*event.pages_affordable_today);
+  }
   out += ",\"ts\":";
   appendJsonString(out, formatBeijing(now));
   out += "}";

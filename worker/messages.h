@@ -34,10 +34,13 @@ struct JobEvent {
   int64_t openids = 0;
   std::optional<Error> error;        // failed, deferred, rejected
   std::optional<TimePoint> retry_at;  // deferred
+  // started, deferred: the calls (one page each) the merchant may still make this Beijing day,
+  // when its day is bounded (daily_calls, or the remain of openapi/quota/get).
+  std::optional<int64_t> pages_affordable_today;
 };
 
 // {"job_id","appid","status","pages","openids","error":{"class","errcode","errmsg","message"},
-//  "retry_at","ts"}: every string passes through the Redactor.
+//  "retry_at","pages_affordable_today","ts"}: every string passes through the Redactor.
 std::string encodeEvent(const JobEvent& event, TimePoint now);
 
 // Progress states. A job ends in two steps so that its end event is written exactly once even

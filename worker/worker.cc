@@ -754,6 +754,9 @@ bool Worker::begin(const std::shared_ptr<Run>& run) {
   run->tenant = tenant.value();
   if (options_.token_store) options_.token_store->place(run->job.appid, run->partition);
   limiter_.setLimit(run->job.appid, run->tenant->rateLimit(options_.default_limit));
+  // Before the started event, which says how many pages the merchant can still afford today.
+  const TimePoint now = clock_.now();
+  if (quotaDue(run->job.appid, now)) askQuota(run, now);
   if (!run->resumed) {
     produceAll(run, {eventMessage(*run, "started")}, [] {});
     count(&WorkerStats::jobs_by_status, "started");
@@ -927,7 +930,7 @@ bool Worker::quotaDue(const std::string& appid, TimePoint now) {
   return true;
 }
 
-void Worker::askQuota(const std::shared_ptr<Run>& run, TimePoint now) {
+void Worker::askQuota(const std::shared_ptr<Run>& run, TimePoint now, const char* after) {
   Result<AccessToken> token = tokens_.current(*run->tenant);
   if (!token.ok()) return;  // the call that follows meets the same problem and handles it
   Result<ApiQuota> quota = client_.getQuota(token->value);
@@ -942,10 +945,12 @@ void Worker::askQuota(const std::shared_ptr<Run>& run, TimePoint now) {
     std::lock_guard<std::mutex> lock(mutex_);
     ++stats_.quota_checks;
   }
-  log_.info("daily quota", {{"appid", run->job.appid},
-                            {"daily_limit", quota->daily_limit},
-                            {"used", quota->used},
-                            {"remain", quota->remain}});
+  LogFields fields = {{"appid", run->job.appid},
+                      {"daily_limit", quota->daily_limit},
+                      {"used", quota->used},
+                      {"remain", quota->remain}};
+  if (after) fields.push_back({"after", after});
+  log_.info("daily quota", fields);
 }
 
 void Worker::onPage(const std::shared_ptr<Run>& run, const FollowerPage& page) {
@@ -1070,6 +1075,10 @@ void Worker::onError(const std::shared_ptr<Run>& run, const Error& error) {
                              {"error", error.describe()}});
   if (error.error_class == ErrorClass::kQuotaExhausted) {
     limiter_.markQuotaExhausted(run->job.appid, now);
+    // The budget let this call go and WeChat refused it: someone else spent the merchant's
+    // quota. What WeChat says is left is asked again (and logged) so that no plan of today goes
+    // beyond it.
+    if (error.errcode == 45009) askQuota(run, now, "45009");
   }
   if (auto lost = pageWriteError(*run)) return fail(run, *lost);
   WalkNext next;
@@ -1347,7 +1356,11 @@ Worker::Outgoing Worker::eventMessage(const Run& run, const std::string& status,
   event.openids = at.openids;
   event.error = error;
   event.retry_at = retry_at;
-  return {options_.topics.events, encodeEvent(event, clock_.now()), {}};
+  const TimePoint now = clock_.now();
+  if (status == "started" || status == "deferred") {
+    event.pages_affordable_today = limiter_.leftToday(run.job.appid, now);
+  }
+  return {options_.topics.events, encodeEvent(event, now), {}};
 }
 
 std::vector<Worker::Outgoing> Worker::checkpointMessages(const Run& run,

@@ -169,8 +169,9 @@ class Worker {
   void callOnce(const std::shared_ptr<Run>& run);
   // True (once per merchant and Beijing day) when openapi/quota/get should be asked.
   bool quotaDue(const std::string& appid, TimePoint now);
-  // Asks openapi/quota/get and caps the merchant's calls today at its `remain`.
-  void askQuota(const std::shared_ptr<Run>& run, TimePoint now);
+  // Asks openapi/quota/get and caps the merchant's calls today at its `remain`. `after`: what
+  // made it ask again the same day (logged), or null.
+  void askQuota(const std::shared_ptr<Run>& run, TimePoint now, const char* after = nullptr);
   // An answer or an error of the call: the walk decides (worker/job_walk.h), carryOut() acts.
   void onPage(const std::shared_ptr<Run>& run, const FollowerPage& page);
   void onError(const std::shared_ptr<Run>& run, const Error& error);

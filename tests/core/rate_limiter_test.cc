@@ -152,6 +152,29 @@ TEST_CASE("45009 exhausts the day even with budget left", "[core][unit]") {
   CHECK(limiter.tryAcquire("wxA", clock.now()).kind == Admission::Kind::kGo);
 }
 
+TEST_CASE("the calls left today are the smaller of the budget's and WeChat's, none when "
+          "neither bounds the day",
+          "[core][unit]") {
+  testing::SimulatedClock clock(fromUnixSeconds(1795795200 + 3600));  // 01:00 Beijing
+  RateLimiter limiter(RateLimit{1000, 1000, 10});
+  CHECK(limiter.leftToday("wxA", clock.now()) == std::optional<int64_t>(10));
+  CHECK(limiter.tryAcquire("wxA", clock.now()).kind == Admission::Kind::kGo);
+  CHECK(limiter.leftToday("wxA", clock.now()) == std::optional<int64_t>(9));
+  limiter.capToday("wxA", clock.now(), 4);  // WeChat: 4 left
+  CHECK(limiter.leftToday("wxA", clock.now()) == std::optional<int64_t>(4));
+  limiter.capToday("wxA", clock.now(), 40);  // more than the budget: the budget bounds
+  CHECK(limiter.leftToday("wxA", clock.now()) == std::optional<int64_t>(9));
+  limiter.markQuotaExhausted("wxA", clock.now());
+  CHECK(limiter.leftToday("wxA", clock.now()) == std::optional<int64_t>(0));
+  clock.advance(std::chrono::hours(23));  // a new Beijing day: the budget again, no cap
+  CHECK(limiter.leftToday("wxA", clock.now()) == std::optional<int64_t>(10));
+
+  limiter.setLimit("wxB", RateLimit{1000, 1000, 0});
+  CHECK_FALSE(limiter.leftToday("wxB", clock.now()).has_value());
+  limiter.capToday("wxB", clock.now(), 7);
+  CHECK(limiter.leftToday("wxB", clock.now()) == std::optional<int64_t>(7));
+}
+
 TEST_CASE("the limiter waits on the bucket and spends no budget while waiting", "[core][unit]") {
   testing::SimulatedClock clock;
   RateLimiter limiter(RateLimit{2, 1, 10});

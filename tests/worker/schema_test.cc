@@ -338,7 +338,8 @@ TEST_CASE("the message encoders write what the published schemas describe", "[wo
     p.events_partition = 3;
     p.events_offset = 17;
     if (std::string(state) == "ending") {
-      JobEvent end{"j-unit", "wxschemaunit", "completed", 1, 10000, std::nullopt, std::nullopt};
+      JobEvent end{"j-unit", "wxschemaunit", "completed", 1, 10000, std::nullopt, std::nullopt,
+                   std::nullopt};
       p.end_event = encodeEvent(end, now);
     }
     std::string text = encodeProgress(p);

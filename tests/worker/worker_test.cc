@@ -305,6 +305,11 @@ TEST_CASE("a walk stops at the quota WeChat reports without a call WeChat refuse
   CHECK(refused == 0);
   CHECK(event["openids"] == 40000);
   CHECK(f.worker().stats().quota_checks == 1);
+  // The events say what the day allows: 4 pages when the job started, none at its deferral.
+  for (auto& e : f.eventsOf("j-reported")) {
+    if (e["status"] == "started") CHECK(e["pages_affordable_today"] == 4);
+  }
+  CHECK(event["pages_affordable_today"] == 0);
 
   // The next Beijing day: asked again, and the walk completes within the new day's quota.
   f.clock().advance(std::chrono::hours(23));
@@ -312,6 +317,52 @@ TEST_CASE("a walk stops at the quota WeChat reports without a call WeChat refuse
   f.requireFollowers("j-reported", "wxreported", 90000);
   CHECK(f.sandbox().calls("wxreported", sandbox::kEndpointQuotaGet) == 2);
   CHECK(f.sandbox().calls("wxreported", sandbox::kEndpointUserGet) == 4 + 6);  // 6: the new day's quota
+}
+
+TEST_CASE("a 45009 the budget did not expect asks WeChat's quota again and defers until "
+          "midnight",
+          "[worker][integration][kafka]") {
+  auto quota = merchant("wxspent", 90000);  // 10 calls in all
+  quota.daily_quota = 20;
+  quota.latency_ms = 150;
+  WorkerFixture f({quota});
+  f.startWorker();
+  f.enqueueJob("j-spent", "wxspent");
+  REQUIRE(f.waitForUserGetCalls("wxspent", 2) >= 2);
+  // The merchant's own systems spend the rest of its day mid-walk.
+  REQUIRE(f.sandbox().spendQuota("wxspent", 20));
+  f.waitForStatus({"j-spent"}, {"deferred"});
+  nlohmann::json started, deferred;
+  for (auto& e : f.eventsOf("j-spent")) {
+    if (e["status"] == "started") started = e;
+    if (e["status"] == "deferred") deferred = e;
+  }
+  CHECK(started["pages_affordable_today"] == 20);  // asked before the job's first call
+  CHECK(deferred["error"]["errcode"] == 45009);
+  CHECK(deferred["pages_affordable_today"] == 0);
+  // Asked once before the walk and once after the refusal; one refused call, no other.
+  CHECK(f.sandbox().calls("wxspent", sandbox::kEndpointQuotaGet) == 2);
+  CHECK(f.worker().stats().quota_checks == 2);
+  int64_t refused = 0;
+  for (const auto& e : f.sandbox().callLog("wxspent")) {
+    if (e.endpoint == sandbox::kEndpointUserGet && e.errcode == 45009) ++refused;
+  }
+  CHECK(refused == 1);
+  bool logged = false;
+  for (const auto& line : f.logLines()) {
+    if (line.find("daily quota") != std::string::npos &&
+        line.find("\"after\":\"45009\"") != std::string::npos &&
+        line.find("\"remain\":0") != std::string::npos) {
+      logged = true;
+    }
+  }
+  CHECK(logged);
+
+  // The next Beijing day: the walk completes from where it stopped.
+  f.clock().advance(std::chrono::hours(23));
+  f.waitForStatus({"j-spent"}, {"completed"});
+  f.requireFollowers("j-spent", "wxspent", 90000);
+  CHECK(f.sandbox().calls("wxspent", sandbox::kEndpointUserGet) <= 10 + 1 + 2);
 }
 
 TEST_CASE("the configured daily_calls budget defers with retry_at and resumes the next day",
@@ -653,9 +704,10 @@ TEST_CASE("a job found ending after a crash gets exactly one end event and no fu
   const TopicMessage& job = jobs->front();
 
   TimePoint now = f.clock().now();
-  JobEvent started{"j-ending", "wxending", "started", 0, 0, std::nullopt, std::nullopt};
+  JobEvent started{"j-ending", "wxending", "started", 0, 0, std::nullopt, std::nullopt, 0};
   f.produce(f.topics().events, "wxending", encodeEvent(started, now));
-  JobEvent completed{"j-ending", "wxending", "completed", 3, 30000, std::nullopt, std::nullopt};
+  JobEvent completed{"j-ending", "wxending", "completed", 3, 30000, std::nullopt, std::nullopt,
+                     std::nullopt};
   const std::string end_event = encodeEvent(completed, now);
   if (event_written) f.produce(f.topics().events, "wxending", end_event);
   auto events_before = readTopic(f.bootstrapServers(), f.topics().events);
