@@ -7,6 +7,7 @@
 #include "config/worker_config.h"
 #include "kafka/kafka_types.h"
 #include "tenants/tenants_file.h"
+#include "core/secret_box.h"
 #include "tenants/token_state_store.h"
 
 namespace fanpull {
@@ -46,6 +47,16 @@ int checkConfigCommand(const CliArgs& args, std::ostream& out, std::ostream& err
   }
   size_t count = std::get<std::shared_ptr<const TenantSet>>(tenants)->size();
   out << *path << ": ok (" << count << (count == 1 ? " tenant" : " tenants") << ")\n";
+  // Which key this worker would seal and open the state topic's tokens with: the same id on
+  // every worker of a fleet (a digest, never the key).
+  if (!config.state_key.empty()) {
+    out << "state key: id " << SecretBox(config.state_key).keyId() << " (from "
+        << config.state_key_from << ")";
+    if (!config.state_previous_key.empty()) {
+      out << "; previous key: id " << SecretBox(config.state_previous_key).keyId();
+    }
+    out << "\n";
+  }
   return kExitOk;
 }
 

@@ -40,7 +40,12 @@ std::vector<Command> commands() {
        "the worker: consume jobs, pull followers, produce pages and events",
        "Consumes per-merchant jobs from the jobs topic, calls WeChat's getFans for each merchant\n"
        "with its rate limit and token, and produces pages, progress and events until SIGTERM or\n"
-       "SIGINT.",
+       "SIGINT. Secrets may come from the environment: FANPULL_COMPONENT_APPSECRET, and\n"
+       "FANPULL_STATE_KEY (base64 of 32 bytes; the same on every worker), which seals the\n"
+       "merchants' tokens kept in the state topic so that workers on any machine can take\n"
+       "over each other's merchants (FANPULL_STATE_PREVIOUS_KEY while rotating it). Exits 2\n"
+       "on a configuration problem, also one found once running (a state key that does not\n"
+       "open the state topic's tokens).",
        {kConfig, kHelp},
        runCommand},
       {"demo", "[--json] [--seed N]",

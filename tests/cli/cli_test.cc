@@ -12,6 +12,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "core/secret_box.h"
+
 using Poco::Pipe;
 using Poco::PipeInputStream;
 using Poco::Process;
@@ -98,6 +100,19 @@ TEST_CASE("check-config reports every problem and exits 1, or ok and 0", "[worke
   Run ok = run({"check-config", "--config", good});
   CHECK(ok.code == 0);
   CHECK(ok.out == good + ": ok (0 tenants)\n");
+
+  // With a state key: its id (the same on every worker of a fleet), never the key.
+  const std::string key_b64 = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+  std::string key_file = writeTemp("state.key", key_b64 + "\n");
+  std::string keyed = writeTemp("keyed.json", R"({"kafka": {"bootstrap_servers": "127.0.0.1:9092"},
+      "tenants_file": ")" + tenants + R"(", "state": {"key_file": ")" + key_file + R"("}})");
+  Run with_key = run({"check-config", "--config", keyed});
+  CHECK(with_key.code == 0);
+  std::string raw_key;
+  for (int i = 0; i < 32; ++i) raw_key.push_back(static_cast<char>(i));
+  CHECK(with_key.out.find("state key: id " + fanpull::SecretBox(raw_key).keyId() + " (from " +
+                          key_file + ")") != std::string::npos);
+  CHECK(with_key.out.find(key_b64) == std::string::npos);
 
   std::string bad_tenants = writeTemp("bad-tenants.json", R"({"tenants": [{"appid": "wxa"}]})");
   std::string with_bad_tenants = writeTemp("good2.json", R"({"kafka": {"bootstrap_servers": "127.0.0.1:9092"},
