@@ -2,6 +2,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <functional>
 #include <mutex>
@@ -367,7 +368,9 @@ int runCommand(const CliArgs& args, std::ostream& /*out*/, std::ostream& err) {
   options.observer = &metrics;
   options.started_fields = startSummary(config, *path, registry);
   options.token_store = config.component ? state_tokens.get() : nullptr;
-  options.on_fatal = [&signals, &err](const Error& e) {
+  std::atomic<bool> fatal{false};  // the worker met a configuration problem once running
+  options.on_fatal = [&signals, &err, &fatal](const Error& e) {
+    fatal = true;
     err << "fanpull run: " << e.cause << "\n";
     signals.stopForError();
   };
@@ -383,6 +386,7 @@ int runCommand(const CliArgs& args, std::ostream& /*out*/, std::ostream& err) {
   metrics.setReady([not_ready] { return not_ready().empty(); });
   auto started = worker.start();
   if (!started.ok()) {
+    if (fatal) return kExitUsage;  // said already (a wrong state key)
     err << "fanpull run: " << started.error().describe() << "\n";
     return kExitFailure;
   }

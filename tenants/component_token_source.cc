@@ -1,5 +1,6 @@
 #include "tenants/component_token_source.h"
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 
@@ -123,6 +124,11 @@ Result<AccessToken> ComponentTokenSource::refresh(std::unique_lock<std::mutex>& 
     // in the file by now.
     if (!result.ok() && result.error().errcode == 61023) {
       std::string rotated = refresh_token;
+      Result<bool> reread = store_.readAgain(tenant.appid);
+      if (!reread.ok()) {
+        log_.warn("stored tokens not read again after a 61023",
+                  {{"appid", tenant.appid}, {"error", reread.error().describe()}});
+      }
       Result<AccessToken> adopted = fromStateFile(tenant.appid, stale, &rotated);
       if (adopted.ok()) {
         result = adopted;
@@ -163,6 +169,12 @@ Result<AccessToken> ComponentTokenSource::fromStateFile(const std::string& appid
   if (!state.file_refresh_token.empty() && !entry.file_refresh_token.empty() &&
       state.file_refresh_token != entry.file_refresh_token) {
     return Error::of(ErrorClass::kRetryable, "state of an older chain for " + appid);
+  }
+  // Older than what this worker knows: a save of its own rotation failed, and the store still
+  // holds the refresh token it rotated away.
+  if (std::find(entry.spent_refresh_tokens.begin(), entry.spent_refresh_tokens.end(),
+                state.refresh_token) != entry.spent_refresh_tokens.end()) {
+    return Error::of(ErrorClass::kRetryable, "stored state older than this worker's for " + appid);
   }
   if (!state.refresh_token.empty()) {
     *refresh_token = state.refresh_token;
@@ -238,7 +250,10 @@ Result<AccessToken> ComponentTokenSource::doRefresh(const std::string& appid,
   Result<bool> saved = store_.save(appid, state);
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    entries_[appid].refresh_token = tokens->refresh_token;
+    Entry& entry = entries_[appid];
+    entry.refresh_token = tokens->refresh_token;
+    entry.spent_refresh_tokens.push_back(refresh_token);
+    if (entry.spent_refresh_tokens.size() > 8) entry.spent_refresh_tokens.pop_front();
   }
   {
     std::lock_guard<std::mutex> lock(metrics_mutex_);

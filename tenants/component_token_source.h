@@ -11,6 +11,7 @@
 // Thread-safe.
 #pragma once
 
+#include <deque>
 #include <future>
 #include <map>
 #include <mutex>
@@ -95,6 +96,9 @@ class ComponentTokenSource final : public TokenSource {
     TimePoint expires_at = TimePoint::max();
     std::string refresh_token;
     std::string file_refresh_token;  // the tenants file's refresh token this entry last saw
+    // Refresh tokens this worker refreshed with (WeChat refuses them since): a stored state
+    // holding one is older than what this worker knows (its save failed), never adopted.
+    std::deque<std::string> spent_refresh_tokens;
     std::shared_future<Result<AccessToken>> inflight;  // valid while a refresh runs
   };
   struct CachedComponentToken {
@@ -107,9 +111,9 @@ class ComponentTokenSource final : public TokenSource {
   Result<AccessToken> refresh(std::unique_lock<std::mutex>& lock, const Tenant& tenant,
                               Entry& entry);
   Result<AccessToken> doRefresh(const std::string& appid, const std::string& refresh_token);
-  // Reads the token state file again: a fresh access token there (not `stale`) is taken and
-  // returned; otherwise an error, and `refresh_token` becomes the file's when it has one (of the
-  // same chain as the tenants file's).
+  // Reads the stored state again: a fresh access token there (not `stale`) is taken and
+  // returned; otherwise an error, and `refresh_token` becomes the stored one when it has one (of
+  // the same chain as the tenants file's, and not one this worker already refreshed with).
   Result<AccessToken> fromStateFile(const std::string& appid, const std::string& stale,
                                     std::string* refresh_token);
   // The component token; `stale` (if not empty) is a token WeChat refused: replaced if current.

@@ -50,6 +50,11 @@ class TokenStore {
   // Keeps one merchant's state durably before returning. Errors: it could not be kept.
   virtual Result<bool> save(const std::string& appid, const TokenState& state) = 0;
 
+  // Reads what the store holds for `appid` again from where it keeps it, for a store that
+  // answers find() from memory (after a 61023: another worker may have rotated the refresh
+  // token since). Errors: it could not be read (what was known stays).
+  virtual Result<bool> readAgain(const std::string& /*appid*/) { return true; }
+
   // Where the tokens are, for log lines: "the token state file tokens.json", "the state topic".
   virtual std::string where() const = 0;
 };

@@ -7,6 +7,7 @@
 
 #include "config/worker_config.h"
 #include "core/redactor.h"
+#include "kafka/kafka_types.h"
 #include "worker/state_store.h"
 
 namespace fanpull {
@@ -15,6 +16,7 @@ namespace {
 Error tokenError(const std::string& what) { return Error::of(ErrorClass::kRetryable, what); }
 
 constexpr std::string_view kComponentKeyPrefix = "component/";
+constexpr std::string_view kKeyCheckKey = "key/check";
 
 // {"key_id", "sealed"} of `plain` sealed with `box` for `associated`; "" when it cannot be sealed.
 std::string sealedRecord(const SecretBox& box, const std::string& plain,
@@ -40,6 +42,35 @@ void StateTokenStore::attach(Write write, Read read) {
   read_ = std::move(read);
 }
 
+std::optional<TokenState> StateTokenStore::openRecord(const std::string& appid,
+                                                     const std::string& value,
+                                                     bool* sealed_by_known_key,
+                                                     std::string* key_id,
+                                                     bool* by_previous) const {
+  *sealed_by_known_key = false;
+  *by_previous = false;
+  nlohmann::json j = nlohmann::json::parse(value, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object() || !j.contains("key_id") || !j["key_id"].is_string() ||
+      !j.contains("sealed") || !j["sealed"].is_string()) {
+    *sealed_by_known_key = true;  // not a sealed record at all: damaged, not another key's
+    return std::nullopt;
+  }
+  *key_id = j["key_id"].get<std::string>();
+  const SecretBox* box = *key_id == key_.keyId()                        ? &key_
+                         : previous_ && *key_id == previous_->keyId() ? &*previous_
+                                                                      : nullptr;
+  if (!box) return std::nullopt;
+  *sealed_by_known_key = true;
+  *by_previous = box != &key_;
+  std::optional<std::string> sealed = decodeBase64(j["sealed"].get<std::string>());
+  if (!sealed) return std::nullopt;
+  std::optional<std::string> plain = box->open(*sealed, appid);
+  if (!plain) return std::nullopt;
+  Result<TokenState> state = parseTokenState(*plain, "the token record of " + appid);
+  if (!state.ok()) return std::nullopt;
+  return std::move(state).value();
+}
+
 Result<TokenRestore> StateTokenStore::restore(int32_t partition,
                                               const std::map<std::string, std::string>& records) {
   TokenRestore out;
@@ -47,39 +78,60 @@ Result<TokenRestore> StateTokenStore::restore(int32_t partition,
   for (const auto& [appid, value] : records) {
     const std::string where = "token record of " + appid + " in state partition " +
                               std::to_string(partition);
-    nlohmann::json j = nlohmann::json::parse(value, nullptr, /*allow_exceptions=*/false);
-    if (!j.is_object() || !j.contains("key_id") || !j["key_id"].is_string() ||
-        !j.contains("sealed") || !j["sealed"].is_string()) {
-      return tokenError("the " + where + " is not a sealed token record");
-    }
-    const std::string key_id = j["key_id"].get<std::string>();
-    const SecretBox* box = key_id == key_.keyId() ? &key_
-                           : previous_ && key_id == previous_->keyId() ? &*previous_
-                                                                       : nullptr;
-    std::optional<std::string> sealed = decodeBase64(j["sealed"].get<std::string>());
-    std::optional<std::string> plain;
-    if (box && sealed) plain = box->open(*sealed, appid);
-    if (!plain) {
+    bool known = false, by_previous = false;
+    std::string key_id;
+    std::optional<TokenState> state = openRecord(appid, value, &known, &key_id, &by_previous);
+    if (!state && !known) {
       std::string keys = "this worker's state key has id " + key_.keyId();
       if (previous_) keys += " (its previous key " + previous_->keyId() + ")";
-      return tokenError(box ? "the " + where + " was changed since it was sealed (key id " +
-                                  key_id + ")"
-                            : "the " + where + " was sealed with the key of id " + key_id +
-                                  "; " + keys);
+      return tokenError("the " + where + " was sealed with the key of id " + key_id + "; " +
+                        keys);
     }
-    Result<TokenState> state = parseTokenState(*plain, "the " + where);
-    if (!state.ok()) return state.error();
-    if (box != &key_) {
+    if (!state) {
+      out.unreadable.emplace_back(appid, "the " + where + " does not open: changed or damaged "
+                                                          "since it was sealed");
+      continue;
+    }
+    if (by_previous) {
       std::string resealed = sealTokenState(key_, appid, *state);
       if (!resealed.empty()) out.resealed.emplace_back(tokenStateKey(appid), std::move(resealed));
     }
-    opened[appid] = std::move(state).value();
+    opened[appid] = std::move(*state);
   }
   out.merchants = static_cast<int64_t>(opened.size());
   std::lock_guard<std::mutex> lock(mutex_);
   for (const auto& [appid, state] : opened) partition_of_[appid] = partition;
   held_[partition] = std::move(opened);
   return out;
+}
+
+Result<bool> StateTokenStore::readAgain(const std::string& appid) {
+  Read read;
+  int32_t partition = 0;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto placed = partition_of_.find(appid);
+    if (placed == partition_of_.end() || !read_) return true;  // nothing to read it from
+    partition = placed->second;
+    read = read_;
+  }
+  const std::string key = tokenStateKey(appid);
+  std::optional<std::string> newest;
+  Result<int64_t> scanned =
+      read(partition, kafka::kOffsetBeginning,
+           [&](int64_t, std::string_view k, std::string_view value) {
+             if (k == key) newest = std::string(value);
+           });
+  if (!scanned.ok()) return scanned.error();
+  if (!newest || newest->empty()) return true;
+  bool known = false, by_previous = false;
+  std::string key_id;
+  std::optional<TokenState> state = openRecord(appid, *newest, &known, &key_id, &by_previous);
+  if (!state) return tokenError("the token record of " + appid + " does not open");
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto held = held_.find(partition);
+  if (held != held_.end()) held->second[appid] = std::move(*state);
+  return true;
 }
 
 void StateTokenStore::forget(int32_t partition) {
@@ -144,6 +196,59 @@ Result<bool> StateTokenStore::save(const std::string& appid, const TokenState& s
 
 namespace fanpull {
 
+Result<int64_t> StateTokenStore::scanComponentPartitionLocked(const Read& read) {
+  return read(kComponentPartition, component_next_offset_,
+              [this](int64_t offset, std::string_view key, std::string_view value) {
+                component_next_offset_ = std::max(component_next_offset_, offset + 1);
+                if (key == kKeyCheckKey) {
+                  key_check_ = std::string(value);
+                  return;
+                }
+                if (key.substr(0, kComponentKeyPrefix.size()) != kComponentKeyPrefix) return;
+                std::string appid(key.substr(kComponentKeyPrefix.size()));
+                if (value.empty()) {
+                  component_records_.erase(appid);
+                } else {
+                  component_records_[appid] = std::string(value);
+                }
+              });
+}
+
+Result<std::string> StateTokenStore::checkKey() {
+  Read read;
+  Write write;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    read = read_;
+    write = write_;
+  }
+  if (!read || !write) return tokenError("the state topic is not open yet");
+  std::string fleet_key_id;
+  {
+    std::lock_guard<std::mutex> lock(component_mutex_);
+    Result<int64_t> scanned = scanComponentPartitionLocked(read);
+    if (!scanned.ok()) return scanned.error();
+    nlohmann::json j = nlohmann::json::parse(key_check_, nullptr, /*allow_exceptions=*/false);
+    if (j.is_object() && j.contains("key_id") && j["key_id"].is_string()) {
+      fleet_key_id = j["key_id"].get<std::string>();
+    }
+  }
+  if (fleet_key_id == key_.keyId()) return std::string();
+  if (!fleet_key_id.empty() && !(previous_ && fleet_key_id == previous_->keyId())) {
+    std::string keys = "this worker's state key has id " + key_.keyId();
+    if (previous_) keys += " (its previous key " + previous_->keyId() + ")";
+    return "the workers of this state topic seal with the key of id " + fleet_key_id + "; " +
+           keys;
+  }
+  // No key yet, or the previous one: this worker's key becomes the fleet's.
+  const std::string value =
+      sealedRecord(key_, "fanpull state key check", std::string(kKeyCheckKey));
+  if (value.empty()) return tokenError("the key check could not be sealed");
+  Result<bool> written = write(kComponentPartition, std::string(kKeyCheckKey), value);
+  if (!written.ok()) return written.error();
+  return std::string();
+}
+
 Result<std::optional<SharedComponentToken>> StateTokenStore::latest(
     const std::string& component_appid) {
   Read read;
@@ -153,18 +258,7 @@ Result<std::optional<SharedComponentToken>> StateTokenStore::latest(
   }
   if (!read) return tokenError("the state topic is not open yet");
   std::lock_guard<std::mutex> lock(component_mutex_);
-  Result<int64_t> scanned = read(
-      kComponentPartition, component_next_offset_,
-      [this](int64_t offset, std::string_view key, std::string_view value) {
-        component_next_offset_ = std::max(component_next_offset_, offset + 1);
-        if (key.substr(0, kComponentKeyPrefix.size()) != kComponentKeyPrefix) return;
-        std::string appid(key.substr(kComponentKeyPrefix.size()));
-        if (value.empty()) {
-          component_records_.erase(appid);
-        } else {
-          component_records_[appid] = std::string(value);
-        }
-      });
+  Result<int64_t> scanned = scanComponentPartitionLocked(read);
   if (!scanned.ok()) return scanned.error();
   auto it = component_records_.find(component_appid);
   if (it == component_records_.end()) return std::optional<SharedComponentToken>();

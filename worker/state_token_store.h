@@ -35,6 +35,10 @@ struct TokenRestore {
   // Records opened with the previous key: sealed again with the current one, to be written
   // back (key, value) so that the previous key can be retired.
   std::vector<std::pair<std::string, std::string>> resealed;
+  // Merchants whose record was sealed with this worker's key (or the previous one) but does not
+  // open or is not a token record (changed or damaged): dropped, with why. Their tokens are
+  // renewed from the tenants file's refresh token.
+  std::vector<std::pair<std::string, std::string>> unreadable;
 };
 
 class StateTokenStore final : public TokenStore, public ComponentTokenShare {
@@ -58,10 +62,17 @@ class StateTokenStore final : public TokenStore, public ComponentTokenShare {
   // clients exist.
   void attach(Write write, Read read = {});
 
+  // Before any record is written: the key the fleet seals with ("key/check" in state partition
+  // 0) must be this worker's (or its previous key, which this worker then replaces as the
+  // fleet's). Returns "" when it is (or no worker has written one yet: this worker's becomes
+  // it), else the problem, naming both key ids. Errors: the partition could not be read or the
+  // check written.
+  Result<std::string> checkKey();
+
   // Opens the token records restored from `partition` (by appid, as written), replacing what
-  // was known of it. Errors (nothing is kept then): a record neither key opens, naming the key
-  // id it was sealed with and this worker's: the state key is wrong, and refreshing without the
-  // rotated refresh tokens would fail every merchant with 61023.
+  // was known of it. Errors (nothing is kept then): a record sealed with a key of another id
+  // than this worker's keys, naming both ids: the state key is wrong, and refreshing without
+  // the rotated refresh tokens would fail every merchant with 61023.
   Result<TokenRestore> restore(int32_t partition,
                                const std::map<std::string, std::string>& records);
   // Drops what is known of `partition` (revoked).
@@ -73,6 +84,8 @@ class StateTokenStore final : public TokenStore, public ComponentTokenShare {
   Result<std::optional<TokenState>> find(const std::string& appid) const override;
   // Errors: no partition known for `appid`, no writer attached, the record not acknowledged.
   Result<bool> save(const std::string& appid, const TokenState& state) override;
+  // Reads the merchant's partition again for its newest token record.
+  Result<bool> readAgain(const std::string& appid) override;
   std::string where() const override { return "the state topic"; }
 
   // ComponentTokenShare. Errors of latest(): the partition not read, or a record that does not
@@ -87,7 +100,17 @@ class StateTokenStore final : public TokenStore, public ComponentTokenShare {
   SecretBox key_;
   std::optional<SecretBox> previous_;
 
-  std::mutex component_mutex_;  // guards the two that follow (held while reading)
+  // Scans partition kComponentPartition from component_next_offset_, keeping the component
+  // records and the key check met. Called with component_mutex_ held.
+  Result<int64_t> scanComponentPartitionLocked(const Read& read);
+  // The record's state, opened with this worker's keys. `sealed_by_known_key` tells a record of
+  // another key from a damaged one.
+  std::optional<TokenState> openRecord(const std::string& appid, const std::string& value,
+                                       bool* sealed_by_known_key, std::string* key_id,
+                                       bool* by_previous) const;
+
+  std::mutex component_mutex_;  // guards the three that follow (held while reading)
+  std::string key_check_;       // the newest "key/check" record met, as written
   int64_t component_next_offset_ = 0;     // where the next latest() reads from
   std::map<std::string, std::string> component_records_;  // by component appid, as written
 

@@ -134,7 +134,7 @@ Result<kafka::Done> Worker::start() {
         [this](int32_t partition, int64_t from, const StateTokenStore::Visit& visit) {
           kafka::ScanOptions scan;
           scan.from[partition] = from;
-          scan.timeout = std::chrono::seconds(10);
+          scan.timeout = std::chrono::seconds(30);
           return state_reader_->scan(options_.topics.state, scan,
                                      [&visit](const kafka::ConsumedMessage& m) {
                                        visit(m.offset,
@@ -142,6 +142,18 @@ Result<kafka::Done> Worker::start() {
                                              m.value);
                                      });
         });
+    // A worker with another key than the fleet's stops here, before it writes anything a
+    // worker with the right key could not open.
+    Result<std::string> problem = options_.token_store->checkKey();
+    if (!problem.ok()) {
+      log_.warn("state key not checked against the state topic (checked again at restores)",
+                {{"error", problem.error().describe()}});
+    } else if (!problem->empty()) {
+      Error wrong = Error::of(ErrorClass::kUnknown, "the state key does not open the state topic " +
+                                                        options_.topics.state + ": " + *problem);
+      if (options_.on_fatal) options_.on_fatal(wrong);
+      return wrong;
+    }
   }
   events_reader_ = std::make_unique<kafka::TopicScanner>(options_.bootstrap_servers,
                                                          options_.properties, reader_log);
@@ -510,15 +522,26 @@ void Worker::restoreState(const std::vector<kafka::TopicPartition>& partitions) 
         continue;
       }
       tokens = opened->merchants;
-      for (auto& [key, value] : opened->resealed) {
-        outbox_->send(key,
-                      std::make_shared<Outgoing>(options_.topics.state, std::move(value),
-                                                 kafka::Headers{}, key, tp.partition),
-                      [](const Result<kafka::Delivery>&) {});
+      for (const auto& [appid, why] : opened->unreadable) {
+        log_.error("a merchant's token record is dropped; its tokens are renewed from the "
+                   "tenants file",
+                   {{"appid", appid}, {"partition", tp.partition}, {"error", why}});
       }
-      if (!opened->resealed.empty()) {
+      // Written back before any job of the partition runs, so that no newer record of a merchant
+      // can land before its resealed old one.
+      int64_t resealed = 0;
+      for (const auto& [key, value] : opened->resealed) {
+        Result<bool> written = writeStateAcked(tp.partition, key, value);
+        if (written.ok()) {
+          ++resealed;
+        } else {
+          log_.warn("a token record was not sealed again (the previous key still opens it)",
+                    {{"partition", tp.partition}, {"error", written.error().describe()}});
+        }
+      }
+      if (resealed > 0) {
         log_.info("token records sealed again with the current state key",
-                  {{"partition", tp.partition}, {"records", opened->resealed.size()}});
+                  {{"partition", tp.partition}, {"records", resealed}});
       }
     }
     log_.info("state restored", {{"partition", tp.partition},
@@ -585,9 +608,16 @@ Result<bool> Worker::writeStateAcked(int32_t partition, const std::string& key,
                 std::make_shared<Outgoing>(options_.topics.state, value, kafka::Headers{}, key,
                                            partition),
                 [acked](const Result<kafka::Delivery>& d) { acked->set_value(d); });
-  if (outcome.wait_for(std::chrono::seconds(30)) != std::future_status::ready) {
-    return Error::of(ErrorClass::kRetryable, "the state record " + key +
-                                                 " was not acknowledged within 30 s");
+  // At most 30 s; once the worker stops, 2 s (a record the outbox must try again is dropped).
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  std::optional<std::chrono::steady_clock::time_point> stop_deadline;
+  while (outcome.wait_for(std::chrono::milliseconds(100)) != std::future_status::ready) {
+    const auto now = std::chrono::steady_clock::now();
+    if (stopping_ && !stop_deadline) stop_deadline = now + std::chrono::seconds(2);
+    if (now >= deadline || (stop_deadline && now >= *stop_deadline)) {
+      return Error::of(ErrorClass::kRetryable,
+                       "the state record " + key + " was not acknowledged in time");
+    }
   }
   Result<kafka::Delivery> delivered = outcome.get();
   if (!delivered.ok()) return delivered.error();
@@ -689,6 +719,9 @@ void Worker::shutdown() {
   commitOffsets(true);
   auto closed = consumer_->close();
   if (!closed.ok()) log_.warn("consumer close", {{"error", closed.error().describe()}});
+  // The token store outlives the worker (the token source holds it): nothing of this worker's
+  // may be called through it any more.
+  if (options_.token_store) options_.token_store->attach({}, {});
   log_.info("worker stopped");
 }
 
@@ -931,6 +964,12 @@ bool Worker::quotaDue(const std::string& appid, TimePoint now) {
 }
 
 void Worker::askQuota(const std::shared_ptr<Run>& run, TimePoint now, const char* after) {
+  // A call in flight (a revocation or a stop waits for it): it may renew the merchant's token.
+  run->calling++;
+  struct Done {
+    Run& run;
+    ~Done() { run.calling--; }
+  } done{*run};
   Result<AccessToken> token = tokens_.current(*run->tenant);
   if (!token.ok()) return;  // the call that follows meets the same problem and handles it
   Result<ApiQuota> quota = client_.getQuota(token->value);

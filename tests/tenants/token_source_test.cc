@@ -441,3 +441,51 @@ TEST_CASE("no secret the sandbox issued appears in any log line or error", "[ten
     }
   }
 }
+
+namespace {
+
+// The token state file, with saves that fail while `failing` is set.
+class FailingStore final : public TokenStore {
+ public:
+  explicit FailingStore(TokenStateStore& file) : file_(file) {}
+  Result<std::map<std::string, TokenState>> load() const override { return file_.load(); }
+  Result<bool> save(const std::string& appid, const TokenState& state) override {
+    if (failing) return Error::of(ErrorClass::kRetryable, "disk full");
+    return file_.save(appid, state);
+  }
+  std::string where() const override { return "a failing store"; }
+  bool failing = false;
+
+ private:
+  TokenStateStore& file_;
+};
+
+}  // namespace
+
+TEST_CASE("a rotation whose save failed is not undone by the older stored state at the next "
+          "refresh",
+          "[tenants][integration]") {
+  Platform p({account("wxsave", 100)},
+             R"({"tenants": [{"appid": "wxsave", "authorizer_refresh_token": "RT0-wxsave"}]})");
+  FailingStore store(*p.store);
+  ComponentTokenSource source(
+      ComponentSettings{"wxcomponent", "component-secret-0001", p.dir.file("ticket.txt")},
+      *p.transport, store, SystemClock::instance(), *p.log);
+  REQUIRE(source.start().ok());
+  auto tenant = p.tenant("wxsave");
+  auto first = source.current(*tenant);  // RT0 -> RT1, stored
+  REQUIRE(first.ok());
+  store.failing = true;
+  auto second = source.renew(*tenant, first->value);  // RT1 -> RT2, not stored
+  REQUIRE(second.ok());
+  CHECK(source.metrics().persist_failures == 1);
+  store.failing = false;
+  // The store still says RT1, which WeChat refuses since: the worker refreshes with RT2.
+  auto third = source.renew(*tenant, second->value);
+  REQUIRE(third.ok());
+  CHECK(source.metrics().renewals_failed == 0);
+  CHECK(p.refreshes("wxsave") == 3);
+  auto stored = p.store->load();
+  REQUIRE(stored.ok());
+  CHECK(stored->at("wxsave").refresh_token == p.server->currentRefreshToken("wxsave"));
+}

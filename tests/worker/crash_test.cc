@@ -191,3 +191,48 @@ TEST_CASE("three workers in one group with one killed at a time lose no page",
   for (size_t i = 0; i < workers.size(); ++i) CHECK(f.terminateWorker(workers[i], names[i]) == 0);
   ledger.requireCost(feed.jobs());
 }
+
+TEST_CASE("a merchant's daily calls stay within daily_calls and WeChat's quota across two "
+          "SIGKILLs and another worker the same day",
+          "[worker][integration][kafka]") {
+  // daily_calls 6 (reserved a call at a time), WeChat's quota 7, 120,000 followers (13 calls):
+  // the walk is cut by a SIGKILL after 2 calls, again after 4, and a third worker carries on.
+  auto merchant_a = merchant("wxbudgetkill", 120000);
+  merchant_a.latency_ms = 150;
+  merchant_a.daily_quota = 7;
+  WorkerFixture f({merchant_a}, 2);
+  nlohmann::json c = nlohmann::json::parse(std::ifstream(f.writeConfig(8)));
+  c["rate_limit"]["daily_calls"] = 6;
+  const std::string config = f.dir().write("worker-budget.json", c.dump(2));
+  f.enqueueJob("j-budget-kill", "wxbudgetkill");
+  auto calls = [&f] { return f.sandbox().calls("wxbudgetkill", sandbox::kEndpointUserGet); };
+  int64_t seen = 0;
+  for (int kill = 0; kill < 2; ++kill) {
+    auto worker = f.launchWorker(config, "worker-budget-" + std::to_string(kill));
+    seen = f.waitForUserGetCalls("wxbudgetkill", 2 * (kill + 1), std::chrono::seconds(60));
+    ::kill(worker.id(), SIGKILL);
+    CHECK(worker.wait() != 0);
+  }
+  {
+    INFO(f.childLogs());
+    REQUIRE(seen >= 4);
+  }
+  auto last = f.launchWorker(config, "worker-budget-last");
+  f.waitForStatus({"j-budget-kill"}, {"deferred", "completed", "failed"}, std::chrono::seconds(60));
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  INFO(f.childLogLines("wxbudgetkill"));
+  // Never beyond the budget (a kill may waste a reserved call, never add one), never a call
+  // WeChat refused for its quota.
+  CHECK(calls() <= 6);
+  CHECK(calls() >= 4);
+  int64_t refused = 0;
+  for (const auto& e : f.sandbox().callLog("wxbudgetkill")) refused += e.errcode == 45009;
+  CHECK(refused == 0);
+  nlohmann::json deferred;
+  for (auto& e : f.eventsOf("j-budget-kill")) {
+    if (e["status"] == "deferred") deferred = e;
+  }
+  CHECK(deferred["error"]["class"] == "quota_exhausted");
+  CHECK(deferred["pages_affordable_today"] == 0);
+  CHECK(f.terminateWorker(last, "worker-budget-last") == 0);
+}

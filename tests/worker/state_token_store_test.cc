@@ -3,6 +3,8 @@
 // with both key ids named, and a previous key's records sealed again with the current one.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+
 #include <nlohmann/json.hpp>
 
 #include "worker/state_store.h"
@@ -99,11 +101,116 @@ TEST_CASE("a wrong state key is refused with both key ids, never read as tokens"
   CHECK(cause.find("wxA") != std::string::npos);
   CHECK_FALSE(store.find("wxA")->has_value());
 
-  // A record moved under another merchant's key does not open either.
-  StateTokenStore right{SecretBox(keyOf('k'))};
-  auto moved = right.restore(0, {{"wxB", records["wxA"]}});
-  REQUIRE_FALSE(moved.ok());
-  CHECK(moved.error().cause.find("changed since it was sealed") != std::string::npos);
+}
+
+TEST_CASE("a damaged token record, or one moved under another merchant's key, is dropped alone",
+          "[unit][worker]") {
+  SecretBox key(keyOf('k'));
+  StateTokenStore store{SecretBox(keyOf('k'))};
+  std::string damaged = sealTokenState(key, "wxC", tokens("C", 30));
+  damaged[damaged.size() - 5] = damaged[damaged.size() - 5] == 'A' ? 'B' : 'A';
+  auto restored = store.restore(0, {{"wxA", sealTokenState(key, "wxA", tokens("A", 10))},
+                                    {"wxB", sealTokenState(key, "wxA", tokens("A", 10))},
+                                    {"wxC", damaged},
+                                    {"wxD", "not a record"}});
+  REQUIRE(restored.ok());
+  CHECK(restored->merchants == 1);
+  REQUIRE(restored->unreadable.size() == 3);
+  CHECK(restored->unreadable[0].first == "wxB");
+  CHECK(restored->unreadable[0].second.find("changed or damaged") != std::string::npos);
+  CHECK((*store.find("wxA"))->access_token == "ACCESS-A");
+  CHECK_FALSE(store.find("wxB")->has_value());
+}
+
+namespace {
+
+// State partitions as vectors of (key, value), read and written like the worker does.
+struct Log {
+  std::map<int32_t, std::vector<std::pair<std::string, std::string>>> partitions;
+  void attach(StateTokenStore& store) {
+    store.attach(
+        [this](int32_t partition, const std::string& key, const std::string& value) {
+          partitions[partition].emplace_back(key, value);
+          return Result<bool>(true);
+        },
+        [this](int32_t partition, int64_t from, const StateTokenStore::Visit& visit) {
+          auto& records = partitions[partition];
+          int64_t n = 0;
+          for (int64_t i = std::max<int64_t>(from, 0); i < static_cast<int64_t>(records.size());
+               ++i, ++n) {
+            visit(i, records[static_cast<size_t>(i)].first,
+                  records[static_cast<size_t>(i)].second);
+          }
+          return Result<int64_t>(n);
+        });
+  }
+};
+
+}  // namespace
+
+TEST_CASE("the first worker's key becomes the fleet's, and a worker with another key is told "
+          "before it writes anything",
+          "[unit][worker]") {
+  Log log;
+  StateTokenStore first{SecretBox(keyOf('k'))};
+  log.attach(first);
+  auto checked = first.checkKey();
+  REQUIRE(checked.ok());
+  CHECK(checked->empty());
+  REQUIRE(log.partitions[0].size() == 1);  // the key check, sealed
+  CHECK(log.partitions[0][0].first == "key/check");
+
+  StateTokenStore same{SecretBox(keyOf('k'))};
+  log.attach(same);
+  CHECK(same.checkKey()->empty());
+  CHECK(log.partitions[0].size() == 1);
+
+  StateTokenStore wrong{SecretBox(keyOf('w'))};
+  log.attach(wrong);
+  auto refused = wrong.checkKey();
+  REQUIRE(refused.ok());
+  CHECK(refused->find(SecretBox(keyOf('k')).keyId()) != std::string::npos);
+  CHECK(refused->find(SecretBox(keyOf('w')).keyId()) != std::string::npos);
+  CHECK(log.partitions[0].size() == 1);  // nothing written
+
+  // Rotation: a worker with the new key and the old one as previous makes the new one the
+  // fleet's; a worker with only the old key is then told.
+  StateTokenStore rotated{SecretBox(keyOf('n')), SecretBox(keyOf('k'))};
+  log.attach(rotated);
+  CHECK(rotated.checkKey()->empty());
+  CHECK(log.partitions[0].size() == 2);
+  StateTokenStore stale{SecretBox(keyOf('k'))};
+  log.attach(stale);
+  CHECK_FALSE(stale.checkKey()->empty());
+}
+
+TEST_CASE("a merchant's record is read again from its partition, a newer owner's rotation "
+          "included, and the shared component token is the newest",
+          "[unit][worker]") {
+  Log log;
+  StateTokenStore store{SecretBox(keyOf('k'))};
+  log.attach(store);
+  REQUIRE(store.restore(2, {}).ok());
+  store.place("wxA", 2);
+  REQUIRE(store.save("wxA", tokens("1", 10)).ok());
+  // Another worker writes a newer rotation after this one restored the partition.
+  log.partitions[2].emplace_back(tokenStateKey("wxA"),
+                                 sealTokenState(SecretBox(keyOf('k')), "wxA", tokens("2", 20)));
+  CHECK((*store.find("wxA"))->refresh_token == "refreshtoken@@@R1");
+  REQUIRE(store.readAgain("wxA").ok());
+  CHECK((*store.find("wxA"))->refresh_token == "refreshtoken@@@R2");
+
+  CHECK_FALSE(store.latest("wxcomponent")->has_value());
+  REQUIRE(store.share("wxcomponent", {"COMPONENT-1", 1000}).ok());
+  REQUIRE(store.share("wxcomponent", {"COMPONENT-2", 2000}).ok());
+  auto shared = store.latest("wxcomponent");
+  REQUIRE(shared.ok());
+  REQUIRE(shared->has_value());
+  CHECK((*shared)->token == "COMPONENT-2");
+  CHECK((*shared)->expires_at_ms == 2000);
+  for (const auto& [key, value] : log.partitions[0]) {
+    CHECK(value.find("COMPONENT") == std::string::npos);
+  }
 }
 
 TEST_CASE("records sealed with the previous state key open and are sealed again with the "
