@@ -178,6 +178,13 @@ Result<std::unique_ptr<Consumer>> Consumer::create(const ConsumerOptions& option
 
 bool Consumer::hasGroup() const { return impl_->has_group; }
 
+std::shared_ptr<const GroupMetadata> Consumer::groupMetadata() const {
+  if (!impl_->has_group) return nullptr;
+  rd_kafka_consumer_group_metadata_t* meta = rd_kafka_consumer_group_metadata(impl_->rk.get());
+  if (meta == nullptr) return nullptr;
+  return std::make_shared<const GroupMetadata>(meta);
+}
+
 Result<Done> Consumer::subscribe(const std::vector<std::string>& topics) {
   if (auto open = impl_->ensureOpen("subscribe"); !open.ok()) return open;
   if (!impl_->has_group) {

@@ -87,6 +87,10 @@ class Consumer {
   Result<Done> commitAsync(const std::string& topic, int32_t partition, int64_t next_offset);
   Result<Done> commitAsync(const std::vector<PartitionOffset>& offsets);
 
+  // This member's identity in its group now (group, generation, member id), for a transaction
+  // that commits input offsets (Producer::sendOffsetsToTransaction); null without a group.
+  std::shared_ptr<const GroupMetadata> groupMetadata() const;
+
   // The group's committed offset for a partition, nullopt when it has none.
   // Errors: retryable on timeout or an unavailable coordinator.
   Result<std::optional<int64_t>> committed(const TopicPartition& partition,

@@ -59,6 +59,10 @@ struct TopicPartition {
 };
 
 // A partition and an offset: for commits it is the next offset to consume (last processed + 1).
+// A consumer group member's identity (group, generation, member id) as a transaction carries
+// it with the input offsets (Consumer::groupMetadata, Producer::sendOffsetsToTransaction).
+struct GroupMetadata;
+
 struct PartitionOffset {
   TopicPartition partition;
   int64_t offset = 0;

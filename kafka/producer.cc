@@ -156,6 +156,7 @@ Result<std::unique_ptr<Producer>> Producer::create(const ProducerOptions& option
   if (!options.bootstrap_servers.empty()) {
     defaults["bootstrap.servers"] = options.bootstrap_servers;
   }
+  if (!options.transactional_id.empty()) defaults["transactional.id"] = options.transactional_id;
   auto conf = detail::buildConf(defaults, options.properties);
   if (!conf.ok()) return conf.error();
   if (detail::confValue(conf->get(), "bootstrap.servers").empty()) {
@@ -187,6 +188,48 @@ Result<Done> Producer::produce(const std::string& topic, std::string_view key,
   const std::string_view view = value ? std::string_view(*value) : std::string_view();
   return impl_->produce(topic, key, view, std::move(value), headers, std::move(callback),
                         partition);
+}
+
+namespace {
+
+// A transactional call's outcome: what librdkafka says is left to do.
+TxnOutcome txnOutcome(rd_kafka_error_t* raw, std::string_view what) {
+  if (raw == nullptr) return std::nullopt;
+  const TxnNext next = rd_kafka_error_is_fatal(raw)             ? TxnNext::kFatal
+                       : rd_kafka_error_txn_requires_abort(raw) ? TxnNext::kAbort
+                       : rd_kafka_error_is_retriable(raw)       ? TxnNext::kRetry
+                                                                : TxnNext::kAbort;
+  return TxnError{next, detail::kafkaError(detail::ErrorObjectPtr(raw), what)};
+}
+
+}  // namespace
+
+TxnOutcome Producer::initTransactions(std::chrono::milliseconds timeout) {
+  return txnOutcome(rd_kafka_init_transactions(impl_->rk.get(), detail::toTimeoutMs(timeout)),
+                    "kafka init transactions");
+}
+
+TxnOutcome Producer::beginTransaction() {
+  return txnOutcome(rd_kafka_begin_transaction(impl_->rk.get()), "kafka begin transaction");
+}
+
+TxnOutcome Producer::sendOffsetsToTransaction(const std::vector<PartitionOffset>& offsets,
+                                              const GroupMetadata& group,
+                                              std::chrono::milliseconds timeout) {
+  detail::PartitionListPtr list = detail::toList(offsets);
+  return txnOutcome(rd_kafka_send_offsets_to_transaction(impl_->rk.get(), list.get(), group.meta,
+                                                         detail::toTimeoutMs(timeout)),
+                    "kafka send offsets to transaction");
+}
+
+TxnOutcome Producer::commitTransaction(std::chrono::milliseconds timeout) {
+  return txnOutcome(rd_kafka_commit_transaction(impl_->rk.get(), detail::toTimeoutMs(timeout)),
+                    "kafka commit transaction");
+}
+
+TxnOutcome Producer::abortTransaction(std::chrono::milliseconds timeout) {
+  return txnOutcome(rd_kafka_abort_transaction(impl_->rk.get(), detail::toTimeoutMs(timeout)),
+                    "kafka abort transaction");
 }
 
 int Producer::poll(std::chrono::milliseconds timeout) {

@@ -13,6 +13,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/result.h"
 #include "kafka/kafka_types.h"
@@ -39,7 +40,24 @@ struct ProducerOptions {
   // then receive a retryable error).
   std::chrono::milliseconds close_timeout{10000};
   LogCallback log;  // empty: librdkafka logs to stderr
+  // Non-empty: a transactional producer (transactional.id): initTransactions() before anything
+  // else, then every message inside a transaction. A newer producer with the same id fences
+  // this one (its next transactional call is kFatal).
+  std::string transactional_id;
 };
+
+// What a failed transactional call leaves the caller to do, as librdkafka classifies it.
+enum class TxnNext {
+  kRetry,  // call it again (a timeout, a coordinator moving)
+  kAbort,  // abortTransaction(), then begin again: the transaction's messages are discarded
+  kFatal,  // this producer is done (fenced by a newer one with its transactional.id, or broken)
+};
+struct TxnError {
+  TxnNext next = TxnNext::kFatal;
+  Error error;
+};
+// nullopt: the call succeeded.
+using TxnOutcome = std::optional<TxnError>;
 
 class Producer {
  public:
@@ -91,6 +109,18 @@ class Producer {
   // The producer's fatal error (e.g. the idempotence sequence broken), after which every
   // produce() fails; nullopt while healthy.
   std::optional<Error> fatalError() const;
+
+  // Transactions (transactional_id set). initTransactions() once, fencing any older producer
+  // with the same id and ending its open transaction. Then begin, produce, optionally send the
+  // consumer group's input offsets (KIP-447: fenced through the group's generation too), commit
+  // (flushes first) or abort. Each says what is left to do when it fails.
+  [[nodiscard]] TxnOutcome initTransactions(std::chrono::milliseconds timeout);
+  [[nodiscard]] TxnOutcome beginTransaction();
+  [[nodiscard]] TxnOutcome sendOffsetsToTransaction(const std::vector<PartitionOffset>& offsets,
+                                                    const GroupMetadata& group,
+                                                    std::chrono::milliseconds timeout);
+  [[nodiscard]] TxnOutcome commitTransaction(std::chrono::milliseconds timeout);
+  [[nodiscard]] TxnOutcome abortTransaction(std::chrono::milliseconds timeout);
 
  private:
   class Impl;

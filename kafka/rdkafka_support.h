@@ -102,3 +102,15 @@ struct HandleContext {
 void installContext(rd_kafka_conf_t* conf, HandleContext* context);
 
 }  // namespace fanpull::kafka::detail
+
+namespace fanpull::kafka {
+
+struct GroupMetadata {
+  explicit GroupMetadata(rd_kafka_consumer_group_metadata_t* m) : meta(m) {}
+  ~GroupMetadata() { rd_kafka_consumer_group_metadata_destroy(meta); }
+  GroupMetadata(const GroupMetadata&) = delete;
+  GroupMetadata& operator=(const GroupMetadata&) = delete;
+  rd_kafka_consumer_group_metadata_t* meta;
+};
+
+}  // namespace fanpull::kafka

@@ -21,6 +21,8 @@
 #include <vector>
 
 #include "kafka/admin.h"
+#include "kafka/consumer.h"
+#include "kafka/producer.h"
 #include "support/temp_dir.h"
 #include "support/test_kafka.h"
 #include "support/topic_reader.h"
@@ -222,6 +224,87 @@ TEST_CASE("librdkafka 2.0.2 transactions on Kafka 4: committed visible, aborted 
   REQUIRE(rd_kafka_committed(consumer.rk, committed, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR);
   CHECK(committed->elems[0].offset == 7);
   rd_kafka_topic_partition_list_destroy(committed);
+}
+
+TEST_CASE("fanpull's transactional producer: committed visible once, aborted hidden, input "
+          "offsets committed with the group, an older producer with the same id fenced",
+          "[worker][kafka]") {
+  auto k = realKafka();
+  const std::string out = uniqueName("txn-out");
+  const std::string in = uniqueName("txn-in");
+  REQUIRE(k->createTopic(out, 1).ok());
+  REQUIRE(k->createTopic(in, 1).ok());
+  {
+    kafka::ProducerOptions plain;
+    plain.bootstrap_servers = k->bootstrapServers();
+    auto p = kafka::Producer::create(plain);
+    REQUIRE(p.ok());
+    for (const char* v : {"job-1", "job-2", "job-3"}) REQUIRE((*p)->produce(in, "k", v).ok());
+    REQUIRE((*p)->flush(10s).ok());
+  }
+  kafka::ConsumerOptions co;
+  co.bootstrap_servers = k->bootstrapServers();
+  co.group_id = uniqueName("txn-group");
+  co.properties = {{"auto.offset.reset", "earliest"}, {"log_level", "3"}};
+  auto consumer = kafka::Consumer::create(co);
+  REQUIRE(consumer.ok());
+  REQUIRE((*consumer)->subscribe({in}).ok());
+  int consumed = 0;
+  const auto deadline = std::chrono::steady_clock::now() + 60s;
+  while (consumed < 3 && std::chrono::steady_clock::now() < deadline) {
+    auto m = (*consumer)->poll(200ms);
+    if (m.ok() && m->has_value()) ++consumed;
+  }
+  REQUIRE(consumed == 3);
+  auto group = (*consumer)->groupMetadata();
+  REQUIRE(group != nullptr);
+
+  kafka::ProducerOptions po;
+  po.bootstrap_servers = k->bootstrapServers();
+  po.transactional_id = uniqueName("txn-id");
+  po.properties = {{"log_level", "3"}};
+  auto first = kafka::Producer::create(po);
+  REQUIRE(first.ok());
+  kafka::Producer& p1 = **first;
+  REQUIRE_FALSE(p1.initTransactions(30s).has_value());
+  REQUIRE_FALSE(p1.beginTransaction().has_value());
+  REQUIRE(p1.produce(out, "k", "page-1").ok());
+  REQUIRE(p1.produce(out, "k", "page-2").ok());
+  REQUIRE_FALSE(
+      p1.sendOffsetsToTransaction({{kafka::TopicPartition{in, 0}, 3}}, *group, 30s).has_value());
+  REQUIRE_FALSE(p1.commitTransaction(30s).has_value());
+
+  REQUIRE_FALSE(p1.beginTransaction().has_value());
+  REQUIRE(p1.produce(out, "k", "aborted").ok());
+  REQUIRE_FALSE(p1.abortTransaction(30s).has_value());
+
+  // A newer producer with the same id (a restarted worker) fences the first: its transaction
+  // never becomes visible, and it is told it is done.
+  auto second = kafka::Producer::create(po);
+  REQUIRE(second.ok());
+  kafka::Producer& p2 = **second;
+  REQUIRE_FALSE(p2.initTransactions(30s).has_value());
+  kafka::TxnOutcome zombie = p1.beginTransaction();
+  if (!zombie) {
+    (void)p1.produce(out, "k", "zombie");
+    zombie = p1.commitTransaction(30s);
+  }
+  REQUIRE(zombie.has_value());
+  CHECK(zombie->next == kafka::TxnNext::kFatal);
+  INFO(zombie->error.describe());
+  REQUIRE_FALSE(p2.beginTransaction().has_value());
+  REQUIRE(p2.produce(out, "k", "page-3").ok());
+  REQUIRE_FALSE(p2.commitTransaction(30s).has_value());
+
+  // A read_committed reader sees each committed page once, nothing aborted or fenced.
+  auto read = readTopic(k->bootstrapServers(), out);
+  REQUIRE(read.ok());
+  std::vector<std::string> values;
+  for (const auto& m : *read) values.push_back(m.value);
+  CHECK(values == std::vector<std::string>{"page-1", "page-2", "page-3"});
+  auto committed = (*consumer)->committed(kafka::TopicPartition{in, 0}, 10s);
+  REQUIRE(committed.ok());
+  CHECK(*committed == std::optional<int64_t>(3));
 }
 
 TEST_CASE("fanpull topics creates every topic of the config, state compacted and co-partitioned",
