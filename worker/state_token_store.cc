@@ -42,33 +42,42 @@ void StateTokenStore::attach(Write write, Read read) {
   read_ = std::move(read);
 }
 
-std::optional<TokenState> StateTokenStore::openRecord(const std::string& appid,
-                                                     const std::string& value,
-                                                     bool* sealed_by_known_key,
-                                                     std::string* key_id,
-                                                     bool* by_previous) const {
-  *sealed_by_known_key = false;
-  *by_previous = false;
+std::optional<std::string> StateTokenStore::openSealed(const std::string& value,
+                                                      const std::string& associated,
+                                                      Sealing* sealing) const {
+  *sealing = Sealing{};
   nlohmann::json j = nlohmann::json::parse(value, nullptr, /*allow_exceptions=*/false);
   if (!j.is_object() || !j.contains("key_id") || !j["key_id"].is_string() ||
       !j.contains("sealed") || !j["sealed"].is_string()) {
-    *sealed_by_known_key = true;  // not a sealed record at all: damaged, not another key's
+    sealing->known_key = true;  // not a sealed record at all: damaged, not another key's
     return std::nullopt;
   }
-  *key_id = j["key_id"].get<std::string>();
-  const SecretBox* box = *key_id == key_.keyId()                        ? &key_
-                         : previous_ && *key_id == previous_->keyId() ? &*previous_
-                                                                      : nullptr;
+  sealing->key_id = j["key_id"].get<std::string>();
+  const SecretBox* box = sealing->key_id == key_.keyId() ? &key_
+                         : previous_ && sealing->key_id == previous_->keyId() ? &*previous_
+                                                                              : nullptr;
   if (!box) return std::nullopt;
-  *sealed_by_known_key = true;
-  *by_previous = box != &key_;
+  sealing->known_key = true;
+  sealing->by_previous = box != &key_;
   std::optional<std::string> sealed = decodeBase64(j["sealed"].get<std::string>());
   if (!sealed) return std::nullopt;
-  std::optional<std::string> plain = box->open(*sealed, appid);
+  return box->open(*sealed, associated);
+}
+
+std::optional<TokenState> StateTokenStore::openRecord(const std::string& appid,
+                                                     const std::string& value,
+                                                     Sealing* sealing) const {
+  std::optional<std::string> plain = openSealed(value, appid, sealing);
   if (!plain) return std::nullopt;
   Result<TokenState> state = parseTokenState(*plain, "the token record of " + appid);
   if (!state.ok()) return std::nullopt;
   return std::move(state).value();
+}
+
+std::string StateTokenStore::keysDescription() const {
+  std::string keys = "this worker's state key has id " + key_.keyId();
+  if (previous_) keys += " (its previous key " + previous_->keyId() + ")";
+  return keys;
 }
 
 Result<TokenRestore> StateTokenStore::restore(int32_t partition,
@@ -78,21 +87,18 @@ Result<TokenRestore> StateTokenStore::restore(int32_t partition,
   for (const auto& [appid, value] : records) {
     const std::string where = "token record of " + appid + " in state partition " +
                               std::to_string(partition);
-    bool known = false, by_previous = false;
-    std::string key_id;
-    std::optional<TokenState> state = openRecord(appid, value, &known, &key_id, &by_previous);
-    if (!state && !known) {
-      std::string keys = "this worker's state key has id " + key_.keyId();
-      if (previous_) keys += " (its previous key " + previous_->keyId() + ")";
-      return tokenError("the " + where + " was sealed with the key of id " + key_id + "; " +
-                        keys);
+    Sealing sealing;
+    std::optional<TokenState> state = openRecord(appid, value, &sealing);
+    if (!state && !sealing.known_key) {
+      return tokenError("the " + where + " was sealed with the key of id " + sealing.key_id +
+                        "; " + keysDescription());
     }
     if (!state) {
       out.unreadable.emplace_back(appid, "the " + where + " does not open: changed or damaged "
                                                           "since it was sealed");
       continue;
     }
-    if (by_previous) {
+    if (sealing.by_previous) {
       std::string resealed = sealTokenState(key_, appid, *state);
       if (!resealed.empty()) out.resealed.emplace_back(tokenStateKey(appid), std::move(resealed));
     }
@@ -124,9 +130,8 @@ Result<bool> StateTokenStore::readAgain(const std::string& appid) {
            });
   if (!scanned.ok()) return scanned.error();
   if (!newest || newest->empty()) return true;
-  bool known = false, by_previous = false;
-  std::string key_id;
-  std::optional<TokenState> state = openRecord(appid, *newest, &known, &key_id, &by_previous);
+  Sealing sealing;
+  std::optional<TokenState> state = openRecord(appid, *newest, &sealing);
   if (!state) return tokenError("the token record of " + appid + " does not open");
   std::lock_guard<std::mutex> lock(mutex_);
   auto held = held_.find(partition);
@@ -192,10 +197,6 @@ Result<bool> StateTokenStore::save(const std::string& appid, const TokenState& s
   return true;
 }
 
-}  // namespace fanpull
-
-namespace fanpull {
-
 Result<int64_t> StateTokenStore::scanComponentPartitionLocked(const Read& read) {
   return read(kComponentPartition, component_next_offset_,
               [this](int64_t offset, std::string_view key, std::string_view value) {
@@ -235,10 +236,8 @@ Result<std::string> StateTokenStore::checkKey() {
   }
   if (fleet_key_id == key_.keyId()) return std::string();
   if (!fleet_key_id.empty() && !(previous_ && fleet_key_id == previous_->keyId())) {
-    std::string keys = "this worker's state key has id " + key_.keyId();
-    if (previous_) keys += " (its previous key " + previous_->keyId() + ")";
     return "the workers of this state topic seal with the key of id " + fleet_key_id + "; " +
-           keys;
+           keysDescription();
   }
   // No key yet, or the previous one: this worker's key becomes the fleet's.
   const std::string value =
@@ -262,15 +261,9 @@ Result<std::optional<SharedComponentToken>> StateTokenStore::latest(
   if (!scanned.ok()) return scanned.error();
   auto it = component_records_.find(component_appid);
   if (it == component_records_.end()) return std::optional<SharedComponentToken>();
-  const std::string associated = std::string(kComponentKeyPrefix) + component_appid;
-  nlohmann::json j = nlohmann::json::parse(it->second, nullptr, /*allow_exceptions=*/false);
-  std::optional<std::string> sealed;
-  if (j.is_object() && j.contains("sealed") && j["sealed"].is_string()) {
-    sealed = decodeBase64(j["sealed"].get<std::string>());
-  }
-  std::optional<std::string> plain;
-  if (sealed) plain = key_.open(*sealed, associated);
-  if (!plain && sealed && previous_) plain = previous_->open(*sealed, associated);
+  Sealing sealing;
+  std::optional<std::string> plain =
+      openSealed(it->second, std::string(kComponentKeyPrefix) + component_appid, &sealing);
   if (!plain) return tokenError("the shared component token does not open with the state key");
   nlohmann::json t = nlohmann::json::parse(*plain, nullptr, /*allow_exceptions=*/false);
   if (!t.is_object() || !t.contains("token") || !t["token"].is_string() ||

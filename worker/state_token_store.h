@@ -103,11 +103,22 @@ class StateTokenStore final : public TokenStore, public ComponentTokenShare {
   // Scans partition kComponentPartition from component_next_offset_, keeping the component
   // records and the key check met. Called with component_mutex_ held.
   Result<int64_t> scanComponentPartitionLocked(const Read& read);
-  // The record's state, opened with this worker's keys. `sealed_by_known_key` tells a record of
-  // another key from a damaged one.
+  // How a record was sealed: the key id it names, whether that is one of this worker's keys
+  // (else: another key's record, not a damaged one), and whether it is the previous key.
+  struct Sealing {
+    std::string key_id;
+    bool known_key = false;
+    bool by_previous = false;
+  };
+  // The plaintext of a {"key_id","sealed"} record sealed for `associated` with one of this
+  // worker's keys; nullopt when it does not open (`sealing` says why).
+  std::optional<std::string> openSealed(const std::string& value, const std::string& associated,
+                                        Sealing* sealing) const;
+  // A merchant's token record opened and parsed.
   std::optional<TokenState> openRecord(const std::string& appid, const std::string& value,
-                                       bool* sealed_by_known_key, std::string* key_id,
-                                       bool* by_previous) const;
+                                       Sealing* sealing) const;
+  // "this worker's state key has id X (its previous key Y)", for errors.
+  std::string keysDescription() const;
 
   std::mutex component_mutex_;  // guards the three that follow (held while reading)
   std::string key_check_;       // the newest "key/check" record met, as written

@@ -53,6 +53,19 @@ struct Worker::Run {
 
 namespace {
 
+// One call in flight on `calling` for its scope, however the scope ends (an exception included):
+// a revocation or a stop waits until the count is back to zero.
+class CountedCall {
+ public:
+  explicit CountedCall(std::atomic<int>& calling) : calling_(calling) { ++calling_; }
+  ~CountedCall() { --calling_; }
+  CountedCall(const CountedCall&) = delete;
+  CountedCall& operator=(const CountedCall&) = delete;
+
+ private:
+  std::atomic<int>& calling_;
+};
+
 int64_t unixMs(TimePoint t) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
 }
@@ -149,8 +162,7 @@ Result<kafka::Done> Worker::start() {
       log_.warn("state key not checked against the state topic (checked again at restores)",
                 {{"error", problem.error().describe()}});
     } else if (!problem->empty()) {
-      Error wrong = Error::of(ErrorClass::kUnknown, "the state key does not open the state topic " +
-                                                        options_.topics.state + ": " + *problem);
+      Error wrong = wrongStateKey(*problem);
       if (options_.on_fatal) options_.on_fatal(wrong);
       return wrong;
     }
@@ -584,20 +596,21 @@ void Worker::restoreState(const std::vector<kafka::TopicPartition>& partitions) 
   (void)consumer_->pause(unread);
 }
 
+Error Worker::wrongStateKey(const std::string& cause) const {
+  return Error::of(ErrorClass::kUnknown, "the state key does not open the state topic " +
+                                             options_.topics.state + ": " + cause);
+}
+
 void Worker::stopForWrongKey(const kafka::TopicPartition& tp, const Error& error) {
+  const Error wrong = wrongStateKey(error.cause);
   {
     std::lock_guard<std::mutex> lock(mutex_);
     if (!stats_.fatal_error.empty()) return;
-    stats_.fatal_error = "the state key does not open the state topic " +
-                         options_.topics.state + ": " + error.cause;
+    stats_.fatal_error = wrong.cause;
   }
   log_.error("the state key does not open the merchants' tokens in the state topic; no job runs",
              {{"partition", tp.partition}, {"error", error.cause}});
-  if (options_.on_fatal) {
-    options_.on_fatal(Error::of(ErrorClass::kUnknown, "the state key does not open the state "
-                                                      "topic " + options_.topics.state + ": " +
-                                                      error.cause));
-  }
+  if (options_.on_fatal) options_.on_fatal(wrong);
 }
 
 Result<bool> Worker::writeStateAcked(int32_t partition, const std::string& key,
@@ -871,17 +884,13 @@ void Worker::callOnce(const std::shared_ptr<Run>& run) {
     lock.unlock();
     return afterDrained(run, next);
   }
-  run->calling++;
   // Counts down however this call ends, an exception included (a stop waits for it).
   struct CallInProgress {
+    CountedCall counted;
     Worker& worker;
-    std::atomic<int>& calling;
     int64_t reserved;
-    ~CallInProgress() {
-      worker.releaseUndelivered(reserved);
-      calling--;
-    }
-  } in_progress{*this, run->calling, reserved};
+    ~CallInProgress() { worker.releaseUndelivered(reserved); }
+  } in_progress{CountedCall(run->calling), *this, reserved};
   Result<AccessToken> token = tokens_.current(*run->tenant);
   if (!token.ok()) return onError(run, token.error());
   run->token = token->value;
@@ -965,11 +974,7 @@ bool Worker::quotaDue(const std::string& appid, TimePoint now) {
 
 void Worker::askQuota(const std::shared_ptr<Run>& run, TimePoint now, const char* after) {
   // A call in flight (a revocation or a stop waits for it): it may renew the merchant's token.
-  run->calling++;
-  struct Done {
-    Run& run;
-    ~Done() { run.calling--; }
-  } done{*run};
+  const CountedCall counted(run->calling);
   Result<AccessToken> token = tokens_.current(*run->tenant);
   if (!token.ok()) return;  // the call that follows meets the same problem and handles it
   Result<ApiQuota> quota = client_.getQuota(token->value);

@@ -229,6 +229,8 @@ class Worker {
   // The state key does not open partition `tp`'s token records (the partition stays unrestored,
   // so no job of it runs): /readyz says why, and on_fatal is told (once).
   void stopForWrongKey(const kafka::TopicPartition& tp, const Error& error);
+  // The error a wrong state key stops the worker with (at start or at a restore).
+  Error wrongStateKey(const std::string& cause) const;
   Result<bool> writeStateAcked(int32_t partition, const std::string& key, const std::string& value);
   // Sends every message through the outbox, then runs `then` on continuations_.
   void produceAll(const std::shared_ptr<Run>& run, std::vector<Outgoing> messages,
