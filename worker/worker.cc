@@ -47,6 +47,10 @@ struct Worker::Run {
   std::optional<Error> write_error;  // a page of this job could not be written (guarded by mutex_)
 
   std::atomic<bool> cancelled{false};
+  // Taken away by a lost partition: its new owner may already have read the state topic, so
+  // nothing of this run may be written there any more. A stop or an orderly revocation waits
+  // for what the run has in flight, so its delivered pages are still checkpointed.
+  std::atomic<bool> lost{false};
   std::atomic<int> calling{0};  // a call to WeChat in progress
   std::atomic<int> pending{0};  // messages produced, not yet delivered
 };
@@ -645,6 +649,7 @@ void Worker::onRevoked(const std::vector<kafka::TopicPartition>& partitions, boo
     std::lock_guard<std::mutex> lock(mutex_);
     for (auto it = active_.begin(); it != active_.end();) {
       if (revoked.count({it->second->topic, it->second->partition})) {
+        it->second->lost = lost;
         it->second->cancelled = true;
         if (it->second->deferred) {
           --stats_.deferred;
@@ -901,7 +906,9 @@ void Worker::callOnce(const std::shared_ptr<Run>& run) {
         page.ok() ? std::string_view("ok") : errorClassName(page.error().error_class),
         std::chrono::duration<double>(std::chrono::steady_clock::now() - call_started).count());
   }
-  if (run->cancelled) return abandon(run);
+  // A paid answer is kept unless the partition was lost: a stop or an orderly revocation waits
+  // for its page and checkpoint, so the next owner does not pay for it again.
+  if (run->lost || (run->cancelled && !page.ok())) return abandon(run);
   if (page.ok()) {
     count(&WorkerStats::calls_by_class, "ok");
     onPage(run, *page);
@@ -1021,6 +1028,7 @@ void Worker::onPage(const std::shared_ptr<Run>& run, const FollowerPage& page) {
   }
   produceAll(run, std::move(messages),
              [this, r, out, total = page.total] { onPageSettled(r, out, total); });
+  if (run->cancelled) return abandon(run);
   if (decision.next != WalkNext::Kind::kCall) return afterDrained(run, decision.next);
   // Pipelined: the next call does not wait for this page's delivery, only for a delivered
   // checkpoint of every page before it, so a crash still costs at most this page and that call.
@@ -1036,10 +1044,22 @@ void Worker::onPage(const std::shared_ptr<Run>& run, const FollowerPage& page) {
 }
 
 void Worker::onPageSettled(const std::shared_ptr<Run>& run, const WalkPage& out, int64_t total) {
-  if (run->cancelled) return abandon(run);
+  if (run->lost) return abandon(run);
   std::function<void()> wake;
   {
     std::lock_guard<std::recursive_mutex> lock(run->walk_mutex);
+    if (run->cancelled) {
+      // Stopped, or its partition handed over in order: nothing more is called or woken, but a
+      // delivered page is checkpointed (the stop or the revocation waits for it), so the next
+      // owner resumes after it instead of paying for it again.
+      if (!pageWriteError(*run) && run->walk.delivered(out.seq) && !run->walk.over()) {
+        const int64_t seq = run->walk.checkpoint().seq;
+        auto r = run;
+        produceAll(run, checkpointMessages(*run, kProgressRunning),
+                   [this, r, seq] { onCheckpointed(r, seq); });
+      }
+      return abandon(run);
+    }
     if (pageWriteError(*run)) {
       // A page given up never drains the walk: whatever waits goes on now and fails the job.
       if (run->waiting) {
