@@ -368,8 +368,14 @@ int runCommand(const CliArgs& args, std::ostream& /*out*/, std::ostream& err) {
   options.observer = &metrics;
   options.started_fields = startSummary(config, *path, registry);
   options.token_store = config.component ? state_tokens.get() : nullptr;
+  options.exactly_once = config.kafka.exactly_once;
+  options.transaction_interval = std::chrono::milliseconds(config.kafka.transaction_interval_ms);
   std::atomic<bool> fatal{false};  // the worker met a configuration problem once running
-  options.on_fatal = [&signals, &err, &fatal](const Error& e) {
+  // exactly_once: a transaction was aborted; exit 1 so that the supervisor starts the worker
+  // again, from the last committed transaction.
+  std::atomic<bool> restart{false};
+  options.on_fatal = [&signals, &err, &fatal, &restart](const Error& e) {
+    if (e.error_class == ErrorClass::kRetryable) restart = true;
     fatal = true;
     err << "fanpull run: " << e.cause << "\n";
     signals.stopForError();
@@ -403,6 +409,13 @@ int runCommand(const CliArgs& args, std::ostream& /*out*/, std::ostream& err) {
   log.info("metrics and health on http://" + endpoints.value()->address(),
            {{"address", endpoints.value()->address()}});
   int sig = signals.waitForStop();
+  if (sig == RunSignals::kStoppedForError && restart) {
+    log.error("stopping: a Kafka transaction was aborted; restart to resume from the last "
+              "committed one");
+    worker.stop();
+    endpoints.value()->stop();
+    return kExitFailure;
+  }
   if (sig == RunSignals::kStoppedForError) {
     // A configuration problem found only once running (the state key): a restart as it is
     // would meet it again (exit 2: the systemd unit does not restart on it).

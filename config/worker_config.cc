@@ -222,7 +222,7 @@ std::variant<WorkerConfig, std::vector<ConfigProblem>> parseWorkerConfig(const s
     r.problem("kafka", "required: an object with bootstrap_servers");
   } else if (r.object(*kafka, "kafka",
                       {"bootstrap_servers", "group_id", "topics", "properties",
-                       "max_undelivered_bytes", "exactly_once"})) {
+                       "max_undelivered_bytes", "exactly_once", "transaction_interval_ms"})) {
     r.str(*kafka, "kafka", "bootstrap_servers", &c.kafka.bootstrap_servers, true);
     r.str(*kafka, "kafka", "group_id", &c.kafka.group_id);
     r.integer(*kafka, "kafka", "max_undelivered_bytes", &c.kafka.max_undelivered_bytes,
@@ -231,12 +231,12 @@ std::variant<WorkerConfig, std::vector<ConfigProblem>> parseWorkerConfig(const s
       if (!eos->is_boolean()) {
         r.problem("kafka.exactly_once", "expected true or false, got " +
                                             std::string(eos->type_name()));
-      } else if (eos->get<bool>()) {
-        r.problem("kafka.exactly_once",
-                  "true is not available in this version: fanpull writes at-least-once (pages "
-                  "keep their identity, consumers deduplicate by it); leave it out or false");
+      } else {
+        c.kafka.exactly_once = eos->get<bool>();
       }
     }
+    r.integer(*kafka, "kafka", "transaction_interval_ms", &c.kafka.transaction_interval_ms, 10,
+              60000);
     auto topics = kafka->find("topics");
     if (topics != kafka->end() &&
         r.object(*topics, "kafka.topics", {"jobs", "pages", "events", "dlq", "progress", "state"})) {

@@ -33,8 +33,11 @@ struct KafkaConfig {
   // Bytes of messages produced and not yet delivered, at most: above it no new call to WeChat
   // starts until deliveries catch up (walks already started go first).
   int64_t max_undelivered_bytes = 16 * 1024 * 1024;
-  // Transactions (docs/CONTRACTS.md): not available in this version, so true is a problem.
+  // Transactions (docs/CONTRACTS.md, docs/RELIABILITY.md): pages, events, checkpoints and input
+  // offsets committed together. Needs Apache Kafka; the embedded broker cannot honour it.
   bool exactly_once = false;
+  // With exactly_once: how often the open transaction is committed (ms).
+  int64_t transaction_interval_ms = 100;
 };
 
 struct WechatConfig {

@@ -22,13 +22,17 @@ using Properties = std::map<std::string, std::string>;
 // producer or an admin client would only warn about: one config's kafka.properties serves all.
 Properties withoutConsumerOnly(const Properties& properties);
 
+// `properties` without the producer-only ones (transaction.timeout.ms, acks, linger.ms, ...),
+// which a consumer would only warn about.
+Properties withoutProducerOnly(const Properties& properties);
+
 // What librdkafka itself says of `properties`: one "kafka property \"NAME\": reason" per
 // unknown name or invalid value (empty when all are accepted). Connects to nothing.
 std::vector<std::string> checkProperties(const Properties& properties);
 
 // The properties of a group member made fit for a reader that joins no group and commits
 // nothing (fanpull collect, the progress scanner): group membership, assignment and commit
-// settings and enable.partition.eof (the reader sets its own) are dropped.
+// settings, enable.partition.eof (the reader sets its own) and producer settings are dropped.
 Properties readerProperties(const Properties& properties);
 
 // The version of the librdkafka linked at run time, e.g. "2.0.2".

@@ -28,8 +28,20 @@ Properties withoutConsumerOnly(const Properties& properties) {
                   "consume.callback.max.messages", "offset.store.method"});
 }
 
-Properties readerProperties(const Properties& properties) {
+Properties withoutProducerOnly(const Properties& properties) {
   return without(properties,
+                 {"transactional.id", "transaction.timeout.ms", "enable.idempotence",
+                  "enable.gapless.guarantee", "queue.buffering.max.messages",
+                  "queue.buffering.max.kbytes", "queue.buffering.max.ms", "linger.ms",
+                  "message.send.max.retries", "retries", "batch.num.messages", "batch.size",
+                  "delivery.report.only.error", "sticky.partitioning.linger.ms", "acks",
+                  "request.required.acks", "request.timeout.ms", "message.timeout.ms",
+                  "delivery.timeout.ms", "partitioner", "compression.codec",
+                  "compression.type", "compression.level"});
+}
+
+Properties readerProperties(const Properties& properties) {
+  return without(withoutProducerOnly(properties),
                  {"group.id", "group.instance.id", "group.protocol.type", "session.timeout.ms",
                   "heartbeat.interval.ms", "max.poll.interval.ms", "partition.assignment.strategy",
                   "enable.auto.commit", "auto.commit.interval.ms", "enable.auto.offset.store",

@@ -23,9 +23,7 @@ Result<int64_t> TopicScanner::scan(const std::string& topic, const ScanOptions& 
   if (!reader_) {
     ConsumerOptions co;
     co.bootstrap_servers = bootstrap_servers_;
-    co.properties = properties_;
-    co.properties.erase("group.id");
-    co.properties.erase("group.instance.id");
+    co.properties = readerProperties(properties_);
     co.report_partition_end = true;  // the end of each partition ends its part of a scan
     // A fetch at the end of a partition answers at once instead of waiting for new data, so
     // the end is known in a round trip.
@@ -99,6 +97,7 @@ Result<int64_t> TopicScanner::scanLocked(Consumer& reader, const std::string& to
     const ConsumedMessage& m = **polled;
     if (m.topic != topic || !open.count(m.partition)) continue;
     if (m.end_of_partition) {
+      if (options.ends) (*options.ends)[m.partition] = m.offset;
       open.erase(m.partition);
       continue;
     }

@@ -21,6 +21,10 @@ struct ScanOptions {
   // first retained offset, and an offset below a partition's first retained one starts there.
   std::map<int32_t, int64_t> from;
   std::chrono::milliseconds timeout = std::chrono::seconds(30);
+  // Not null: receives each partition's end as the reader met it (the offset after the last
+  // record: the high watermark, or with isolation.level read_committed the last stable offset,
+  // below any transaction still open).
+  std::map<int32_t, int64_t>* ends = nullptr;
 };
 
 // A reader that scans topics to their end, one scan at a time, over one long-lived librdkafka

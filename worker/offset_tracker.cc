@@ -36,6 +36,15 @@ std::vector<kafka::PartitionOffset> OffsetTracker::due() const {
   return out;
 }
 
+std::vector<kafka::PartitionOffset> OffsetTracker::positions() const {
+  std::vector<kafka::PartitionOffset> out;
+  for (const auto& [tp, p] : partitions_) {
+    if (p.next < 0) continue;
+    out.push_back({tp, p.unfinished.empty() ? p.next : *p.unfinished.begin()});
+  }
+  return out;
+}
+
 void OffsetTracker::sent(const std::vector<kafka::PartitionOffset>& offsets) {
   for (const auto& po : offsets) {
     auto it = partitions_.find(po.partition);

@@ -33,6 +33,10 @@ class OffsetTracker {
   // What to commit: for each partition with jobs, its lowest unfinished offset (or the offset
   // after the last job seen when none is unfinished), when above what was last sent.
   std::vector<kafka::PartitionOffset> due() const;
+  // The same offset for every partition with jobs, due or not: what a transaction sends with
+  // its messages (docs/RELIABILITY.md, exactly-once), so that each commit is checked against
+  // the group's generation even when no job finished since the last one.
+  std::vector<kafka::PartitionOffset> positions() const;
   // `offsets` were sent to the group: not due again until they move.
   void sent(const std::vector<kafka::PartitionOffset>& offsets);
   // A commit failed after it was sent: every partition is due again.

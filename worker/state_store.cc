@@ -115,6 +115,56 @@ ProgressRecord stateRecordOf(const ProgressRecord& record) {
   return done;
 }
 
+bool isDurableStateKey(std::string_view key) {
+  return startsWith(key, kCallsKeyPrefix) || startsWith(key, kTokenKeyPrefix);
+}
+
+std::function<Result<int64_t>(
+    const std::function<void(std::string_view key, std::string_view value)>&)>
+transactionalPartitionReader(kafka::TopicScanner& committed, kafka::TopicScanner& uncommitted,
+                             std::string topic, int32_t partition,
+                             std::chrono::milliseconds timeout) {
+  return [&committed, &uncommitted, topic = std::move(topic), partition, timeout](
+             const std::function<void(std::string_view, std::string_view)>& visit)
+             -> Result<int64_t> {
+    auto keyOf = [](const kafka::ConsumedMessage& m) {
+      return m.key ? std::string_view(*m.key) : std::string_view();
+    };
+    // Uncommitted first: its end is the high watermark then, and the committed read that
+    // follows reaches at least as far unless a transaction is open.
+    std::map<int32_t, int64_t> high;
+    kafka::ScanOptions all;
+    all.from[partition] = kafka::kOffsetBeginning;
+    all.timeout = timeout;
+    all.ends = &high;
+    int64_t read = 0;
+    auto durable = uncommitted.scan(topic, all, [&](const kafka::ConsumedMessage& m) {
+      if (!isDurableStateKey(keyOf(m))) return;
+      visit(keyOf(m), m.value);
+      ++read;
+    });
+    if (!durable.ok()) return durable.error();
+    std::map<int32_t, int64_t> stable;
+    kafka::ScanOptions settled = all;
+    settled.ends = &stable;
+    auto rest = committed.scan(topic, settled, [&](const kafka::ConsumedMessage& m) {
+      if (isDurableStateKey(keyOf(m))) return;
+      visit(keyOf(m), m.value);
+      ++read;
+    });
+    if (!rest.ok()) return rest.error();
+    if (stable[partition] < high[partition]) {
+      return Error::of(ErrorClass::kRetryable,
+                       "a transaction is still open in state partition " +
+                           std::to_string(partition) + " (readable to offset " +
+                           std::to_string(stable[partition]) + " of " +
+                           std::to_string(high[partition]) +
+                           "): its previous owner's, until the cluster ends it");
+    }
+    return read;
+  };
+}
+
 std::function<Result<int64_t>(
     const std::function<void(std::string_view key, std::string_view value)>&)>
 partitionReader(kafka::TopicScanner& scanner, std::string topic, int32_t partition,

@@ -70,6 +70,20 @@ std::function<Result<int64_t>(
 partitionReader(kafka::TopicScanner& scanner, std::string topic, int32_t partition,
                 std::chrono::milliseconds timeout);
 
+// True for the keys written outside transactions with exactly_once (the day's calls, tokens).
+bool isDurableStateKey(std::string_view key);
+
+// exactly_once: reads partition `partition` of `topic` twice, the records written outside
+// transactions with `uncommitted` (isolation.level read_uncommitted: a transaction left open
+// must not hide a call reserved after it began) and the others with `committed`. Errors: those
+// of the scans; a transaction still open in the partition (retryable: the partition's previous
+// owner crashed or lost it, and the cluster aborts it within transaction.timeout.ms).
+std::function<Result<int64_t>(
+    const std::function<void(std::string_view key, std::string_view value)>&)>
+transactionalPartitionReader(kafka::TopicScanner& committed, kafka::TopicScanner& uncommitted,
+                             std::string topic, int32_t partition,
+                             std::chrono::milliseconds timeout);
+
 class StateStore {
  public:
   // How long a finished job's id is remembered (docs/CONTRACTS.md, Event: `duplicate`).

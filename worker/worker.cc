@@ -1,6 +1,9 @@
 #include "worker/worker.h"
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <cstdio>
 #include <future>
 #include <random>
 
@@ -51,6 +54,8 @@ struct Worker::Run {
   // nothing of this run may be written there any more. A stop or an orderly revocation waits
   // for what the run has in flight, so its delivered pages are still checkpointed.
   std::atomic<bool> lost{false};
+  // exactly_once: the end event the last page's group recorded in its "ending" checkpoint.
+  std::shared_ptr<OutboxRecord> ending_event;
   std::atomic<int> calling{0};  // a call to WeChat in progress
   std::atomic<int> pending{0};  // messages produced, not yet delivered
 };
@@ -72,6 +77,16 @@ class CountedCall {
 
 int64_t unixMs(TimePoint t) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+}
+
+// KIP-447: one transactional id per worker process, unique in the fleet (hostname, pid and a
+// random tag); the consumer group's generation fences a worker that lost its partitions.
+std::string transactionalId(const std::string& group_id) {
+  char host[256] = {0};
+  if (::gethostname(host, sizeof(host) - 1) != 0) std::snprintf(host, sizeof(host), "host");
+  char tag[9];
+  std::snprintf(tag, sizeof(tag), "%08x", static_cast<unsigned>(std::random_device{}()));
+  return "fanpull-" + group_id + "-" + host + "-" + std::to_string(::getpid()) + "-" + tag;
 }
 
 uint64_t seedOf(uint64_t seed) {
@@ -101,16 +116,45 @@ Result<kafka::Done> Worker::start() {
   po.log = [this](int level, const std::string& facility, const std::string& message) {
     if (level <= 4) log_.warn("kafka producer: " + message, {{"facility", facility}});
   };
+  auto retry = [this](TimePoint when, std::function<void()> task) {
+    continuations_->postAt(when, std::move(task));
+  };
+  if (options_.exactly_once) {
+    // What an abort must not undo (the day's calls, rotated tokens) goes through a plain
+    // producer of its own.
+    auto durable = kafka::Producer::create(po);
+    if (!durable.ok()) return durable.error();
+    durable_producer_ = std::move(durable).value();
+    durable_sink_ = std::make_unique<KafkaRecordSink>(*durable_producer_);
+    durable_own_outbox_ = std::make_unique<Outbox>(*durable_sink_, clock_, log_, retry);
+    // A crashed worker's open transaction holds its partitions' readers back until the cluster
+    // aborts it: 10 s unless configured, not Kafka's 60 s.
+    if (!po.properties.count("transaction.timeout.ms")) {
+      po.properties["transaction.timeout.ms"] = "10000";
+    }
+    po.transactional_id = transactionalId(options_.group_id);
+  }
   auto producer = kafka::Producer::create(po);
   if (!producer.ok()) return producer.error();
   producer_ = std::move(producer).value();
-  sink_ = std::make_unique<KafkaRecordSink>(*producer_);
-  outbox_ = std::make_unique<Outbox>(
-      *sink_, clock_, log_,
-      [this](TimePoint when, std::function<void()> task) {
-        continuations_->postAt(when, std::move(task));
-      },
-      [this](int64_t) { releaseUndelivered(0); });
+  if (options_.exactly_once) {
+    if (auto failed = producer_->initTransactions(std::chrono::seconds(30))) {
+      return Error::of(ErrorClass::kUnknown,
+                       "kafka.exactly_once: the cluster did not start transactions for this "
+                       "worker (it needs Apache Kafka with transactions; the embedded broker "
+                       "has none): " + failed->error.describe());
+    }
+    if (auto failed = producer_->beginTransaction()) return failed->error;
+    last_transaction_ = std::chrono::steady_clock::now();
+    auto sink = std::make_unique<TransactionalRecordSink>(*producer_, gate_);
+    transactional_sink_ = sink.get();
+    sink_ = std::move(sink);
+  } else {
+    sink_ = std::make_unique<KafkaRecordSink>(*producer_);
+  }
+  outbox_ = std::make_unique<Outbox>(*sink_, clock_, log_, retry,
+                                     [this](int64_t) { releaseUndelivered(0); });
+  durable_outbox_ = durable_own_outbox_ ? durable_own_outbox_.get() : outbox_.get();
   // The producer learns its topics now: its first checkpoint must not wait a second for
   // metadata (a crash in that second would lose the checkpoints, and the walk would restart).
   Result<int> state_partitions = 0;
@@ -141,8 +185,18 @@ Result<kafka::Done> Worker::start() {
                          options_.topics.jobs + " has " + std::to_string(*jobs_partitions) +
                          ": they must have as many (fanpull topics creates them so)");
   }
-  state_reader_ = std::make_unique<kafka::TopicScanner>(options_.bootstrap_servers,
-                                                        options_.properties, reader_log);
+  // Readers see committed records only (librdkafka's default, made sure of with exactly_once).
+  kafka::Properties committed = options_.properties;
+  if (options_.exactly_once) committed["isolation.level"] = "read_committed";
+  state_reader_ = std::make_unique<kafka::TopicScanner>(options_.bootstrap_servers, committed,
+                                                        reader_log);
+  if (options_.exactly_once) {
+    kafka::Properties uncommitted = options_.properties;
+    uncommitted["isolation.level"] = "read_uncommitted";
+    durable_reader_ = std::make_unique<kafka::TopicScanner>(options_.bootstrap_servers,
+                                                            uncommitted, reader_log);
+    (void)durable_producer_->prepareTopic(options_.topics.state, std::chrono::seconds(10));
+  }
   if (options_.token_store) {
     options_.token_store->attach(
         [this](int32_t partition, const std::string& key, const std::string& value) {
@@ -152,7 +206,8 @@ Result<kafka::Done> Worker::start() {
           kafka::ScanOptions scan;
           scan.from[partition] = from;
           scan.timeout = std::chrono::seconds(30);
-          return state_reader_->scan(options_.topics.state, scan,
+          kafka::TopicScanner& reader = durable_reader_ ? *durable_reader_ : *state_reader_;
+          return reader.scan(options_.topics.state, scan,
                                      [&visit](const kafka::ConsumedMessage& m) {
                                        visit(m.offset,
                                              m.key ? std::string_view(*m.key) : std::string_view(),
@@ -171,13 +226,13 @@ Result<kafka::Done> Worker::start() {
       return wrong;
     }
   }
-  events_reader_ = std::make_unique<kafka::TopicScanner>(options_.bootstrap_servers,
-                                                         options_.properties, reader_log);
+  events_reader_ = std::make_unique<kafka::TopicScanner>(options_.bootstrap_servers, committed,
+                                                         reader_log);
 
   kafka::ConsumerOptions co;
   co.bootstrap_servers = options_.bootstrap_servers;
   co.group_id = options_.group_id;
-  co.properties = options_.properties;
+  co.properties = kafka::withoutProducerOnly(options_.properties);
   co.on_assigned = [this](const std::vector<kafka::TopicPartition>& p) { onAssigned(p); };
   co.on_revoked = [this](const std::vector<kafka::TopicPartition>& p, bool lost) {
     onRevoked(p, lost);
@@ -223,6 +278,7 @@ void Worker::stop() {
   std::lock_guard<std::mutex> lock(stop_mutex_);
   stopping_ = true;
   if (outbox_) outbox_->stop();
+  if (durable_own_outbox_) durable_own_outbox_->stop();
   if (poll_thread_.joinable()) poll_thread_.join();
   if (executor_) executor_->stop();
   if (continuations_) continuations_->stop();
@@ -275,7 +331,9 @@ void Worker::pollLoop() {
           std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
       stats_.producer_fatal = producer_fatal;
     }
-    if (now - last_commit >= options_.commit_interval) {
+    if (transactional_sink_) {
+      if (now - last_transaction_ >= options_.transaction_interval) commitTransaction(false);
+    } else if (now - last_commit >= options_.commit_interval) {
       commitOffsets(false);
       last_commit = now;
     }
@@ -356,7 +414,8 @@ void Worker::onMessage(const kafka::ConsumedMessage& m) {
     log_.info("duplicate job ignored", {{"job_id", run->job.job_id}, {"appid", run->job.appid}});
     auto r = run;
     produceAll(run, {eventMessage(*run, "duplicate")},
-               [this, r] { finishOffset(r->topic, r->partition, r->offset); });
+               [this, r] { finishOffset(r->topic, r->partition, r->offset); },
+               finishedInside(*run));
     count(&WorkerStats::jobs_by_status, "duplicate");
     return;
   }
@@ -418,6 +477,9 @@ void Worker::finishOffset(const std::string& topic, int32_t partition, int64_t o
 }
 
 void Worker::commitOffsets(bool sync) {
+  // exactly_once: offsets are committed with the transaction (and a revocation or the stop
+  // commits it at once).
+  if (transactional_sink_) return commitTransaction(/*last=*/stopping_.load());
   // One asynchronous commit at a time: librdkafka 2.0 can send a commit held back by a
   // coordinator error after a later one, which would move the group's offset back. A commit
   // whose outcome has not come for 30 s no longer holds the next one.
@@ -442,6 +504,89 @@ void Worker::commitOffsets(bool sync) {
   }
   std::lock_guard<std::mutex> lock(mutex_);
   offsets_.sent(offsets);
+}
+
+void Worker::commitTransaction(bool last) {
+  if (aborted_) return;
+  last_transaction_ = std::chrono::steady_clock::now();
+  gate_.close();
+  // Every group queued so far is in this transaction; none begins until the next one has.
+  std::vector<kafka::PartitionOffset> offsets;
+  bool moved = false;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    offsets = offsets_.positions();
+    moved = !offsets_.due().empty();
+  }
+  const bool written = transactional_sink_->takeWritten();
+  if (!written && !moved && !last) {
+    gate_.open();
+    return;
+  }
+  std::optional<Error> failed = transactional_sink_->doomed();
+  if (!failed && !offsets.empty()) {
+    // KIP-447: the group's generation fences a worker that lost these partitions; sent with
+    // every commit, so that no transaction of such a worker commits.
+    std::shared_ptr<const kafka::GroupMetadata> group = consumer_->groupMetadata();
+    if (!group) {
+      failed = Error::of(ErrorClass::kRetryable, "no consumer group metadata");
+    } else if (auto sent = producer_->sendOffsetsToTransaction(offsets, *group,
+                                                                std::chrono::seconds(30))) {
+      failed = sent->error;
+    }
+  }
+  if (!failed) {
+    kafka::TxnOutcome committed;
+    for (int attempt = 0; attempt < 3; ++attempt) {
+      committed = producer_->commitTransaction(std::chrono::seconds(30));
+      if (!committed || committed->next != kafka::TxnNext::kRetry) break;
+    }
+    if (committed) failed = committed->error;
+  }
+  if (failed) {
+    gate_.open();
+    return abortTransaction(*failed);
+  }
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    offsets_.sent(offsets);
+    ++stats_.transactions_committed;
+  }
+  if (!last) {
+    if (auto begun = producer_->beginTransaction()) {
+      gate_.open();
+      return abortTransaction(begun->error);
+    }
+  }
+  gate_.open();
+}
+
+void Worker::abortTransaction(const Error& why) {
+  if (aborted_.exchange(true)) return;
+  // Nothing of this worker may be written any more: its runs are dropped as if lost, and the
+  // next owner of their partitions resumes from the last committed transaction.
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (auto& [id, run] : active_) {
+      run->lost = true;
+      run->cancelled = true;
+    }
+  }
+  Error stop = Error::of(ErrorClass::kRetryable,
+                         "a Kafka transaction was aborted (" + why.describe() +
+                             "): the worker stops; started again it resumes from the last "
+                             "committed transaction");
+  log_.error("transaction aborted", {{"error", why.describe()}});
+  if (auto aborted = producer_->abortTransaction(std::chrono::seconds(10))) {
+    log_.warn("transaction not aborted cleanly (the cluster aborts it at its timeout)",
+              {{"error", aborted->error.describe()}});
+  }
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stats_.fatal_error = stop.cause;
+  }
+  stopping_ = true;
+  if (options_.on_fatal) options_.on_fatal(stop);
 }
 
 void Worker::onCommitted(const Result<std::vector<kafka::PartitionOffset>>& outcome) {
@@ -517,8 +662,21 @@ void Worker::restoreState(const std::vector<kafka::TopicPartition>& partitions) 
   for (const auto& tp : partitions) {
     auto restored = state_.restore(
         tp.partition, clock_.now(),
-        partitionReader(*state_reader_, options_.topics.state, tp.partition,
-                        std::chrono::seconds(30)));
+        durable_reader_
+            ? transactionalPartitionReader(*state_reader_, *durable_reader_,
+                                           options_.topics.state, tp.partition,
+                                           std::chrono::seconds(30))
+            : partitionReader(*state_reader_, options_.topics.state, tp.partition,
+                              std::chrono::seconds(30)));
+    if (!restored.ok() && restored.error().cause.find("a transaction is still open") == 0) {
+      // Expected after a crash with exactly_once: tried again every 2 s meanwhile.
+      log_.info("state partition waits for an open transaction to end; its jobs wait",
+                {{"partition", tp.partition}, {"error", restored.error().cause}});
+      std::lock_guard<std::mutex> lock(mutex_);
+      ++stats_.state_restores_unstable;
+      unread.push_back(tp);
+      continue;
+    }
     if (!restored.ok()) {
       log_.error("state partition not restored; its jobs wait",
                  {{"topic", options_.topics.state},
@@ -621,7 +779,7 @@ Result<bool> Worker::writeStateAcked(int32_t partition, const std::string& key,
                                      const std::string& value) {
   auto acked = std::make_shared<std::promise<Result<kafka::Delivery>>>();
   std::future<Result<kafka::Delivery>> outcome = acked->get_future();
-  outbox_->send(key,
+  durable_outbox_->send(key,
                 std::make_shared<Outgoing>(options_.topics.state, value, kafka::Headers{}, key,
                                            partition),
                 [acked](const Result<kafka::Delivery>& d) { acked->set_value(d); });
@@ -678,11 +836,17 @@ void Worker::onRevoked(const std::vector<kafka::TopicPartition>& partitions, boo
       ++lane;
     }
   }
+  if (lost && transactional_sink_) {
+    // exactly_once: the open transaction holds writes for partitions another worker may own
+    // by now; it must never commit.
+    abortTransaction(Error::of(ErrorClass::kRetryable, "partitions lost to the group"));
+  }
   for (const auto& next : restart) schedule(next, next->resume_at);
   // Calls in flight finish and their pages are delivered before the partitions go.
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   for (const auto& run : runs) {
-    while ((run->calling > 0 || run->pending > 0) && std::chrono::steady_clock::now() < deadline) {
+    while (!aborted_ && (run->calling > 0 || run->pending > 0) &&
+           std::chrono::steady_clock::now() < deadline) {
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
   }
@@ -711,8 +875,10 @@ void Worker::shutdown() {
       runs.push_back(run);
     }
   }
+  // After an aborted transaction nothing more is written: no run is waited for.
   for (const auto& run : runs) {
-    while ((run->calling > 0 || run->pending > 0) && std::chrono::steady_clock::now() < deadline) {
+    while (!aborted_ && (run->calling > 0 || run->pending > 0) &&
+           std::chrono::steady_clock::now() < deadline) {
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
   }
@@ -795,7 +961,7 @@ bool Worker::begin(const std::shared_ptr<Run>& run) {
     } else {
       // Known merchant that cannot be served (no permission set 2 / 100): zero calls.
       if (!run->resumed) {
-        produceAll(run, {eventMessage(*run, "started")}, [] {});
+        produceAll(run, startedMessages(*run), [] {});
         count(&WorkerStats::jobs_by_status, "started");
       }
       fail(run, e);
@@ -809,7 +975,7 @@ bool Worker::begin(const std::shared_ptr<Run>& run) {
   const TimePoint now = clock_.now();
   if (quotaDue(run->job.appid, now)) askQuota(run, now);
   if (!run->resumed) {
-    produceAll(run, {eventMessage(*run, "started")}, [] {});
+    produceAll(run, startedMessages(*run), [] {});
     count(&WorkerStats::jobs_by_status, "started");
     log_.info("job started", {{"job_id", run->job.job_id}, {"appid", run->job.appid}});
   } else {
@@ -939,7 +1105,7 @@ bool Worker::callReserved(const std::shared_ptr<Run>& run, TimePoint now) {
   run->pending++;  // a revocation or a stop waits for the reservation
   auto out = std::make_shared<Outgoing>(options_.topics.state, encodeCalls(record),
                                         kafka::Headers{}, callsStateKey(appid), run->partition);
-  outbox_->send(appid, std::move(out), [this, run, record](const Result<kafka::Delivery>& d) {
+  durable_outbox_->send(appid, std::move(out), [this, run, record](const Result<kafka::Delivery>& d) {
     if (d.ok()) {
       std::lock_guard<std::mutex> lock(mutex_);
       Reservation& r = reservations_[record.appid];
@@ -1026,8 +1192,28 @@ void Worker::onPage(const std::shared_ptr<Run>& run, const FollowerPage& page) {
   int64_t estimate = page_bytes_estimate_.load();
   while (!page_bytes_estimate_.compare_exchange_weak(estimate, estimate + (bytes - estimate) / 8)) {
   }
-  produceAll(run, std::move(messages),
-             [this, r, out, total = page.total] { onPageSettled(r, out, total); });
+  if (transactional_sink_) {
+    // exactly_once: the page and its checkpoint are one group of the transaction, so whatever
+    // commits has both or neither; the last page's checkpoint is "ending" with the end event,
+    // so that no restart walks past the end again.
+    lock.lock();
+    run->walk.delivered(out.seq);
+    if (out.last) {
+      run->ending_event = std::make_shared<Outgoing>(eventMessage(*run, "completed"));
+      for (auto& m : checkpointMessages(*run, kProgressEnding, {}, run->ending_event->value)) {
+        messages.push_back(std::move(m));
+      }
+    } else {
+      for (auto& m : checkpointMessages(*run, kProgressRunning)) messages.push_back(std::move(m));
+    }
+    run->checkpointed = run->walk.checkpoint().seq;
+    produceAll(run, std::move(messages),
+               [this, r, out, total = page.total] { onPageSettled(r, out, total); });
+    lock.unlock();
+  } else {
+    produceAll(run, std::move(messages),
+               [this, r, out, total = page.total] { onPageSettled(r, out, total); });
+  }
   if (run->cancelled) return abandon(run);
   if (decision.next != WalkNext::Kind::kCall) return afterDrained(run, decision.next);
   // Pipelined: the next call does not wait for this page's delivery, only for a delivered
@@ -1045,6 +1231,18 @@ void Worker::onPage(const std::shared_ptr<Run>& run, const FollowerPage& page) {
 
 void Worker::onPageSettled(const std::shared_ptr<Run>& run, const WalkPage& out, int64_t total) {
   if (run->lost) return abandon(run);
+  if (transactional_sink_) {
+    // exactly_once: the checkpoint went with the page (a failed delivery aborts the
+    // transaction, and the worker with it); what is left is the progress line.
+    if (run->cancelled || pageWriteError(*run)) return abandon(run);
+    log_.info("page delivered", {{"job_id", run->job.job_id},
+                                 {"appid", run->job.appid},
+                                 {"seq", out.seq},
+                                 {"count", out.count},
+                                 {"pages", out.seq + 1},
+                                 {"total", total}});
+    return;
+  }
   std::function<void()> wake;
   {
     std::lock_guard<std::recursive_mutex> lock(run->walk_mutex);
@@ -1239,6 +1437,16 @@ void Worker::end(const std::shared_ptr<Run>& run, Outgoing event, const std::str
   // Once "ending" is written the end goes through even if the partition is revoked meanwhile:
   // revocation waits for it, and whoever reads "ending" next looks for the event before writing.
   auto r = run;
+  if (transactional_sink_) {
+    // exactly_once: the event and the final state are one group of the transaction (after the
+    // "ending" checkpoint the last page wrote with the same event, if the walk completed).
+    std::vector<Outgoing> out;
+    const bool ended = run->ending_event && state == kProgressCompleted;
+    out.push_back(ended ? *run->ending_event : std::move(event));
+    for (auto& m : checkpointMessages(*run, state)) out.push_back(std::move(m));
+    produceAll(run, std::move(out), std::move(then));
+    return;
+  }
   auto e = std::make_shared<Outgoing>(std::move(event));
   produceAll(run, checkpointMessages(*run, kProgressEnding, {}, e->value),
              [this, r, e, state, then = std::move(then)]() mutable {
@@ -1338,14 +1546,26 @@ void Worker::reject(const std::shared_ptr<Run>& run, const Error& error) {
                 producer_->maxMessageBytes());
   out.push_back(std::move(letter));
   out.push_back(eventMessage(*run, "rejected", error));
-  produceAll(run, std::move(out), [this, r] {
-    count(&WorkerStats::jobs_by_status, "rejected");
-    if (r->begun) {
-      finish(r);
-    } else {
-      finishOffset(r->topic, r->partition, r->offset);
-    }
-  });
+  produceAll(
+      run, std::move(out),
+      [this, r] {
+        count(&WorkerStats::jobs_by_status, "rejected");
+        if (r->begun) {
+          finish(r);
+        } else {
+          finishOffset(r->topic, r->partition, r->offset);
+        }
+      },
+      finishedInside(*run));
+}
+
+std::function<void()> Worker::finishedInside(const Run& run) {
+  // exactly_once: the job's offset is committed with the group that ends it; without
+  // transactions it waits for the group's delivery (produceAll's `then`).
+  if (!transactional_sink_) return {};
+  return [this, topic = run.topic, partition = run.partition, offset = run.offset] {
+    finishOffset(topic, partition, offset);
+  };
 }
 
 void Worker::finish(const std::shared_ptr<Run>& run) {
@@ -1408,6 +1628,16 @@ std::vector<Worker::Outgoing> Worker::pageMessages(const std::shared_ptr<Run>& r
   return out;
 }
 
+std::vector<Worker::Outgoing> Worker::startedMessages(const Run& run) {
+  std::vector<Outgoing> out{eventMessage(run, "started")};
+  // exactly_once: with a checkpoint of no page in the same group, a restart finds the job
+  // begun and does not announce it again.
+  if (transactional_sink_) {
+    for (auto& m : checkpointMessages(run, kProgressRunning)) out.push_back(std::move(m));
+  }
+  return out;
+}
+
 Worker::Outgoing Worker::eventMessage(const Run& run, const std::string& status,
                                       const std::optional<Error>& error,
                                       std::optional<TimePoint> retry_at) {
@@ -1455,7 +1685,10 @@ std::vector<Worker::Outgoing> Worker::checkpointMessages(const Run& run,
 }
 
 void Worker::produceAll(const std::shared_ptr<Run>& run, std::vector<Outgoing> messages,
-                        std::function<void()> then) {
+                        std::function<void()> then, const std::function<void()>& inside) {
+  // One group of the open transaction (exactly_once): no commit comes between its messages.
+  GateEntry group(transactional_sink_ ? &gate_ : nullptr);
+  if (inside) inside();
   if (messages.empty()) {
     if (then) continuations_->post(std::move(then));
     return;

@@ -40,6 +40,7 @@
 #include "worker/outbox.h"
 #include "worker/state_store.h"
 #include "worker/state_token_store.h"
+#include "worker/transactions.h"
 
 namespace fanpull {
 
@@ -62,6 +63,12 @@ struct WorkerOptions {
   bool pipeline_calls = true;
   Duration shutdown_timeout = std::chrono::seconds(30);
   Duration commit_interval = std::chrono::seconds(1);
+  // kafka.exactly_once (docs/RELIABILITY.md): pages, events, checkpoints and the input offsets
+  // of finished jobs are written in transactions committed every transaction_interval; the
+  // day's calls and the merchants' tokens are written outside them (an abort never undoes a
+  // call WeChat counted or a token it rotated). Needs a Kafka cluster with transactions.
+  bool exactly_once = false;
+  Duration transaction_interval = std::chrono::milliseconds(100);
   Duration tenants_reload_interval = std::chrono::seconds(2);
   Clock* clock = &SystemClock::instance();
   uint64_t seed = 0;  // 0: random
@@ -70,8 +77,10 @@ struct WorkerOptions {
   // With a state key: where the merchants' tokens are kept (the token source saves to it); the
   // worker writes its records and feeds it each restored partition. Null: tokens stay elsewhere.
   StateTokenStore* token_store = nullptr;
-  // Called once (on the poll thread) when the worker cannot go on and must not be restarted as
-  // it is: the state key does not open the state topic's token records.
+  // Called once (on the poll thread) when the worker cannot go on: the state key does not open
+  // the state topic's token records (class invalid_argument: do not restart as it is), or, with
+  // exactly_once, a transaction was aborted (class retryable: restart, and the new worker
+  // resumes from the last committed transaction).
   std::function<void(const Error&)> on_fatal;
 };
 
@@ -106,6 +115,10 @@ struct WorkerStats {
   bool producer_fatal = false;    // the producer hit a fatal error (it cannot produce any more)
   std::string fatal_error;        // why the worker cannot go on (a wrong state key); "" none
   int64_t token_records_restored = 0;  // merchants' sealed tokens opened at restores
+  // exactly_once: transactions committed, and restores that waited for a transaction still
+  // open in a state partition (a crashed owner's, until the cluster aborts it).
+  int64_t transactions_committed = 0;
+  int64_t state_restores_unstable = 0;
   // Output topics that do not exist or may not be written, with the last error about each;
   // a topic leaves when a message to it is delivered.
   std::map<std::string, std::string> unwritable_topics;
@@ -149,6 +162,13 @@ class Worker {
   void onAssigned(const std::vector<kafka::TopicPartition>& partitions);
   void onRevoked(const std::vector<kafka::TopicPartition>& partitions, bool lost);
   void commitOffsets(bool sync);
+  // exactly_once, on the poll thread: commits the open transaction with the input offsets of
+  // every partition held (when it holds anything new) and, unless `last`, begins the next one.
+  // A failure aborts it and stops the worker (abortTransaction()).
+  void commitTransaction(bool last);
+  // Aborts the open transaction: nothing more is written, every run is dropped as if its
+  // partition were lost, on_fatal is told and the worker stops.
+  void abortTransaction(const Error& why);
   void onCommitted(const Result<std::vector<kafka::PartitionOffset>>& outcome);
   void updatePause();
   void shutdown();
@@ -209,6 +229,10 @@ class Worker {
 
   std::vector<Outgoing> pageMessages(const std::shared_ptr<Run>& run, const FollowerPage& page,
                                      int64_t seq, bool last);
+  // The started event, and with exactly_once a checkpoint of no page in the same group.
+  std::vector<Outgoing> startedMessages(const Run& run);
+  // exactly_once: finishes the run's offset inside the group that ends its job; empty without.
+  std::function<void()> finishedInside(const Run& run);
   Outgoing eventMessage(const Run& run, const std::string& status,
                         const std::optional<Error>& error = std::nullopt,
                         std::optional<TimePoint> retry_at = std::nullopt);
@@ -233,8 +257,11 @@ class Worker {
   Error wrongStateKey(const std::string& cause) const;
   Result<bool> writeStateAcked(int32_t partition, const std::string& key, const std::string& value);
   // Sends every message through the outbox, then runs `then` on continuations_.
+  // With exactly_once the messages are one group of the open transaction, and `inside` (if
+  // any) runs before the group ends (e.g. finishing the job's offset, so that the offset is
+  // committed with the event and not one transaction later).
   void produceAll(const std::shared_ptr<Run>& run, std::vector<Outgoing> messages,
-                  std::function<void()> then);
+                  std::function<void()> then, const std::function<void()>& inside = {});
   void finishOffset(const std::string& topic, int32_t partition, int64_t offset);
   void count(std::map<std::string, int64_t> WorkerStats::*field, const std::string& key);
 
@@ -248,14 +275,25 @@ class Worker {
   StateStore state_;
 
   // Declared before the producer, so they outlive the delivery reports it serves as it closes.
-  std::unique_ptr<KafkaRecordSink> sink_;
+  // With exactly_once, sink_ is transactional and durable_outbox_ (a second, plain producer)
+  // writes what an abort must never undo; without, durable_outbox_ is outbox_.
+  TransactionGate gate_;
+  std::unique_ptr<RecordSink> sink_;
+  TransactionalRecordSink* transactional_sink_ = nullptr;  // sink_, with exactly_once
   std::unique_ptr<Outbox> outbox_;
+  std::unique_ptr<RecordSink> durable_sink_;
+  std::unique_ptr<Outbox> durable_own_outbox_;
+  Outbox* durable_outbox_ = nullptr;
   std::unique_ptr<kafka::Producer> producer_;
+  std::unique_ptr<kafka::Producer> durable_producer_;
   std::unique_ptr<kafka::Consumer> consumer_;
   // Readers kept for the worker's life (see TopicScanner): the state topic, read on the poll
   // thread, and the events topic, read by settles on executor threads.
   std::unique_ptr<kafka::TopicScanner> state_reader_;
   std::unique_ptr<kafka::TopicScanner> events_reader_;
+  // exactly_once: the state topic read uncommitted, for the records written outside
+  // transactions (calls, tokens), which a transaction left open would otherwise hide.
+  std::unique_ptr<kafka::TopicScanner> durable_reader_;
   std::unique_ptr<Executor> executor_;  // job steps: max_in_flight threads, one call each
   // What runs after a delivery (never a call to WeChat): kContinuationThreads threads.
   std::unique_ptr<Executor> continuations_;
@@ -292,6 +330,10 @@ class Worker {
   // it was sent.
   bool commit_in_flight_ = false;
   std::chrono::steady_clock::time_point commit_sent_;
+
+  // exactly_once, poll thread: when the last transaction was committed.
+  std::chrono::steady_clock::time_point last_transaction_;
+  std::atomic<bool> aborted_{false};  // a transaction was aborted: nothing more is written
 
   std::atomic<bool> stopping_{false};
   std::atomic<bool> stopped_{false};

@@ -255,15 +255,21 @@ TEST_CASE("base64 decoding takes padded and unpadded text and refuses anything e
   CHECK_FALSE(decodeBase64("Zm 9v"));
 }
 
-TEST_CASE("kafka.exactly_once true is refused until transactions are available",
+TEST_CASE("kafka.exactly_once and transaction_interval_ms are read and checked",
           "[config][unit]") {
-  auto ps = problemsOf(R"({"kafka": {"bootstrap_servers": "b:9092", "exactly_once": true},
-      "tenants_file": "t.json"})");
-  CHECK(hasProblem(ps, "kafka.exactly_once", "not available in this version"));
+  auto r = parseWorkerConfig(R"({"kafka": {"bootstrap_servers": "b:9092", "exactly_once": true,
+      "transaction_interval_ms": 250}, "tenants_file": "t.json"})", "/w.json", noEnv());
+  REQUIRE(std::holds_alternative<WorkerConfig>(r));
+  CHECK(std::get<WorkerConfig>(r).kafka.exactly_once);
+  CHECK(std::get<WorkerConfig>(r).kafka.transaction_interval_ms == 250);
   CHECK(hasProblem(problemsOf(R"({"kafka": {"bootstrap_servers": "b:9092", "exactly_once": 1},
       "tenants_file": "t.json"})"), "kafka.exactly_once", "expected true or false"));
-  auto r = parseWorkerConfig(R"({"kafka": {"bootstrap_servers": "b:9092", "exactly_once": false},
+  CHECK(hasProblem(problemsOf(R"({"kafka": {"bootstrap_servers": "b:9092",
+      "transaction_interval_ms": 5}, "tenants_file": "t.json"})"),
+                   "kafka.transaction_interval_ms", ""));
+  auto d = parseWorkerConfig(R"({"kafka": {"bootstrap_servers": "b:9092"},
       "tenants_file": "t.json"})", "/w.json", noEnv());
-  REQUIRE(std::holds_alternative<WorkerConfig>(r));
-  CHECK_FALSE(std::get<WorkerConfig>(r).kafka.exactly_once);
+  REQUIRE(std::holds_alternative<WorkerConfig>(d));
+  CHECK_FALSE(std::get<WorkerConfig>(d).kafka.exactly_once);  // at-least-once by default
+  CHECK(std::get<WorkerConfig>(d).kafka.transaction_interval_ms == 100);
 }

@@ -749,9 +749,12 @@ TEST_CASE("a consumer callback that throws is logged and the partitions are stil
   CHECK(has("revocation callback threw: revocation handler broke"));
 }
 
-TEST_CASE("a producer drops consumer settings and a reader drops group settings, keeping the rest",
+TEST_CASE("a producer drops consumer settings, a consumer producer settings and a reader both "
+          "and group settings, keeping the rest",
           "[worker][unit]") {
   const kafka::Properties config = {{"security.protocol", "SASL_SSL"},
+                                    {"transaction.timeout.ms", "5000"},
+                                    {"linger.ms", "5"},
                                     {"sasl.username", "fanpull"},
                                     {"group.id", "fanpull"},
                                     {"session.timeout.ms", "6000"},
@@ -761,7 +764,14 @@ TEST_CASE("a producer drops consumer settings and a reader drops group settings,
                                     {"enable.partition.eof", "true"}};
   const kafka::Properties producer = kafka::withoutConsumerOnly(config);
   CHECK(producer == kafka::Properties{{"security.protocol", "SASL_SSL"},
-                                      {"sasl.username", "fanpull"}});
+                                      {"sasl.username", "fanpull"},
+                                      {"transaction.timeout.ms", "5000"},
+                                      {"linger.ms", "5"}});
+  const kafka::Properties consumer = kafka::withoutProducerOnly(config);
+  CHECK(consumer.count("transaction.timeout.ms") == 0);
+  CHECK(consumer.count("linger.ms") == 0);
+  CHECK(consumer.at("session.timeout.ms") == "6000");
+  CHECK(consumer.size() == config.size() - 2);
   const kafka::Properties reader = kafka::readerProperties(config);
   CHECK(reader == kafka::Properties{{"security.protocol", "SASL_SSL"},
                                     {"sasl.username", "fanpull"},

@@ -107,8 +107,10 @@ class CallLedger {
   int cuts_per_kill_;
 };
 
-// Every job completed once, its pages exactly the merchant's followers, replays identical.
-void requireEveryJobComplete(WorkerFixture& f, const std::vector<JobSpec>& jobs) {
+// Every job completed once, its pages exactly the merchant's followers, replays identical;
+// `exactly`: no replay at all and each job announced once (kafka.exactly_once).
+void requireEveryJobComplete(WorkerFixture& f, const std::vector<JobSpec>& jobs,
+                             bool exactly = false) {
   std::set<std::string> ids;
   for (const auto& j : jobs) ids.insert(j.job_id);
   f.waitForStatus(ids, {"completed"}, std::chrono::seconds(180));
@@ -128,6 +130,13 @@ void requireEveryJobComplete(WorkerFixture& f, const std::vector<JobSpec>& jobs)
     CHECK(statuses[j.job_id]["failed"] == 0);
     CHECK(statuses[j.job_id]["started"] >= 1);
     replayed += statuses[j.job_id]["started"] - 1;
+    if (exactly) {
+      CHECK(testing::assemblePages(pages, j.job_id).duplicates == 0);
+      CHECK(statuses[j.job_id]["started"] == 1);
+      int events = 0;
+      for (const auto& [status, n] : statuses[j.job_id]) events += n;
+      CHECK(events == 2);  // started and completed, nothing else
+    }
   }
   // Secrets leaked: no merchant's access token ("token-" + appid) in any worker's log.
   CHECK(f.childLogLines("token-wx").empty());
@@ -235,4 +244,116 @@ TEST_CASE("a merchant's daily calls stay within daily_calls and WeChat's quota a
   CHECK(deferred["error"]["class"] == "quota_exhausted");
   CHECK(deferred["pages_affordable_today"] == 0);
   CHECK(f.terminateWorker(last, "worker-budget-last") == 0);
+}
+
+namespace {
+
+// Fifty merchants of one to three pages (120 ms a call), each allowed 40 calls a day.
+std::vector<sandbox::Account> fleetMerchants(const std::string& prefix, int n) {
+  std::vector<sandbox::Account> out;
+  for (int i = 0; i < n; ++i) {
+    auto a = merchant(prefix + std::to_string(i), 3000 + 7000 * (i % 4));  // 3,000 to 24,000
+    a.latency_ms = 120;
+    out.push_back(a);
+  }
+  return out;
+}
+
+// A worker config with kafka.exactly_once, a short session and a short transaction timeout (a
+// killed worker's open transaction holds its partitions' state until the cluster aborts it).
+std::string exactlyOnceConfig(WorkerFixture& f, int64_t daily_calls) {
+  nlohmann::json properties = fastGroup();
+  properties["transaction.timeout.ms"] = "5000";
+  nlohmann::json c = nlohmann::json::parse(std::ifstream(f.writeConfig(8, properties)));
+  c["kafka"]["exactly_once"] = true;
+  c["rate_limit"]["daily_calls"] = daily_calls;
+  return f.dir().write("worker-eos.json", c.dump(2));
+}
+
+}  // namespace
+
+TEST_CASE("with exactly_once twenty SIGKILLs across three workers leave every page and every "
+          "job's events exactly once, within each merchant's budget",
+          "[worker][slow][kafka]") {
+  auto accounts = fleetMerchants("wxeos", 50);
+  WorkerFixture f(accounts, 12);
+  REQUIRE(f.kafka().real());
+  const int64_t budget = 40;
+  const std::string config = exactlyOnceConfig(f, budget);
+  std::vector<Poco::ProcessHandle> workers;
+  std::vector<std::string> names;
+  for (int i = 0; i < 3; ++i) {
+    names.push_back("eos-" + std::to_string(i));
+    workers.push_back(f.launchWorker(config, names.back()));
+  }
+  std::mt19937 random(20261202);
+  std::uniform_int_distribution<int> between_ms(300, 2500);
+  std::uniform_int_distribution<size_t> pick(0, 2);
+  JobFeed feed(f, accounts, "j-eos-");
+  CallLedger ledger(f, accounts, 2);
+  feed.enqueue(50);
+  for (int kill = 0; kill < 20; ++kill) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(between_ms(random)));
+    const size_t victim = pick(random);
+    ::kill(workers[victim].id(), SIGKILL);
+    CHECK(workers[victim].wait() != 0);
+    ledger.noteKill();
+    feed.enqueue(3);  // jobs keep arriving
+    names[victim] = "eos-" + std::to_string(victim) + "-" + std::to_string(kill);
+    workers[victim] = f.launchWorker(config, names[victim]);
+  }
+  requireEveryJobComplete(f, feed.jobs(), /*exactly=*/true);
+  for (size_t i = 0; i < workers.size(); ++i) CHECK(f.terminateWorker(workers[i], names[i]) == 0);
+  ledger.requireCost(feed.jobs());
+  for (const auto& a : accounts) {
+    INFO(a.appid);
+    CHECK(f.sandbox().calls(a.appid, sandbox::kEndpointUserGet) <= budget);
+  }
+  CHECK(f.jobsNotCommitted().empty());
+}
+
+TEST_CASE("with exactly_once a worker paused past its session and then resumed writes nothing "
+          "that becomes visible, and stops with exit code 1",
+          "[worker][kafka]") {
+  // Six merchants of five pages at 300 ms a call. The zombie is stopped (SIGSTOP) with calls in
+  // flight; the other worker takes its partitions and finishes every job; the zombie, resumed,
+  // gets its answers and produces their pages into a transaction that never commits.
+  std::vector<sandbox::Account> accounts;
+  for (int i = 0; i < 6; ++i) {
+    auto a = merchant("wxzombie" + std::to_string(i), 50000);
+    a.latency_ms = 300;
+    accounts.push_back(a);
+  }
+  WorkerFixture f(accounts, 6);
+  REQUIRE(f.kafka().real());
+  const std::string config = exactlyOnceConfig(f, 0);
+  auto zombie = f.launchWorker(config, "zombie");
+  std::vector<JobSpec> jobs;
+  for (const auto& a : accounts) {
+    jobs.push_back({"j-" + a.appid, a.appid, a.followers});
+    f.enqueueJob(jobs.back().job_id, a.appid);
+  }
+  f.waitForUserGetCalls("wxzombie0", 2, std::chrono::seconds(60));
+  auto other = f.launchWorker(config, "other");
+  // Once the other worker has joined and taken some partitions, the zombie is paused mid-call.
+  std::this_thread::sleep_for(std::chrono::seconds(3));
+  ::kill(zombie.id(), SIGSTOP);
+  int64_t calls_at_stop = 0;
+  for (const auto& a : accounts) calls_at_stop += f.sandbox().calls(a.appid, sandbox::kEndpointUserGet);
+  std::set<std::string> ids;
+  for (const auto& j : jobs) ids.insert(j.job_id);
+  f.waitForStatus(ids, {"completed"}, std::chrono::seconds(120));
+  ::kill(zombie.id(), SIGCONT);
+  const int exit_code = zombie.wait();
+  INFO(f.childLogLines("transaction"));
+  CHECK(exit_code == 1);
+  CHECK_FALSE(f.childLogLines("transaction aborted").empty());
+  requireEveryJobComplete(f, jobs, /*exactly=*/true);
+  CHECK(f.terminateWorker(other, "other") == 0);
+  int64_t calls = 0;
+  for (const auto& a : accounts) calls += f.sandbox().calls(a.appid, sandbox::kEndpointUserGet);
+  WARN("user/get calls: " << calls << " (" << calls_at_stop << " when the zombie was paused; "
+                          << 6 * 6 << " for uninterrupted walks)");
+  // The zombie's paused walks cost each at most its uncommitted page and the call in flight.
+  CHECK(calls <= 6 * 6 + 2 * 6);
 }
