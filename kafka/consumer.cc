@@ -294,6 +294,17 @@ Result<std::optional<int64_t>> Consumer::committed(const TopicPartition& partiti
   return Result<std::optional<int64_t>>(offset);
 }
 
+Result<Done> Consumer::seek(const std::vector<PartitionOffset>& offsets,
+                            std::chrono::milliseconds timeout) {
+  if (auto open = impl_->ensureOpen("seek"); !open.ok()) return open;
+  auto plist = detail::toList(offsets);
+  detail::ErrorObjectPtr e(
+      rd_kafka_seek_partitions(impl_->rk.get(), plist.get(), detail::toTimeoutMs(timeout)));
+  if (e) return detail::kafkaError(std::move(e), "seek");
+  if (auto failed = detail::firstPartitionError(plist.get(), "seek")) return *failed;
+  return Done{};
+}
+
 Result<Done> Consumer::pause(const std::vector<TopicPartition>& partitions) {
   if (auto open = impl_->ensureOpen("pause"); !open.ok()) return open;
   auto plist = detail::toList(partitions);

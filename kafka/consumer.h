@@ -98,6 +98,9 @@ class Consumer {
 
   // Stops / restarts fetching from these assigned partitions (the consumer stays in the group).
   // Errors: a partition not assigned to this consumer.
+  // Moves assigned partitions to `offsets` (kOffsetBeginning for the first retained); what was
+  // fetched beyond is dropped. Errors: a partition not assigned, or the timeout.
+  Result<Done> seek(const std::vector<PartitionOffset>& offsets, std::chrono::milliseconds timeout);
   Result<Done> pause(const std::vector<TopicPartition>& partitions);
   Result<Done> resume(const std::vector<TopicPartition>& partitions);
 

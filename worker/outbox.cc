@@ -40,7 +40,7 @@ void Outbox::attempt(const std::shared_ptr<Attempt>& a) {
 
 void Outbox::onDelivery(const std::shared_ptr<Attempt>& a, const Result<kafka::Delivery>& d) {
   if (!d.ok()) {
-    if (d.error().error_class == ErrorClass::kRetryable) {
+    if (d.error().error_class == ErrorClass::kRetryable && !no_retries_) {
       log_.warn("delivery failed, producing again", {{"error", d.error().describe()}});
     }
     return afterFailure(a, d.error(), kRetryAfterFailedDelivery);
@@ -56,6 +56,13 @@ void Outbox::afterFailure(const std::shared_ptr<Attempt>& a, const Error& error,
     ++produce_errors_;
   }
   if (kafka::isTopicUnavailable(error)) markUnwritable(a->record->topic, error);
+  if (error.error_class == ErrorClass::kRetryable && no_retries_) {
+    // Its transaction is aborted, and what it belonged to is written again from the last
+    // committed one.
+    log_.debug("message not written: its transaction is aborted",
+               {{"topic", a->record->topic}, {"error", error.describe()}});
+    return settle(a, error);
+  }
   if (error.error_class != ErrorClass::kRetryable) {
     // Producing again cannot cure it: given up, once, loudly.
     {

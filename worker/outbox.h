@@ -107,6 +107,9 @@ class Outbox {
 
   // No more attempts from now on. Idempotent.
   void stop() { stopping_ = true; }
+  // Every failure settles its record at once, as a permanent one does (exactly_once: a record
+  // of an aborted transaction must never be produced into the next one).
+  void settleFailuresAtOnce() { no_retries_ = true; }
 
   int64_t undeliveredBytes() const { return undelivered_bytes_.load(); }
   OutboxStats stats() const;
@@ -127,6 +130,7 @@ class Outbox {
   Scheduler retry_;
   Released released_;
   std::atomic<bool> stopping_{false};
+  std::atomic<bool> no_retries_{false};
   std::atomic<int64_t> undelivered_bytes_{0};
   std::atomic<int> unwritable_count_{0};  // unwritable_topics.size(), read without mutex_
 

@@ -45,8 +45,16 @@ Result<kafka::Done> TransactionalRecordSink::produce(const std::string& topic, i
                                                      const kafka::Headers& headers,
                                                      kafka::DeliveryCallback settled) {
   GateEntry inside(&gate_);
-  auto checked = [this, settled = std::move(settled)](const Result<kafka::Delivery>& d) {
-    if (!d.ok()) doom(d.error());
+  uint64_t transaction = 0;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    transaction = transaction_;
+  }
+  auto checked = [this, transaction, settled = std::move(settled)](const Result<kafka::Delivery>& d) {
+    if (!d.ok()) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (transaction == transaction_ && !doomed_) doomed_ = d.error();
+    }
     if (settled) settled(d);
   };
   auto queued =
@@ -70,6 +78,13 @@ bool TransactionalRecordSink::takeWritten() {
 std::optional<Error> TransactionalRecordSink::doomed() const {
   std::lock_guard<std::mutex> lock(mutex_);
   return doomed_;
+}
+
+void TransactionalRecordSink::began() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  doomed_.reset();
+  written_ = false;
+  ++transaction_;
 }
 
 void TransactionalRecordSink::doom(const Error& error) {

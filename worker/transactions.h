@@ -71,6 +71,8 @@ class TransactionalRecordSink final : public RecordSink {
   bool takeWritten();
   // Why the open transaction cannot be committed; nullopt while it can.
   std::optional<Error> doomed() const;
+  // A new transaction began (the gate closed): nothing of the aborted one dooms it.
+  void began();
  private:
   void doom(const Error& error);
 
@@ -79,6 +81,7 @@ class TransactionalRecordSink final : public RecordSink {
   mutable std::mutex mutex_;
   bool written_ = false;
   std::optional<Error> doomed_;
+  uint64_t transaction_ = 0;  // began() calls: a late failure of an aborted one dooms nothing
 };
 
 }  // namespace fanpull

@@ -145,6 +145,7 @@ Result<kafka::Done> Worker::start() {
                        "has none): " + failed->error.describe());
     }
     if (auto failed = producer_->beginTransaction()) return failed->error;
+    in_transaction_ = true;
     last_transaction_ = std::chrono::steady_clock::now();
     auto sink = std::make_unique<TransactionalRecordSink>(*producer_, gate_);
     transactional_sink_ = sink.get();
@@ -155,6 +156,7 @@ Result<kafka::Done> Worker::start() {
   outbox_ = std::make_unique<Outbox>(*sink_, clock_, log_, retry,
                                      [this](int64_t) { releaseUndelivered(0); });
   durable_outbox_ = durable_own_outbox_ ? durable_own_outbox_.get() : outbox_.get();
+  if (transactional_sink_) outbox_->settleFailuresAtOnce();
   // The producer learns its topics now: its first checkpoint must not wait a second for
   // metadata (a crash in that second would lose the checkpoints, and the walk would restart).
   Result<int> state_partitions = 0;
@@ -507,7 +509,9 @@ void Worker::commitOffsets(bool sync) {
 }
 
 void Worker::commitTransaction(bool last) {
-  if (aborted_) return;
+  // Nothing open: the stop committed the last one already (closing the consumer revokes the
+  // partitions, which commits again).
+  if (aborted_ || !in_transaction_) return;
   last_transaction_ = std::chrono::steady_clock::now();
   gate_.close();
   // Every group queued so far is in this transaction; none begins until the next one has.
@@ -545,8 +549,9 @@ void Worker::commitTransaction(bool last) {
   }
   if (failed) {
     gate_.open();
-    return abortTransaction(*failed);
+    return abortTransaction(*failed, {});
   }
+  in_transaction_ = false;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     offsets_.sent(offsets);
@@ -555,38 +560,78 @@ void Worker::commitTransaction(bool last) {
   if (!last) {
     if (auto begun = producer_->beginTransaction()) {
       gate_.open();
-      return abortTransaction(begun->error);
+      return abortTransaction(begun->error, {});
     }
+    in_transaction_ = true;
   }
   gate_.open();
 }
 
-void Worker::abortTransaction(const Error& why) {
-  if (aborted_.exchange(true)) return;
-  // Nothing of this worker may be written any more: its runs are dropped as if lost, and the
-  // next owner of their partitions resumes from the last committed transaction.
+void Worker::abortTransaction(const Error& why, const std::set<kafka::TopicPartition>& leaving) {
+  if (aborted_) return;
+  // No group may reach the transaction being aborted, nor the next one, from a run that was
+  // under way: each is dropped as if its partition were lost (produceAll drops their groups).
+  gate_.close();
+  std::vector<kafka::TopicPartition> held;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     for (auto& [id, run] : active_) {
       run->lost = true;
       run->cancelled = true;
     }
+    for (const auto& tp : offsets_.partitions()) {
+      if (!leaving.count(tp)) held.push_back(tp);
+    }
   }
-  Error stop = Error::of(ErrorClass::kRetryable,
-                         "a Kafka transaction was aborted (" + why.describe() +
-                             "): the worker stops; started again it resumes from the last "
-                             "committed transaction");
-  log_.error("transaction aborted", {{"error", why.describe()}});
-  if (auto aborted = producer_->abortTransaction(std::chrono::seconds(10))) {
-    log_.warn("transaction not aborted cleanly (the cluster aborts it at its timeout)",
-              {{"error", aborted->error.describe()}});
+  log_.warn("transaction aborted; the worker goes back to the last committed one",
+            {{"error", why.describe()}, {"partitions", held.size()}});
+  auto aborted = producer_->abortTransaction(std::chrono::seconds(30));
+  std::optional<kafka::TxnOutcome> begun;
+  if (!aborted) {
+    in_transaction_ = false;
+    begun = producer_->beginTransaction();
   }
+  if (aborted || *begun) {
+    // The producer cannot go on (fenced, or broken): the worker stops.
+    aborted_ = true;
+    gate_.open();
+    const Error& cause = aborted ? aborted->error : (*begun)->error;
+    Error stop = Error::of(ErrorClass::kRetryable,
+                           "a Kafka transaction could not be aborted and begun again (" +
+                               cause.describe() +
+                               "): the worker stops; started again it resumes from the last "
+                               "committed transaction");
+    log_.error("transaction aborted, producer unusable", {{"error", cause.describe()}});
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stats_.fatal_error = stop.cause;
+    }
+    stopping_ = true;
+    if (options_.on_fatal) options_.on_fatal(stop);
+    return;
+  }
+  in_transaction_ = true;
+  transactional_sink_->began();
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    stats_.fatal_error = stop.cause;
+    ++stats_.transactions_aborted;
   }
-  stopping_ = true;
-  if (options_.on_fatal) options_.on_fatal(stop);
+  gate_.open();
+  if (held.empty()) return;
+  // The partitions still held are taken back as lost and given again: read from what the
+  // group committed, their state from the state topic, their jobs from their committed offsets.
+  onRevoked(held, /*lost=*/true);
+  std::vector<kafka::PartitionOffset> from;
+  for (const auto& tp : held) {
+    auto committed = consumer_->committed(tp, std::chrono::seconds(30));
+    from.push_back({tp, committed.ok() && committed->has_value() ? **committed
+                                                                   : kafka::kOffsetBeginning});
+  }
+  if (auto sought = consumer_->seek(from, std::chrono::seconds(10)); !sought.ok()) {
+    log_.warn("jobs partitions not moved back to their committed offsets",
+              {{"error", sought.error().describe()}});
+  }
+  onAssigned(held);
 }
 
 void Worker::onCommitted(const Result<std::vector<kafka::PartitionOffset>>& outcome) {
@@ -839,7 +884,7 @@ void Worker::onRevoked(const std::vector<kafka::TopicPartition>& partitions, boo
   if (lost && transactional_sink_) {
     // exactly_once: the open transaction holds writes for partitions another worker may own
     // by now; it must never commit.
-    abortTransaction(Error::of(ErrorClass::kRetryable, "partitions lost to the group"));
+    abortTransaction(Error::of(ErrorClass::kRetryable, "partitions lost to the group"), revoked);
   }
   for (const auto& next : restart) schedule(next, next->resume_at);
   // Calls in flight finish and their pages are delivered before the partitions go.
@@ -1688,6 +1733,8 @@ void Worker::produceAll(const std::shared_ptr<Run>& run, std::vector<Outgoing> m
                         std::function<void()> then, const std::function<void()>& inside) {
   // One group of the open transaction (exactly_once): no commit comes between its messages.
   GateEntry group(transactional_sink_ ? &gate_ : nullptr);
+  // exactly_once: a run dropped by an abort writes nothing into the transactions that follow.
+  if (transactional_sink_ && run->lost) return;
   if (inside) inside();
   if (messages.empty()) {
     if (then) continuations_->post(std::move(then));
@@ -1708,8 +1755,9 @@ void Worker::produceAll(const std::shared_ptr<Run>& run, std::vector<Outgoing> m
           run->events_partition = d->partition;
         }
       }
-      if (!d.ok() && page) {
-        // A page that can never be written fails its job (checked before its next step).
+      if (!d.ok() && page && !transactional_sink_) {
+        // A page that can never be written fails its job (checked before its next step). With
+        // exactly_once it aborts the transaction instead, and the job goes back with it.
         std::lock_guard<std::mutex> lock(mutex_);
         if (!run->write_error) run->write_error = d.error();
       }

@@ -118,6 +118,7 @@ struct WorkerStats {
   // exactly_once: transactions committed, and restores that waited for a transaction still
   // open in a state partition (a crashed owner's, until the cluster aborts it).
   int64_t transactions_committed = 0;
+  int64_t transactions_aborted = 0;  // each sends the worker back to the last committed one
   int64_t state_restores_unstable = 0;
   // Output topics that do not exist or may not be written, with the last error about each;
   // a topic leaves when a message to it is delivered.
@@ -166,9 +167,11 @@ class Worker {
   // every partition held (when it holds anything new) and, unless `last`, begins the next one.
   // A failure aborts it and stops the worker (abortTransaction()).
   void commitTransaction(bool last);
-  // Aborts the open transaction: nothing more is written, every run is dropped as if its
-  // partition were lost, on_fatal is told and the worker stops.
-  void abortTransaction(const Error& why);
+  // Aborts the open transaction and begins the next: every run is dropped as if its partition
+  // were lost, and the partitions held (but `leaving`, being revoked) are taken back and given
+  // again, from the group's committed offsets and the state topic. When the producer cannot
+  // begin again (fenced, broken), on_fatal is told and the worker stops.
+  void abortTransaction(const Error& why, const std::set<kafka::TopicPartition>& leaving);
   void onCommitted(const Result<std::vector<kafka::PartitionOffset>>& outcome);
   void updatePause();
   void shutdown();
@@ -333,6 +336,7 @@ class Worker {
 
   // exactly_once, poll thread: when the last transaction was committed.
   std::chrono::steady_clock::time_point last_transaction_;
+  bool in_transaction_ = false;  // one was begun and not committed or aborted yet
   std::atomic<bool> aborted_{false};  // a transaction was aborted: nothing more is written
 
   std::atomic<bool> stopping_{false};
