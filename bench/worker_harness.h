@@ -318,7 +318,10 @@ class Harness {
     auto broker = testing::TestKafka::start();
     if (!broker.ok()) throw std::runtime_error(broker.error().describe());
     broker_ = std::move(broker).value();
-    const std::string suffix = std::to_string(::getpid());
+    // Unique per harness: a bench may run several in one process (on one broker).
+    static int harnesses = 0;
+    suffix_ = std::to_string(::getpid()) + "-" + std::to_string(++harnesses);
+    const std::string& suffix = suffix_;
     topics_.jobs = "bench.jobs." + suffix;
     topics_.pages = "bench.pages." + suffix;
     topics_.events = "bench.events." + suffix;
@@ -385,7 +388,7 @@ class Harness {
   WorkerOptions workerOptions() const {
     WorkerOptions o;
     o.bootstrap_servers = broker_->bootstrapServers();
-    o.group_id = "bench-group-" + std::to_string(::getpid());
+    o.group_id = "bench-group-" + suffix_;
     o.topics = topics_;
     o.properties = {{"session.timeout.ms", "6000"}, {"heartbeat.interval.ms", "500"}};
     o.max_in_flight = 32;
@@ -412,7 +415,7 @@ class Harness {
     if (!transport.ok()) throw std::runtime_error(transport.error().describe());
     transport_ = std::move(transport).value();
     client_ = std::make_unique<UserListClient>(*transport_);
-    log_ = std::make_unique<Logger>(LogLevel::kError, false, Logger::stderrSink());
+    log_ = std::make_unique<Logger>(std::getenv("FANPULL_BENCH_LOG") ? LogLevel::kInfo : LogLevel::kError, false, Logger::stderrSink());
     if (options_.component) {
       store_ = std::make_unique<TokenStateStore>(dir_ + "/tokens.json");
       const auto c = sandbox::demoComponent();
@@ -503,6 +506,7 @@ class Harness {
   std::unique_ptr<PocoHttpTransport> transport_;
   std::unique_ptr<UserListClient> client_;
   std::unique_ptr<Logger> log_;
+  std::string suffix_;  // of the topics' and the group's names
   std::unique_ptr<TokenStateStore> store_;
   std::unique_ptr<ComponentTokenSource> component_;
   std::unique_ptr<StaticTokenSource> static_;

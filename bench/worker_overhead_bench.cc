@@ -4,7 +4,12 @@
 // event, counted by WorkerStats) and where the CPU went: process CPU (getrusage) and per-thread
 // CPU (/proc/self/task/*/stat) grouped by thread name.
 // pipeline 0: each lane waits for its page's delivery before its next call (to compare).
-//   build/bench/bench_worker_overhead [merchants] [followers_per_merchant] [pipeline]
+// eos: 0 at-least-once (default); 1 kafka.exactly_once; "compare" runs at-least-once, then
+// exactly-once with each transaction interval of [intervals_ms] (default 100), each on a fresh
+// harness, and prints exactly-once's pages/s as a share of at-least-once's (target >= 80%).
+// Exactly-once needs the real broker (FANPULL_TEST_BROKER=kafka).
+//   build/bench/bench_worker_overhead [merchants] [followers_per_merchant] [pipeline] [eos]
+//                                     [intervals_ms, comma separated] [eos_undelivered_mib]
 #include <cstdio>
 #include <cstdlib>
 
@@ -24,12 +29,17 @@ std::string groupOf(const std::string& name) {
   return "bench main + other";
 }
 
-}  // namespace
+struct RunResult {
+  bool finished = false;
+  double pages_per_s = 0;
+  double seconds = 0;
+  double worker_cpu_ms_per_page = 0;
+  int64_t transactions = 0;
+  double commit_ms = 0;  // mean time a commit held the gate closed
+};
 
-int main(int argc, char** argv) {
-  const int merchants = argc > 1 ? std::atoi(argv[1]) : 100;
-  const int64_t followers = argc > 2 ? std::atoll(argv[2]) : 100000;
-  const bool pipeline = argc > 3 ? std::atoi(argv[3]) != 0 : true;
+RunResult runOnce(int argc, char** argv, int merchants, int64_t followers, bool pipeline,
+                  bool eos, int interval_ms, int64_t undelivered_bytes) {
   constexpr int kPartitions = 32;
   constexpr size_t kInFlight = 32;
   const int64_t full_pages = merchants * (followers / 10000);
@@ -43,6 +53,9 @@ int main(int argc, char** argv) {
   WorkerOptions wo = h.workerOptions();
   wo.max_in_flight = kInFlight;
   wo.pipeline_calls = pipeline;
+  wo.exactly_once = eos;
+  wo.transaction_interval = std::chrono::milliseconds(interval_ms);
+  if (undelivered_bytes > 0) wo.max_undelivered_bytes = undelivered_bytes;
   h.startWorker(wo);
 
   std::vector<std::pair<std::string, std::string>> jobs;
@@ -84,9 +97,12 @@ int main(int argc, char** argv) {
   auto completed = stats.jobs_by_status.count("completed") ? stats.jobs_by_status.at("completed") : 0;
 
   Table t(fmt("bench_worker_overhead: %d merchants x %lld followers (%lld full pages), "
-              "%d partitions, max_in_flight %zu, sandbox latency 0, pipelined calls: %s, broker: %s",
+              "%d partitions, max_in_flight %zu, sandbox latency 0, pipelined calls: %s, broker: %s, "
+              "output: %s",
               merchants, static_cast<long long>(followers), static_cast<long long>(full_pages),
-              kPartitions, kInFlight, pipeline ? "yes" : "no", h.brokerName()));
+              kPartitions, kInFlight, pipeline ? "yes" : "no", h.brokerName(),
+              eos ? fmt("exactly-once, transactions every %d ms", interval_ms).c_str()
+                  : "at-least-once"));
   t.add("jobs completed", fmt("%lld / %d", static_cast<long long>(completed), merchants),
         fmt("%d", merchants), exactly(completed, merchants));
   t.info("pages produced / WeChat calls", fmt("%lld / %lld", static_cast<long long>(stats.pages),
@@ -130,6 +146,16 @@ int main(int argc, char** argv) {
     t.info("lane cycle, call k -> k+1, p90", fmt("%.0f ms", percentile(gaps, 0.9)));
   }
   t.info("produce errors", fmt("%lld", static_cast<long long>(stats.produce_errors)));
+  if (eos) {
+    t.info("transactions committed / aborted",
+           fmt("%lld / %lld", static_cast<long long>(stats.transactions_committed),
+               static_cast<long long>(stats.transactions_aborted)));
+    t.info("commit time, mean (the gate closed: no page produced meanwhile)",
+           fmt("%.1f ms", stats.transactions_committed
+                              ? static_cast<double>(stats.transaction_commit_ms) /
+                                    static_cast<double>(stats.transactions_committed)
+                              : 0.0));
+  }
   t.print(commandLine(argc, argv));
 
   // The evidence: the busiest thread names.
@@ -144,5 +170,69 @@ int main(int argc, char** argv) {
                 1000.0 * names[i].first / pages, 100.0 * names[i].first / std::max(1e-9, split.total));
   }
   if (!finished) std::printf("\nnot every job completed within 100 s\n");
-  return finished ? 0 : 1;
+  RunResult r;
+  r.finished = finished;
+  r.pages_per_s = pages_per_s;
+  r.seconds = seconds;
+  r.worker_cpu_ms_per_page = 1000.0 * worker_cpu / pages;
+  r.transactions = stats.transactions_committed;
+  r.commit_ms = stats.transactions_committed
+                    ? static_cast<double>(stats.transaction_commit_ms) /
+                          static_cast<double>(stats.transactions_committed)
+                    : 0.0;
+  return r;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const int merchants = argc > 1 ? std::atoi(argv[1]) : 100;
+  const int64_t followers = argc > 2 ? std::atoll(argv[2]) : 100000;
+  const bool pipeline = argc > 3 ? std::atoi(argv[3]) != 0 : true;
+  const std::string eos = argc > 4 ? argv[4] : "0";
+  std::vector<int> intervals;
+  {
+    std::string list = argc > 5 ? argv[5] : "100";
+    for (size_t at = 0; at < list.size();) {
+      size_t comma = list.find(',', at);
+      if (comma == std::string::npos) comma = list.size();
+      intervals.push_back(std::atoi(list.substr(at, comma - at).c_str()));
+      at = comma + 1;
+    }
+  }
+  // [eos_undelivered_mib]: kafka.max_undelivered_bytes of the exactly-once runs (default: the
+  // worker's, 16 MiB): what a commit must deliver before the next transaction begins.
+  const int64_t eos_undelivered = argc > 6 ? std::atoll(argv[6]) << 20 : 0;
+  if (eos != "compare") {
+    return runOnce(argc, argv, merchants, followers, pipeline, eos == "1", intervals.front(),
+                   eos == "1" ? eos_undelivered : 0)
+                   .finished
+               ? 0
+               : 1;
+  }
+  RunResult base = runOnce(argc, argv, merchants, followers, pipeline, false, 0, 0);
+  std::vector<std::pair<int, RunResult>> runs;
+  for (int interval : intervals) {
+    runs.push_back({interval, runOnce(argc, argv, merchants, followers, pipeline, true, interval,
+                                      eos_undelivered)});
+  }
+  Table t(fmt("bench_worker_overhead compare: exactly-once against at-least-once, one process, "
+              "each on a fresh harness (%d merchants x %lld followers)",
+              merchants, static_cast<long long>(followers)));
+  t.info("at-least-once: pages/s, elapsed",
+         fmt("%.0f, %.2f s", base.pages_per_s, base.seconds));
+  bool all = base.finished;
+  for (const auto& [interval, r] : runs) {
+    all = all && r.finished;
+    const double share = base.pages_per_s > 0 ? r.pages_per_s / base.pages_per_s : 0.0;
+    t.info(fmt("exactly-once every %d ms: pages/s, elapsed", interval),
+           fmt("%.0f, %.2f s", r.pages_per_s, r.seconds));
+    t.info(fmt("exactly-once every %d ms: transactions, mean commit", interval),
+           fmt("%lld, %.1f ms (a page waits for the next commit: about %.0f ms on average)",
+               static_cast<long long>(r.transactions), r.commit_ms, interval / 2.0 + r.commit_ms));
+    t.add(fmt("exactly-once every %d ms as a share of at-least-once", interval),
+          fmt("%.0f%%", 100.0 * share), ">= 80%", atLeast(100.0 * share, 80.0));
+  }
+  t.print(commandLine(argc, argv));
+  return all ? 0 : 1;
 }

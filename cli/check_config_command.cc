@@ -57,6 +57,14 @@ int checkConfigCommand(const CliArgs& args, std::ostream& out, std::ostream& err
     }
     out << "\n";
   }
+  // Which guarantee the output would have: what only a real cluster can give is said here, as
+  // the embedded broker cannot be told from a real one by its address.
+  if (config.kafka.exactly_once) {
+    out << "output: exactly-once (transactions committed every "
+        << config.kafka.transaction_interval_ms
+        << " ms; needs Apache Kafka: the embedded broker of fanpull demo and fanpull broker "
+           "cannot honour transactions)\n";
+  }
   return kExitOk;
 }
 

@@ -360,6 +360,17 @@ std::string Metrics::render() const {
   out.family("fanpull_state_calls_reservations_total", "counter",
              "Daily-call reservations written to the state topic before the calls they cover.");
   out.sample("fanpull_state_calls_reservations_total", asDouble(stats.calls_reservations));
+  out.family("fanpull_transactions_total", "counter",
+             "With kafka.exactly_once: transactions committed, and aborted (each sends the "
+             "worker back to the last committed one).");
+  out.sample("fanpull_transactions_total", {{"end", "committed"}},
+             asDouble(stats.transactions_committed));
+  out.sample("fanpull_transactions_total", {{"end", "aborted"}},
+             asDouble(stats.transactions_aborted));
+  out.family("fanpull_state_restores_waited_total", "counter",
+             "With kafka.exactly_once: state partition reads put off because a transaction was "
+             "still open in them (a crashed owner's, until the cluster aborts it).");
+  out.sample("fanpull_state_restores_waited_total", asDouble(stats.state_restores_unstable));
   out.family("fanpull_partitions_paused", "gauge",
              "1 while the jobs partitions are paused because too many jobs are queued.");
   out.sample("fanpull_partitions_paused", stats.partitions_paused ? 1 : 0);

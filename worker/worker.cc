@@ -556,6 +556,9 @@ void Worker::commitTransaction(bool last) {
     std::lock_guard<std::mutex> lock(mutex_);
     offsets_.sent(offsets);
     ++stats_.transactions_committed;
+    stats_.transaction_commit_ms += std::chrono::duration_cast<std::chrono::milliseconds>(
+                                        std::chrono::steady_clock::now() - last_transaction_)
+                                        .count();
   }
   if (!last) {
     if (auto begun = producer_->beginTransaction()) {
@@ -620,7 +623,9 @@ void Worker::abortTransaction(const Error& why, const std::set<kafka::TopicParti
   if (held.empty()) return;
   // The partitions still held are taken back as lost and given again: read from what the
   // group committed, their state from the state topic, their jobs from their committed offsets.
+  rewinding_ = true;
   onRevoked(held, /*lost=*/true);
+  rewinding_ = false;
   std::vector<kafka::PartitionOffset> from;
   for (const auto& tp : held) {
     auto committed = consumer_->committed(tp, std::chrono::seconds(30));
@@ -881,7 +886,7 @@ void Worker::onRevoked(const std::vector<kafka::TopicPartition>& partitions, boo
       ++lane;
     }
   }
-  if (lost && transactional_sink_) {
+  if (lost && transactional_sink_ && !rewinding_) {
     // exactly_once: the open transaction holds writes for partitions another worker may own
     // by now; it must never commit.
     abortTransaction(Error::of(ErrorClass::kRetryable, "partitions lost to the group"), revoked);

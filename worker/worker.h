@@ -119,6 +119,7 @@ struct WorkerStats {
   // open in a state partition (a crashed owner's, until the cluster aborts it).
   int64_t transactions_committed = 0;
   int64_t transactions_aborted = 0;  // each sends the worker back to the last committed one
+  int64_t transaction_commit_ms = 0;  // time the commits held the gate closed, summed
   int64_t state_restores_unstable = 0;
   // Output topics that do not exist or may not be written, with the last error about each;
   // a topic leaves when a message to it is delivered.
@@ -337,6 +338,7 @@ class Worker {
   // exactly_once, poll thread: when the last transaction was committed.
   std::chrono::steady_clock::time_point last_transaction_;
   bool in_transaction_ = false;  // one was begun and not committed or aborted yet
+  bool rewinding_ = false;       // abortTransaction() is giving the partitions held again
   std::atomic<bool> aborted_{false};  // a transaction was aborted: nothing more is written
 
   std::atomic<bool> stopping_{false};

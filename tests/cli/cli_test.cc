@@ -113,6 +113,16 @@ TEST_CASE("check-config reports every problem and exits 1, or ok and 0", "[worke
   CHECK(with_key.out.find("state key: id " + fanpull::SecretBox(raw_key).keyId() + " (from " +
                           key_file + ")") != std::string::npos);
   CHECK(with_key.out.find(key_b64) == std::string::npos);
+  CHECK(with_key.out.find("output: exactly-once") == std::string::npos);  // at-least-once
+
+  // exactly_once: said plainly, with what it needs.
+  std::string eos = writeTemp("eos.json", R"({"kafka": {"bootstrap_servers": "127.0.0.1:9092",
+      "exactly_once": true, "transaction_interval_ms": 250}, "tenants_file": ")" + tenants + R"("})");
+  Run with_eos = run({"check-config", "--config", eos});
+  CHECK(with_eos.code == 0);
+  CHECK(with_eos.out.find("output: exactly-once (transactions committed every 250 ms; needs "
+                          "Apache Kafka: the embedded broker of fanpull demo and fanpull broker "
+                          "cannot honour transactions)") != std::string::npos);
 
   std::string bad_tenants = writeTemp("bad-tenants.json", R"({"tenants": [{"appid": "wxa"}]})");
   std::string with_bad_tenants = writeTemp("good2.json", R"({"kafka": {"bootstrap_servers": "127.0.0.1:9092"},

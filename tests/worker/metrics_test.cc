@@ -215,6 +215,7 @@ const std::map<std::string, std::set<std::string>>& allowedLabels() {
         "permission_denied", "invalid_tenant", "invalid_cursor", "unknown"}},
       {"outcome", {"completed", "failed", "duplicate", "rejected"}},
       {"result", {"ok", "failed"}},
+      {"end", {"committed", "aborted"}},
       {"le", {}},
       {"version", {}},
       {"revision", {}},
@@ -341,6 +342,9 @@ WorkerStats someStats() {
   s.state_restore_ms = 1500;
   s.state_unrestored = 1;
   s.calls_reservations = 6;
+  s.transactions_committed = 70;
+  s.transactions_aborted = 2;
+  s.state_restores_unstable = 4;
   return s;
 }
 
@@ -432,6 +436,9 @@ TEST_CASE("every metric has HELP and TYPE and the values of the worker's counter
   CHECK(e.value("fanpull_state_restore_seconds_total") == 1.5);
   CHECK(e.value("fanpull_state_partitions_unrestored") == 1);
   CHECK(e.value("fanpull_state_calls_reservations_total") == 6);
+  CHECK(e.value("fanpull_transactions_total", {{"end", "committed"}}) == 70);
+  CHECK(e.value("fanpull_transactions_total", {{"end", "aborted"}}) == 2);
+  CHECK(e.value("fanpull_state_restores_waited_total") == 4);
 }
 
 TEST_CASE("the conventions check finds what breaks Prometheus' naming conventions",
