@@ -620,6 +620,7 @@ void Worker::abortTransaction(const Error& why, const std::set<kafka::TopicParti
     ++stats_.transactions_aborted;
   }
   gate_.open();
+  log_.info("back at the last committed transaction", {{"partitions", held.size()}});
   if (held.empty()) return;
   // The partitions still held are taken back as lost and given again: read from what the
   // group committed, their state from the state topic, their jobs from their committed offsets.
