@@ -28,10 +28,8 @@ void OffsetTracker::finish(const kafka::TopicPartition& tp, int64_t offset) {
 
 std::vector<kafka::PartitionOffset> OffsetTracker::due() const {
   std::vector<kafka::PartitionOffset> out;
-  for (const auto& [tp, p] : partitions_) {
-    if (p.next < 0) continue;
-    const int64_t commit = p.unfinished.empty() ? p.next : *p.unfinished.begin();
-    if (commit > p.committed) out.push_back({tp, commit});
+  for (const auto& po : positions()) {
+    if (po.offset > partitions_.at(po.partition).committed) out.push_back(po);
   }
   return out;
 }

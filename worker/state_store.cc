@@ -155,7 +155,7 @@ transactionalPartitionReader(kafka::TopicScanner& committed, kafka::TopicScanner
     if (!rest.ok()) return rest.error();
     if (stable[partition] < high[partition]) {
       return Error::of(ErrorClass::kRetryable,
-                       "a transaction is still open in state partition " +
+                       std::string(kTransactionStillOpen) + " in state partition " +
                            std::to_string(partition) + " (readable to offset " +
                            std::to_string(stable[partition]) + " of " +
                            std::to_string(high[partition]) +

@@ -73,6 +73,10 @@ partitionReader(kafka::TopicScanner& scanner, std::string topic, int32_t partiti
 // True for the keys written outside transactions with exactly_once (the day's calls, tokens).
 bool isDurableStateKey(std::string_view key);
 
+// The start of the cause transactionalPartitionReader() gives when a transaction is still open
+// in the partition (the worker waits and reads again).
+inline constexpr std::string_view kTransactionStillOpen = "a transaction is still open";
+
 // exactly_once: reads partition `partition` of `topic` twice, the records written outside
 // transactions with `uncommitted` (isolation.level read_uncommitted: a transaction left open
 // must not hide a call reserved after it began) and the others with `committed`. Errors: those

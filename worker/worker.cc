@@ -719,7 +719,7 @@ void Worker::restoreState(const std::vector<kafka::TopicPartition>& partitions) 
                                            std::chrono::seconds(30))
             : partitionReader(*state_reader_, options_.topics.state, tp.partition,
                               std::chrono::seconds(30)));
-    if (!restored.ok() && restored.error().cause.find("a transaction is still open") == 0) {
+    if (!restored.ok() && restored.error().cause.rfind(kTransactionStillOpen, 0) == 0) {
       // Expected after a crash with exactly_once: tried again every 2 s meanwhile.
       log_.info("state partition waits for an open transaction to end; its jobs wait",
                 {{"partition", tp.partition}, {"error", restored.error().cause}});
