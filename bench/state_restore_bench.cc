@@ -97,6 +97,7 @@ int main(int argc, char** argv) {
   for (int i = 2; i < argc; ++i) histories.push_back(std::atoi(argv[i]));
   if (histories.empty()) histories = {100, 10000};
 
+  testing::TestKafka::preferSteadyState();
   auto broker = testing::TestKafka::start(testing::brokerKindFromEnvironment(), 1);
   if (!broker.ok()) {
     std::fprintf(stderr, "bench_state_restore: %s\n", broker.error().describe().c_str());

@@ -315,6 +315,7 @@ class Harness {
     setThreadName("kafka-broker");
     // The embedded broker, or with FANPULL_TEST_BROKER=kafka a real Apache Kafka (its JVM is
     // another process: its CPU is not in this process's figures).
+    testing::TestKafka::preferSteadyState();
     auto broker = testing::TestKafka::start();
     if (!broker.ok()) throw std::runtime_error(broker.error().describe());
     broker_ = std::move(broker).value();

@@ -10,6 +10,25 @@ int& TransactionGate::depth() {
   return depths[this];
 }
 
+void TransactionGate::run(std::function<void()> group, int64_t bytes) {
+  int& d = depth();
+  if (d == 0) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (closed_) {
+      held_bytes_ += bytes;
+      held_.emplace_back(std::move(group), bytes);
+      return;
+    }
+    ++writers_;
+  }
+  ++d;
+  struct Leave {
+    TransactionGate* gate;
+    ~Leave() { gate->leave(); }
+  } leave{this};
+  group();
+}
+
 void TransactionGate::enter() {
   int& d = depth();
   if (d++ > 0) return;
@@ -32,11 +51,39 @@ void TransactionGate::close() {
 }
 
 void TransactionGate::open() {
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    closed_ = false;
+  // The committer runs the held groups as a writer inside the closed gate: groups handed over
+  // meanwhile are held behind them, so the order stays the order they were handed over in.
+  int& d = depth();
+  ++d;
+  for (;;) {
+    std::deque<std::pair<std::function<void()>, int64_t>> due;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (held_.empty()) {
+        closed_ = false;
+        break;
+      }
+      due.swap(held_);
+    }
+    for (auto& [group, bytes] : due) {
+      held_bytes_ -= bytes;
+      try {
+        group();
+      } catch (...) {
+        // A group reports its own failures; one that throws must not keep the gate closed.
+      }
+    }
   }
+  --d;
   changed_.notify_all();
+}
+
+size_t TransactionGate::discardHeld() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  const size_t count = held_.size();
+  held_.clear();
+  held_bytes_ = 0;
+  return count;
 }
 
 Result<kafka::Done> TransactionalRecordSink::produce(const std::string& topic, int32_t partition,

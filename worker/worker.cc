@@ -547,10 +547,7 @@ void Worker::commitTransaction(bool last) {
     }
     if (committed) failed = committed->error;
   }
-  if (failed) {
-    gate_.open();
-    return abortTransaction(*failed, {});
-  }
+  if (failed) return abortClosedTransaction(*failed, {});
   in_transaction_ = false;
   {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -562,8 +559,7 @@ void Worker::commitTransaction(bool last) {
   }
   if (!last) {
     if (auto begun = producer_->beginTransaction()) {
-      gate_.open();
-      return abortTransaction(begun->error, {});
+      return abortClosedTransaction(begun->error, {});
     }
     in_transaction_ = true;
   }
@@ -572,9 +568,21 @@ void Worker::commitTransaction(bool last) {
 
 void Worker::abortTransaction(const Error& why, const std::set<kafka::TopicPartition>& leaving) {
   if (aborted_) return;
+  gate_.close();
+  abortClosedTransaction(why, leaving);
+}
+
+void Worker::abortClosedTransaction(const Error& why,
+                                    const std::set<kafka::TopicPartition>& leaving) {
+  if (aborted_) {
+    gate_.open();
+    return;
+  }
   // No group may reach the transaction being aborted, nor the next one, from a run that was
   // under way: each is dropped as if its partition were lost (produceAll drops their groups).
-  gate_.close();
+  // The groups held during the commit are forgotten: all they belong to is done again from the
+  // last committed transaction.
+  gate_.discardHeld();
   std::vector<kafka::TopicPartition> held;
   {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -1040,7 +1048,7 @@ bool Worker::begin(const std::shared_ptr<Run>& run) {
 bool Worker::withinUndeliveredBudget(const std::shared_ptr<Run>& run, int64_t reserve) {
   const bool started = checkpointOf(*run).seq > 0;  // before mutex_: walk_mutex comes first
   std::lock_guard<std::mutex> lock(mutex_);
-  if (outbox_->undeliveredBytes() + fetching_bytes_ < options_.max_undelivered_bytes) {
+  if (undeliveredLocked() < options_.max_undelivered_bytes) {
     // Reserved with the check, so runs woken together cannot all pass it before any reserves.
     fetching_bytes_ += reserve;
     return true;
@@ -1050,12 +1058,16 @@ bool Worker::withinUndeliveredBudget(const std::shared_ptr<Run>& run, int64_t re
   return false;
 }
 
+int64_t Worker::undeliveredLocked() const {
+  return outbox_->undeliveredBytes() + fetching_bytes_ + gate_.heldBytes();
+}
+
 void Worker::releaseUndelivered(int64_t fetched) {
   std::vector<std::shared_ptr<Run>> wake;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     fetching_bytes_ -= fetched;
-    const int64_t held = outbox_->undeliveredBytes() + fetching_bytes_;
+    const int64_t held = undeliveredLocked();
     if (held >= options_.max_undelivered_bytes) return;
     // One parked run per message settled (each delivery makes room for about one page), walks
     // under way first. Below half the budget every parked run is woken (each checks again), so
@@ -1736,12 +1748,28 @@ std::vector<Worker::Outgoing> Worker::checkpointMessages(const Run& run,
 }
 
 void Worker::produceAll(const std::shared_ptr<Run>& run, std::vector<Outgoing> messages,
-                        std::function<void()> then, const std::function<void()>& inside) {
-  // One group of the open transaction (exactly_once): no commit comes between its messages.
-  GateEntry group(transactional_sink_ ? &gate_ : nullptr);
-  // exactly_once: a run dropped by an abort writes nothing into the transactions that follow.
-  if (transactional_sink_ && run->lost) return;
-  if (inside) inside();
+                        std::function<void()> then, std::function<void()> inside) {
+  if (transactional_sink_) {
+    // One group of the open transaction: no commit comes between its messages. During a
+    // commit it is held (its bytes in the undelivered budget) and written into the next one.
+    int64_t bytes = 0;
+    for (const auto& m : messages) bytes += static_cast<int64_t>(m.value.size());
+    auto group = std::make_shared<std::vector<Outgoing>>(std::move(messages));
+    gate_.run(
+        [this, run, group, then = std::move(then), inside = std::move(inside)]() mutable {
+          // A run dropped by an abort writes nothing into the transactions that follow.
+          if (run->lost) return;
+          if (inside) inside();
+          produceNow(run, std::move(*group), std::move(then));
+        },
+        bytes);
+    return;
+  }
+  produceNow(run, std::move(messages), std::move(then));
+}
+
+void Worker::produceNow(const std::shared_ptr<Run>& run, std::vector<Outgoing> messages,
+                        std::function<void()> then) {
   if (messages.empty()) {
     if (then) continuations_->post(std::move(then));
     return;

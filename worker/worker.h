@@ -173,6 +173,8 @@ class Worker {
   // again, from the group's committed offsets and the state topic. When the producer cannot
   // begin again (fenced, broken), on_fatal is told and the worker stops.
   void abortTransaction(const Error& why, const std::set<kafka::TopicPartition>& leaving);
+  // abortTransaction() with the gate already closed by the committer (it opens it).
+  void abortClosedTransaction(const Error& why, const std::set<kafka::TopicPartition>& leaving);
   void onCommitted(const Result<std::vector<kafka::PartitionOffset>>& outcome);
   void updatePause();
   void shutdown();
@@ -187,6 +189,9 @@ class Worker {
   // A message was delivered or given up (the outbox counts its bytes), or a call that reserved
   // `fetched` bytes is over: wakes parked runs if there is room.
   void releaseUndelivered(int64_t fetched);
+  // Bytes waiting to be delivered: in the outbox, reserved by calls under way, and (exactly_once)
+  // held during a commit. With mutex_ held.
+  int64_t undeliveredLocked() const;
   // step(), failing the job (class unknown) instead of letting an exception escape.
   void guardedStep(const std::shared_ptr<Run>& run);
   bool begin(const std::shared_ptr<Run>& run);
@@ -264,8 +269,11 @@ class Worker {
   // With exactly_once the messages are one group of the open transaction, and `inside` (if
   // any) runs before the group ends (e.g. finishing the job's offset, so that the offset is
   // committed with the event and not one transaction later).
+  // During a commit the group is held and written when the next transaction has begun.
   void produceAll(const std::shared_ptr<Run>& run, std::vector<Outgoing> messages,
-                  std::function<void()> then, const std::function<void()>& inside = {});
+                  std::function<void()> then, std::function<void()> inside = {});
+  void produceNow(const std::shared_ptr<Run>& run, std::vector<Outgoing> messages,
+                  std::function<void()> then);
   void finishOffset(const std::string& topic, int32_t partition, int64_t offset);
   void count(std::map<std::string, int64_t> WorkerStats::*field, const std::string& key);
 

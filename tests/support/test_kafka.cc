@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -32,7 +33,11 @@ Error failure(const std::string& cause) {
   return e;
 }
 
+std::atomic<bool> steady_state{false};  // TestKafka::preferSteadyState()
+
 }  // namespace
+
+void TestKafka::preferSteadyState() { steady_state = true; }
 
 // scripts/kafka-broker as a child with a pipe as its stdin. The pipe's write end stays open for
 // this object's life; when it is closed (destruction, or this process ending however it ends)
@@ -50,7 +55,12 @@ class TestKafka::Process {
       return failure(std::string("pipe: ") + std::strerror(errno));
     }
     const std::string script = std::string(FANPULL_SOURCE_DIR) + "/scripts/kafka-broker";
-    std::vector<std::string> args = {script, "--fast-start"};
+    std::vector<std::string> args = {script};
+    if (steady_state.load()) {
+      args.insert(args.end(), {"--heap-mb", "1024", "--in-memory"});
+    } else {
+      args.push_back("--fast-start");
+    }
     args.insert(args.end(), extra_args.begin(), extra_args.end());
     if (!pid_file.empty()) {
       args.push_back("--pid-file");

@@ -33,6 +33,11 @@ class TestKafka {
   // step, scripts/install-kafka, has not run; Java missing; ...), with the script's words.
   static Result<std::unique_ptr<TestKafka>> start(BrokerKind kind, int embedded_brokers = 3);
   static Result<std::unique_ptr<TestKafka>> start() { return start(brokerKindFromEnvironment()); }
+  // Benchmarks call this before the first start(): the process's real broker then runs as in
+  // production (both JIT compilers, a 1 GiB heap) rather than started quickly for tests (C1
+  // only, 256 MiB), and keeps its logs in RAM (after about 1 GB written, a small machine's disk
+  // throttles every write): otherwise the broker's JVM and the disk are what is measured.
+  static void preferSteadyState();
   // A real Apache Kafka cluster of its own (not the process's shared broker) of `brokers`
   // brokers: node 1 is broker and controller, the others brokers; with 3 or more, every topic
   // (internal ones too) is replicated 3 times with 2 in sync, so one broker may die. About 10 s
