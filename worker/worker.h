@@ -119,7 +119,7 @@ struct WorkerStats {
   // open in a state partition (a crashed owner's, until the cluster aborts it).
   int64_t transactions_committed = 0;
   int64_t transactions_aborted = 0;  // each sends the worker back to the last committed one
-  int64_t transaction_commit_ms = 0;  // time the commits held the gate closed, summed
+  int64_t transaction_commit_ms = 0;  // time the commits took (groups meanwhile held), summed
   int64_t state_restores_unstable = 0;
   // Output topics that do not exist or may not be written, with the last error about each;
   // a topic leaves when a message to it is delivered.
