@@ -1765,6 +1765,7 @@ void Worker::produceAll(const std::shared_ptr<Run>& run, std::vector<Outgoing> m
         bytes);
     return;
   }
+  if (inside) inside();
   produceNow(run, std::move(messages), std::move(then));
 }
 
