@@ -575,6 +575,7 @@ void Worker::abortTransaction(const Error& why, const std::set<kafka::TopicParti
 void Worker::abortClosedTransaction(const Error& why,
                                     const std::set<kafka::TopicPartition>& leaving) {
   if (aborted_) {
+    gate_.discardHeld();  // the producer is gone: nothing more is written
     gate_.open();
     return;
   }
