@@ -36,10 +36,8 @@ std::string groupOf(const std::string& name) {
 struct RunResult {
   bool finished = false;
   double pages_per_s = 0;
-  double seconds = 0;
-  double worker_cpu_ms_per_page = 0;
   double transactions = 0;
-  double commit_ms = 0;  // mean time a commit held the gate closed
+  double commit_ms = 0;  // mean time a commit took
 };
 
 RunResult runOnce(int argc, char** argv, int merchants, int64_t followers, bool pipeline,
@@ -177,8 +175,6 @@ RunResult runOnce(int argc, char** argv, int merchants, int64_t followers, bool 
   RunResult r;
   r.finished = finished;
   r.pages_per_s = pages_per_s;
-  r.seconds = seconds;
-  r.worker_cpu_ms_per_page = 1000.0 * worker_cpu / pages;
   r.transactions = static_cast<double>(stats.transactions_committed);
   r.commit_ms = stats.transactions_committed
                     ? static_cast<double>(stats.transaction_commit_ms) /
@@ -238,10 +234,16 @@ int main(int argc, char** argv) {
     for (const auto& r : runs) values.push_back(r.*field);
     return percentile(values, 0.5);
   };
-  auto each = [](const std::vector<RunResult>& runs) {
+  // "a, b, c": each value printed with `format`.
+  auto joined = [](const std::vector<double>& values, const char* format) {
     std::string out;
-    for (const auto& r : runs) out += (out.empty() ? "" : ", ") + fmt("%.0f", r.pages_per_s);
+    for (double v : values) out += (out.empty() ? "" : ", ") + fmt(format, v);
     return out;
+  };
+  auto each = [&](const std::vector<RunResult>& runs) {
+    std::vector<double> values;
+    for (const auto& r : runs) values.push_back(r.pages_per_s);
+    return joined(values, "%.0f");
   };
   Table t(fmt("bench_worker_overhead compare: exactly-once against at-least-once, one process, "
               "%d rounds, each run on a fresh harness (%d merchants x %lld followers); medians",
@@ -258,17 +260,15 @@ int main(int argc, char** argv) {
     const double commit_ms = median(by_mode[m], &RunResult::commit_ms);
     const double share = base > 0 ? pages_per_s / base : 0.0;
     // Each round's share too: its two runs were next to each other in time.
-    std::vector<double> shares;
-    std::string listed;
+    std::vector<double> shares;  // in percent
     for (size_t round = 0; round < by_mode[m].size(); ++round) {
       const double b = by_mode[0][round].pages_per_s;
-      shares.push_back(b > 0 ? by_mode[m][round].pages_per_s / b : 0.0);
-      listed += (listed.empty() ? "" : ", ") + fmt("%.0f%%", 100.0 * shares.back());
+      shares.push_back(b > 0 ? 100.0 * by_mode[m][round].pages_per_s / b : 0.0);
     }
     t.info(fmt("exactly-once every %d ms: pages/s (each run)", interval),
            fmt("%.0f (%s)", pages_per_s, each(by_mode[m]).c_str()));
     t.info(fmt("exactly-once every %d ms: share in each round, median", interval),
-           fmt("%s; %.0f%%", listed.c_str(), 100.0 * percentile(shares, 0.5)));
+           fmt("%s; %.0f%%", joined(shares, "%.0f%%").c_str(), percentile(shares, 0.5)));
     t.info(fmt("exactly-once every %d ms: transactions, mean commit", interval),
            fmt("%.0f, %.1f ms (a page waits for the next commit: about %.0f ms on average)",
                median(by_mode[m], &RunResult::transactions), commit_ms,

@@ -1250,8 +1250,7 @@ void Worker::onPage(const std::shared_ptr<Run>& run, const FollowerPage& page) {
   lock.unlock();
   auto r = run;
   std::vector<Outgoing> messages = pageMessages(run, page, out.seq, out.last);
-  int64_t bytes = 0;
-  for (const auto& m : messages) bytes += static_cast<int64_t>(m.value.size());
+  const int64_t bytes = valueBytes(messages);
   // A moving average over the last few pages (weight 1/8): what the next answer will likely cost.
   int64_t estimate = page_bytes_estimate_.load();
   while (!page_bytes_estimate_.compare_exchange_weak(estimate, estimate + (bytes - estimate) / 8)) {
@@ -1748,13 +1747,18 @@ std::vector<Worker::Outgoing> Worker::checkpointMessages(const Run& run,
   return out;
 }
 
+int64_t Worker::valueBytes(const std::vector<Outgoing>& messages) {
+  int64_t bytes = 0;
+  for (const auto& m : messages) bytes += static_cast<int64_t>(m.value.size());
+  return bytes;
+}
+
 void Worker::produceAll(const std::shared_ptr<Run>& run, std::vector<Outgoing> messages,
                         std::function<void()> then, std::function<void()> inside) {
   if (transactional_sink_) {
     // One group of the open transaction: no commit comes between its messages. During a
     // commit it is held (its bytes in the undelivered budget) and written into the next one.
-    int64_t bytes = 0;
-    for (const auto& m : messages) bytes += static_cast<int64_t>(m.value.size());
+    const int64_t bytes = valueBytes(messages);
     auto group = std::make_shared<std::vector<Outgoing>>(std::move(messages));
     gate_.run(
         [this, run, group, then = std::move(then), inside = std::move(inside)]() mutable {

@@ -274,6 +274,8 @@ class Worker {
                   std::function<void()> then, std::function<void()> inside = {});
   void produceNow(const std::shared_ptr<Run>& run, std::vector<Outgoing> messages,
                   std::function<void()> then);
+  // The bytes of the messages' values (what the undelivered budget counts).
+  static int64_t valueBytes(const std::vector<Outgoing>& messages);
   void finishOffset(const std::string& topic, int32_t partition, int64_t offset);
   void count(std::map<std::string, int64_t> WorkerStats::*field, const std::string& key);
 
