@@ -2,6 +2,48 @@
 
 namespace fanpull {
 
+void FollowerPage::add(std::string_view id) {
+  if (borrowed_) copyBorrowed();
+  if (!begins_.empty()) text_ += ',';
+  text_ += '"';
+  begins_.push_back(static_cast<uint32_t>(text_.size()));
+  text_.append(id.data(), id.size());
+  last_end_ = static_cast<uint32_t>(text_.size());
+  text_ += '"';
+  bytes_ += id.size();
+}
+
+void FollowerPage::addInText(const char* base, std::string_view id) {
+  uint32_t begin = static_cast<uint32_t>(id.data() - base);
+  bool first = begins_.empty() && !borrowed_ && text_.empty();
+  bool follows = borrowed_ == base && !begins_.empty() && begin == last_end_ + 3;
+  if (!first && !follows) {
+    add(id);
+    return;
+  }
+  borrowed_ = base;
+  begins_.push_back(begin);
+  last_end_ = begin + static_cast<uint32_t>(id.size());
+  bytes_ += id.size();
+}
+
+void FollowerPage::adoptText(std::string&& text) {
+  if (!borrowed_) return;
+  // Offsets stay right even if the move changes where the bytes are.
+  text_ = std::move(text);
+  borrowed_ = nullptr;
+}
+
+void FollowerPage::copyBorrowed() {
+  const char* base = borrowed_;
+  borrowed_ = nullptr;
+  if (begins_.empty()) return;
+  uint32_t from = begins_.front() - 1;
+  text_.assign(base + from, last_end_ + 1 - from);
+  for (uint32_t& b : begins_) b -= from;
+  last_end_ -= from;
+}
+
 bool isValidOpenId(std::string_view s) {
   if (s.empty() || s.size() > 64) return false;
   for (char c : s) {

@@ -46,24 +46,12 @@ void appendTail(std::string& out, const PageIdentity& id, const FollowerPage& pa
   out += id.last ? ",\"last\":true}" : ",\"last\":false}";
 }
 
-// OpenIDs [begin, end): valid OpenIDs need no escaping. They lie back to back in the page, so
-// the exact size is known and the loop only copies.
+// OpenIDs [begin, end): valid OpenIDs need no escaping, and the page holds them as the array
+// writes them.
 void appendOpenIds(std::string& out, const FollowerPage& page, size_t begin, size_t end) {
   if (begin == end) return;
-  std::string_view first = page.openid(begin);
-  std::string_view final = page.openid(end - 1);
-  size_t text = static_cast<size_t>(final.data() + final.size() - first.data());
-  size_t pos = out.size();
-  out.resize(pos + text + 3 * (end - begin) - 1);
-  char* w = &out[pos];
-  for (size_t i = begin; i < end; ++i) {
-    std::string_view s = page.openid(i);
-    if (i != begin) *w++ = ',';
-    *w++ = '"';
-    std::memcpy(w, s.data(), s.size());
-    w += s.size();
-    *w++ = '"';
-  }
+  std::string_view ids = page.quotedOpenIds(begin, end);
+  out.append(ids.data(), ids.size());
 }
 
 std::string encodeRange(const PageIdentity& id, const FollowerPage& page, size_t begin, size_t end,

@@ -1,6 +1,7 @@
 #include "core/user_list_client.h"
 
 #include <optional>
+#include <utility>
 
 #include <nlohmann/json.hpp>
 
@@ -65,7 +66,7 @@ Result<FollowerPage> UserListClient::getFans(std::string_view access_token,
   request.target = target(access_token, next_openid);
   Result<HttpResponse> response = exchange(request, access_token);
   if (!response.ok()) return response.error();
-  Result<FollowerPage> page = parseUserListAnswer(response->body);
+  Result<FollowerPage> page = parseUserListAnswer(std::move(response->body));
   if (!page.ok()) {
     Error e = std::move(page).takeError();
     redactInPlace(e.errmsg, access_token);

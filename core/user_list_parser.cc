@@ -84,7 +84,9 @@ void appendUtf8(std::string& out, uint32_t cp) {
 // problem and leaves its description in error_.
 class Scanner {
  public:
-  explicit Scanner(std::string_view s) : begin_(s.data()), p_(s.data()), end_(s.data() + s.size()) {}
+  // in_place: OpenIDs are kept where they lie in s (FollowerPage::addInText), not copied.
+  Scanner(std::string_view s, bool in_place)
+      : begin_(s.data()), p_(s.data()), end_(s.data() + s.size()), in_place_(in_place) {}
 
   const std::string& error() const { return error_; }
 
@@ -236,7 +238,7 @@ class Scanner {
       if (len == 0 || len > kMaxOpenIdLength) {
         return fail("openid " + std::to_string(index) + " has length " + std::to_string(len));
       }
-      page.add(std::string_view(start, len));
+      keep(page, std::string_view(start, len));
       ++p_;
       return true;
     }
@@ -273,7 +275,7 @@ class Scanner {
       const char* start = ++p_;
 #if defined(__SSE2__)
       if (size_t len = simdOpenIdLength(p_, end_)) {
-        page.add(std::string_view(start, len));
+        keep(page, std::string_view(start, len));
         p_ += len + 1;
       } else if (!scanOpenId(page, start, index, slow)) {
         return false;
@@ -405,9 +407,18 @@ class Scanner {
     return true;
   }
 
+  void keep(FollowerPage& page, std::string_view id) {
+    if (in_place_) {
+      page.addInText(begin_, id);
+    } else {
+      page.add(id);
+    }
+  }
+
   const char* begin_;
   const char* p_;
   const char* end_;
+  bool in_place_;
   std::string error_;
 };
 
@@ -421,10 +432,8 @@ enum Seen : unsigned {
   kOpenIds = 64,
 };
 
-}  // namespace
-
-Result<FollowerPage> parseUserListAnswer(std::string_view body) {
-  Scanner in(body);
+Result<FollowerPage> parse(std::string_view body, bool in_place) {
+  Scanner in(body, in_place);
   in.skipWs();
   if (in.atEnd()) return malformedAnswerError("empty body");
   if (in.peek() == '<') return malformedAnswerError("not JSON (an HTML or XML page)");
@@ -473,7 +482,7 @@ Result<FollowerPage> parseUserListAnswer(std::string_view body) {
         page.has_data = true;
         if (ok) {
           size_t n = page.count > 0 ? static_cast<size_t>(page.count) : body.size() / 31 + 1;
-          page.reserve(n, n * 28);
+          page.reserve(n, in_place ? 0 : n * 28);
         }
         in.skipWs();
         if (ok && !in.atEnd() && in.peek() == '}') {
@@ -545,6 +554,16 @@ Result<FollowerPage> parseUserListAnswer(std::string_view body) {
   if (!page.next_openid.empty() && !isValidOpenId(page.next_openid)) {
     return malformedAnswerError("next_openid is not an OpenID");
   }
+  return page;
+}
+
+}  // namespace
+
+Result<FollowerPage> parseUserListAnswer(std::string_view body) { return parse(body, false); }
+
+Result<FollowerPage> parseUserListAnswer(std::string&& body) {
+  Result<FollowerPage> page = parse(body, true);
+  if (page.ok()) page->adoptText(std::move(body));
   return page;
 }
 

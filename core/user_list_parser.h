@@ -4,6 +4,7 @@
 // Error, never a partial page. Pure function; thread-safe.
 #pragma once
 
+#include <string>
 #include <string_view>
 
 #include "core/follower_page.h"
@@ -19,5 +20,11 @@ inline constexpr int64_t kMaxOpenIdsPerPage = 10000;
 //    disagreeing with the OpenIDs, count over 10000, a non-string or malformed OpenID, data
 //    without count, count > 0 without next_openid: retryable "malformed answer: ...".
 Result<FollowerPage> parseUserListAnswer(std::string_view body);
+// The same, keeping the body in the page: its OpenIDs are not copied (a page message then copies
+// them from the body in one piece).
+Result<FollowerPage> parseUserListAnswer(std::string&& body);
+inline Result<FollowerPage> parseUserListAnswer(const char* body) {
+  return parseUserListAnswer(std::string_view(body));
+}
 
 }  // namespace fanpull

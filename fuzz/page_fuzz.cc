@@ -1,8 +1,10 @@
 // libFuzzer target: the getFans answer parser. Any bytes: a page whose count matches its OpenIDs
 // (every one a valid OpenID), or a classified Error; the page message of a parsed page parses
-// back to the same count, total, cursor and OpenIDs.
+// back to the same count, total, cursor and OpenIDs, whether the page copies the OpenIDs or keeps
+// the body they lie in.
 #include <cstdint>
 #include <cstdlib>
+#include <string>
 #include <string_view>
 
 #include <nlohmann/json.hpp>
@@ -31,5 +33,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   for (size_t i = 0; i < page->size(); ++i) {
     if (openids[i].get<std::string>() != page->openid(i)) std::abort();
   }
+  // A page that keeps the body (the worker's path) says the same as one that copies.
+  auto kept = fanpull::parseUserListAnswer(std::string(input));
+  if (!kept.ok()) std::abort();
+  if (fanpull::encodePageMessage({"job", "wx", 0, false}, kept.value()) != message) std::abort();
   return 0;
 }

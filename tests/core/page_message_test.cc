@@ -2,6 +2,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include <string>
+#include <vector>
+
 #include "core/page_message.h"
 #include "core/user_list_parser.h"
 
@@ -107,4 +110,58 @@ TEST_CASE("parsing an answer and encoding its page keeps every OpenID", "[core][
   auto reparsed = parseUserListAnswer(answer);
   REQUIRE(reparsed.ok());
   CHECK(encodePageMessage({"j", "wx", 0, false}, reparsed.value()) == msg);
+}
+
+TEST_CASE("a page that keeps its answer's body gives the same OpenIDs and messages as a copy",
+          "[core][unit]") {
+  auto ids = [](int from, int n) {
+    std::vector<std::string> out;
+    for (int i = 0; i < n; ++i) out.push_back("oLVPpjqs9BhvzwPj5A-vT" + std::to_string(1000000 + from + i));
+    return out;
+  };
+  auto answer = [](const std::vector<std::string>& quoted, const std::string& separator) {
+    std::string a = "{\"total\":900,\"count\":" + std::to_string(quoted.size()) +
+                    ",\"data\":{\"openid\":[";
+    for (size_t i = 0; i < quoted.size(); ++i) a += (i ? separator : "") + quoted[i];
+    return a + "]},\"next_openid\":\"oLVPpjqs9BhvzwPj5A-vT1000299\"}";
+  };
+  std::vector<std::string> plain = ids(0, 300);
+  std::vector<std::string> quoted;
+  for (const auto& id : plain) quoted.push_back("\"" + id + "\"");
+
+  // As WeChat writes it; with whitespace between OpenIDs from the 100th; with the 200th escaped.
+  std::vector<std::string> escaped = quoted;
+  escaped[200] = "\"\\u006f" + plain[200].substr(1) + "\"";
+  const std::string compact = answer(quoted, ",");
+  const std::string with_escape = answer(escaped, ",");
+  std::string spaced = answer(std::vector<std::string>(quoted.begin(), quoted.begin() + 100), ",");
+  {
+    std::string tail;
+    for (int i = 100; i < 300; ++i) tail += ", " + quoted[i];
+    spaced.insert(spaced.find("]}"), tail);
+    spaced.replace(spaced.find("\"count\":100"), 11, "\"count\":300");
+  }
+
+  for (const std::string& body : {compact, spaced, with_escape}) {
+    INFO(body.substr(0, 120));
+    auto copied = parseUserListAnswer(std::string_view(body));
+    auto kept = parseUserListAnswer(std::string(body));
+    REQUIRE(copied.ok());
+    REQUIRE(kept.ok());
+    REQUIRE(kept->size() == 300);
+    for (size_t i = 0; i < 300; ++i) REQUIRE(kept->openid(i) == plain[i]);
+    CHECK(kept->openidBytes() == copied->openidBytes());
+    const PageIdentity id{"j", "wx", 2, false};
+    CHECK(encodePageMessage(id, kept.value()) == encodePageMessage(id, copied.value()));
+    // Parts are ranges of the same array.
+    auto parts = encodePageMessages(id, kept.value(), 4000);
+    REQUIRE(parts.ok());
+    REQUIRE(parts->size() > 1);
+    std::vector<std::string> rejoined;
+    for (const std::string& part : parts.value()) {
+      json message = json::parse(part);
+      for (const auto& o : message["openids"]) rejoined.push_back(o.get<std::string>());
+    }
+    CHECK(rejoined == plain);
+  }
 }
