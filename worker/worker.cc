@@ -105,7 +105,8 @@ Worker::Worker(WorkerOptions options, TenantRegistry& tenants, TokenSource& toke
       log_(log),
       clock_(*options_.clock),
       limiter_(options_.default_limit),
-      random_(seedOf(options_.seed)) {}
+      random_(seedOf(options_.seed)),
+      budget_(options_.max_undelivered_bytes) {}
 
 Worker::~Worker() { stop(); }
 
@@ -290,9 +291,9 @@ void Worker::stop() {
 WorkerStats Worker::stats() const {
   std::lock_guard<std::mutex> lock(mutex_);
   WorkerStats s = stats_;
-  s.jobs_queued = static_cast<int64_t>(queued_);
+  s.jobs_queued = static_cast<int64_t>(lanes_.queued());
   s.partitions_paused = paused_;
-  s.lanes_active = static_cast<int64_t>(lanes_.size());
+  s.lanes_active = static_cast<int64_t>(lanes_.lanes());
   s.assigned_partitions = static_cast<int64_t>(offsets_.size());
   s.state_unrestored = static_cast<int64_t>(unrestored_.size());
   if (outbox_) {
@@ -447,13 +448,7 @@ void Worker::onMessage(const kafka::ConsumedMessage& m) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     active_[run->job.job_id] = run;
-    Lane& lane = lanes_[run->job.appid];
-    lane.jobs.push_back(run);
-    ++queued_;
-    if (!lane.scheduled && lane.jobs.size() == 1) {
-      lane.scheduled = true;
-      start_now = true;
-    }
+    start_now = lanes_.add(run->job.appid, run);
   }
   if (start_now) schedule(run, run->resume_at);
 }
@@ -682,8 +677,8 @@ void Worker::updatePause() {
   std::vector<kafka::TopicPartition> assigned;
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    if (!paused_ && queued_ >= options_.max_queued_jobs) pause = true;
-    if (paused_ && queued_ <= options_.max_queued_jobs / 2) resume = true;
+    if (!paused_ && lanes_.queued() >= options_.max_queued_jobs) pause = true;
+    if (paused_ && lanes_.queued() <= options_.max_queued_jobs / 2) resume = true;
     assigned = offsets_.partitions();
   }
   if (assigned.empty() || (!pause && !resume)) return;
@@ -701,7 +696,7 @@ void Worker::updatePause() {
   std::lock_guard<std::mutex> lock(mutex_);
   paused_ = pause;
   log_.info(pause ? "jobs partitions paused: too many jobs queued" : "jobs partitions resumed",
-            {{"queued", queued_}});
+            {{"queued", lanes_.queued()}});
 }
 
 void Worker::onAssigned(const std::vector<kafka::TopicPartition>& partitions) {
@@ -880,21 +875,7 @@ void Worker::onRevoked(const std::vector<kafka::TopicPartition>& partitions, boo
       }
     }
     // Revoked jobs leave their lanes; a lane whose front left goes on with its next job.
-    for (auto lane = lanes_.begin(); lane != lanes_.end();) {
-      auto& jobs = lane->second.jobs;
-      bool front_left = !jobs.empty() && jobs.front()->cancelled;
-      size_t before = jobs.size();
-      jobs.erase(std::remove_if(jobs.begin(), jobs.end(),
-                                [](const std::shared_ptr<Run>& r) { return r->cancelled.load(); }),
-                 jobs.end());
-      queued_ -= std::min(queued_, before - jobs.size());
-      if (jobs.empty()) {
-        lane = lanes_.erase(lane);
-        continue;
-      }
-      if (front_left) restart.push_back(jobs.front());
-      ++lane;
-    }
+    restart = lanes_.drop([](const std::shared_ptr<Run>& r) { return r->cancelled.load(); });
   }
   if (lost && transactional_sink_ && !rewinding_) {
     // exactly_once: the open transaction holds writes for partitions another worker may own
@@ -1049,37 +1030,21 @@ bool Worker::begin(const std::shared_ptr<Run>& run) {
 bool Worker::withinUndeliveredBudget(const std::shared_ptr<Run>& run, int64_t reserve) {
   const bool started = checkpointOf(*run).seq > 0;  // before mutex_: walk_mutex comes first
   std::lock_guard<std::mutex> lock(mutex_);
-  if (undeliveredLocked() < options_.max_undelivered_bytes) {
-    // Reserved with the check, so runs woken together cannot all pass it before any reserves.
-    fetching_bytes_ += reserve;
-    return true;
-  }
-  (started ? parked_started_ : parked_new_).push_back(run);
+  if (budget_.tryReserve(waitingLocked(), reserve, started, run)) return true;
   ++stats_.budget_waits;
   return false;
 }
 
-int64_t Worker::undeliveredLocked() const {
-  return outbox_->undeliveredBytes() + fetching_bytes_ + gate_.heldBytes();
+int64_t Worker::waitingLocked() const {
+  return outbox_->undeliveredBytes() + gate_.heldBytes();
 }
+
 
 void Worker::releaseUndelivered(int64_t fetched) {
   std::vector<std::shared_ptr<Run>> wake;
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    fetching_bytes_ -= fetched;
-    const int64_t held = undeliveredLocked();
-    if (held >= options_.max_undelivered_bytes) return;
-    // One parked run per message settled (each delivery makes room for about one page), walks
-    // under way first. Below half the budget every parked run is woken (each checks again), so
-    // a run whose call produced nothing cannot leave the others parked for ever.
-    const bool all = held * 2 < options_.max_undelivered_bytes;
-    for (auto* parked : {&parked_started_, &parked_new_}) {
-      while (!parked->empty() && (all || wake.empty())) {
-        wake.push_back(std::move(parked->front()));
-        parked->pop_front();
-      }
-    }
+    wake = budget_.release(waitingLocked(), fetched);
   }
   if (stopping_) return;
   for (auto& run : wake) schedule(run, {});
@@ -1648,19 +1613,11 @@ void Worker::releaseLane(const std::shared_ptr<Run>& run) {
     std::lock_guard<std::mutex> lock(mutex_);
     auto a = active_.find(run->job.job_id);
     if (a != active_.end() && a->second == run) active_.erase(a);
-    auto it = lanes_.find(run->job.appid);
     // A run that is not its lane's running job (one settled after a restart, or one revoked and
     // dropped from its lane) hands nothing on: the lane's own job is running or scheduled.
-    if (it == lanes_.end() || it->second.jobs.empty() || it->second.jobs.front() != run) return;
-    Lane& lane = it->second;
-    lane.jobs.pop_front();
-    if (queued_ > 0) --queued_;
-    if (lane.jobs.empty()) {
-      lanes_.erase(it);
-      return;
-    }
-    next = lane.jobs.front();
-    lane.scheduled = true;
+    auto following = lanes_.finish(run->job.appid, run);
+    if (!following) return;
+    next = std::move(*following);
   }
   if (!stopping_) schedule(next, next->resume_at);
 }

@@ -36,6 +36,7 @@
 #include "worker/executor.h"
 #include "worker/job.h"
 #include "worker/job_walk.h"
+#include "worker/lanes.h"
 #include "worker/offset_tracker.h"
 #include "worker/outbox.h"
 #include "worker/state_store.h"
@@ -153,10 +154,6 @@ class Worker {
 
  private:
   struct Run;
-  struct Lane {
-    std::deque<std::shared_ptr<Run>> jobs;  // front: the job running or parked
-    bool scheduled = false;                 // a step of the front job is queued or running
-  };
   using Outgoing = OutboxRecord;
 
   void pollLoop();
@@ -189,9 +186,9 @@ class Worker {
   // A message was delivered or given up (the outbox counts its bytes), or a call that reserved
   // `fetched` bytes is over: wakes parked runs if there is room.
   void releaseUndelivered(int64_t fetched);
-  // Bytes waiting to be delivered: in the outbox, reserved by calls under way, and (exactly_once)
-  // held during a commit. With mutex_ held.
-  int64_t undeliveredLocked() const;
+  // Bytes waiting to be delivered besides the calls' reservations (budget_): in the outbox and
+  // (exactly_once) held during a commit. With mutex_ held.
+  int64_t waitingLocked() const;
   // step(), failing the job (class unknown) instead of letting an exception escape.
   void guardedStep(const std::shared_ptr<Run>& run);
   bool begin(const std::shared_ptr<Run>& run);
@@ -315,7 +312,7 @@ class Worker {
   std::thread poll_thread_;
 
   mutable std::mutex mutex_;  // guards everything below
-  std::map<std::string, Lane> lanes_;                          // by appid
+  Lanes<std::shared_ptr<Run>> lanes_;
   std::map<std::string, std::shared_ptr<Run>> active_;        // by job_id: queued or running
   std::map<std::string, TimePoint> quota_asked_;  // by appid: end of the Beijing day last asked
   OffsetTracker offsets_;                                      // jobs topic partitions
@@ -330,15 +327,11 @@ class Worker {
   std::mutex random_mutex_;                                    // guards random_
   SeededRandom random_;
   WorkerStats stats_;
-  size_t queued_ = 0;
   bool paused_ = false;
-  // Bytes reserved in the undelivered budget by calls under way (their answers not produced yet).
-  int64_t fetching_bytes_ = 0;
+  // Calls under way reserve their page's likely bytes in it (their answers not produced yet).
+  UndeliveredBudget<std::shared_ptr<Run>> budget_;
   // The bytes a page is likely to take, from the pages produced so far (starts at 64 KiB).
   std::atomic<int64_t> page_bytes_estimate_{64 * 1024};
-  // Runs parked by withinUndeliveredBudget(): walks under way, then walks not begun yet.
-  std::deque<std::shared_ptr<Run>> parked_started_;
-  std::deque<std::shared_ptr<Run>> parked_new_;
 
   // Poll thread only: an asynchronous offset commit whose outcome has not come yet, and when
   // it was sent.

@@ -1,0 +1,139 @@
+// Lanes and UndeliveredBudget: the two parts of the worker that decide which job makes the next
+// call. Pure bookkeeping (no threads, no clock, no I/O); thread-compatible: the worker guards both
+// with its mutex and schedules the jobs they hand back. `Job` is any copyable handle (the worker
+// uses a shared pointer to its run).
+//
+// Lanes: one per AppID. A merchant's jobs run one at a time, in the order they arrived; a queued
+// job is only its handle, whatever its size, so memory grows with jobs queued by a few hundred
+// bytes each, never by a page.
+//
+// UndeliveredBudget: what is fetched but not yet delivered stays under a byte budget
+// (kafka.max_undelivered_bytes). A call reserves the bytes its page will likely take before it is
+// made; over the budget, the job is parked instead. Room made by deliveries wakes walks already
+// under way before walks not begun, so started walks finish first and the pages held in memory do
+// not grow with the number of merchants.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace fanpull {
+
+template <typename Job>
+class Lanes {
+ public:
+  // Queues `job` behind the jobs of `appid`. True when it is the lane's only job: start it now.
+  bool add(const std::string& appid, Job job) {
+    Lane& lane = lanes_[appid];
+    lane.push_back(std::move(job));
+    ++queued_;
+    return lane.size() == 1;
+  }
+
+  // `job` is over. When it was its lane's front, the lane's next job (to start now), if any; a
+  // job that is not its lane's front (dropped from it, or settled twice) hands nothing on.
+  std::optional<Job> finish(const std::string& appid, const Job& job) {
+    auto it = lanes_.find(appid);
+    if (it == lanes_.end() || it->second.empty() || !(it->second.front() == job)) {
+      return std::nullopt;
+    }
+    it->second.pop_front();
+    --queued_;
+    if (it->second.empty()) {
+      lanes_.erase(it);
+      return std::nullopt;
+    }
+    return it->second.front();
+  }
+
+  // Drops every job for which gone(job) holds (revoked partitions). Returns the new fronts of the
+  // lanes whose front was dropped: they start now.
+  template <typename Gone>
+  std::vector<Job> drop(Gone gone) {
+    std::vector<Job> restart;
+    for (auto it = lanes_.begin(); it != lanes_.end();) {
+      Lane& lane = it->second;
+      const bool front_left = gone(lane.front());
+      for (auto j = lane.begin(); j != lane.end();) {
+        if (gone(*j)) {
+          j = lane.erase(j);
+          --queued_;
+        } else {
+          ++j;
+        }
+      }
+      if (lane.empty()) {
+        it = lanes_.erase(it);
+        continue;
+      }
+      if (front_left) restart.push_back(lane.front());
+      ++it;
+    }
+    return restart;
+  }
+
+  size_t lanes() const { return lanes_.size(); }
+  // Jobs in every lane, the running ones included.
+  size_t queued() const { return queued_; }
+
+ private:
+  using Lane = std::deque<Job>;  // front: the job running, waiting for its time, or parked
+  std::map<std::string, Lane> lanes_;
+  size_t queued_ = 0;
+};
+
+template <typename Job>
+class UndeliveredBudget {
+ public:
+  explicit UndeliveredBudget(int64_t max_bytes) : max_bytes_(max_bytes) {}
+
+  // Bytes reserved by calls under way.
+  int64_t reserved() const { return reserved_; }
+  size_t parked() const { return parked_started_.size() + parked_new_.size(); }
+
+  // A call of `job` would fetch about `bytes`; `elsewhere` is what already waits for delivery
+  // (the outbox, groups held for a transaction). Under the budget: the bytes are reserved at once
+  // (so jobs woken together cannot all pass before any reserves) and the call may go. Over it:
+  // `job` is parked, `started` saying whether its walk has a page out already.
+  bool tryReserve(int64_t elsewhere, int64_t bytes, bool started, Job job) {
+    if (elsewhere + reserved_ < max_bytes_) {
+      reserved_ += bytes;
+      return true;
+    }
+    (started ? parked_started_ : parked_new_).push_back(std::move(job));
+    return false;
+  }
+
+  // A call is over: its `bytes` are given back, and what waits elsewhere is now `elsewhere`.
+  // Returns the parked jobs to wake: none while over the budget; one per release (a delivery
+  // makes room for about one page), started walks first; every parked job below half the budget
+  // (each checks again), so a job whose call produced nothing cannot leave the others parked.
+  std::vector<Job> release(int64_t elsewhere, int64_t bytes) {
+    reserved_ -= bytes;
+    std::vector<Job> wake;
+    const int64_t held = elsewhere + reserved_;
+    if (held >= max_bytes_) return wake;
+    const bool all = held * 2 < max_bytes_;
+    for (auto* parked : {&parked_started_, &parked_new_}) {
+      while (!parked->empty() && (all || wake.empty())) {
+        wake.push_back(std::move(parked->front()));
+        parked->pop_front();
+      }
+    }
+    return wake;
+  }
+
+ private:
+  int64_t max_bytes_;
+  int64_t reserved_ = 0;
+  std::deque<Job> parked_started_;
+  std::deque<Job> parked_new_;
+};
+
+}  // namespace fanpull
