@@ -43,6 +43,7 @@
 #include "support/accounts.h"
 #include "support/test_kafka.h"
 #include "support/topic_reader.h"
+#include "support/worker_world.h"
 #include "tenants/component_token_source.h"
 #include "tenants/static_token_source.h"
 #include "tenants/tenant_registry.h"
@@ -306,92 +307,16 @@ struct HarnessOptions {
 
 class Harness {
  public:
-  explicit Harness(HarnessOptions o) : options_(std::move(o)) {
-    char dir_template[] = "/tmp/fanpull-bench-XXXXXX";
-    const char* made = ::mkdtemp(dir_template);
-    if (!made) throw std::runtime_error("mkdtemp failed");
-    dir_ = made;
-
-    setThreadName("kafka-broker");
-    // The embedded broker, or with FANPULL_TEST_BROKER=kafka a real Apache Kafka (its JVM is
-    // another process: its CPU is not in this process's figures).
-    testing::TestKafka::preferSteadyState();
-    auto broker = testing::TestKafka::start();
-    if (!broker.ok()) throw std::runtime_error(broker.error().describe());
-    broker_ = std::move(broker).value();
-    // Unique per harness: a bench may run several in one process (on one broker).
-    static int harnesses = 0;
-    suffix_ = std::to_string(::getpid()) + "-" + std::to_string(++harnesses);
-    const std::string& suffix = suffix_;
-    topics_.jobs = "bench.jobs." + suffix;
-    topics_.pages = "bench.pages." + suffix;
-    topics_.events = "bench.events." + suffix;
-    topics_.dlq = "bench.dlq." + suffix;
-    topics_.progress = "bench.progress." + suffix;
-    topics_.state = "bench.state." + suffix;
-    for (const auto& t : {topics_.jobs, topics_.pages, topics_.events, topics_.dlq,
-                          topics_.progress, topics_.state}) {
-      std::map<std::string, std::string> configs;
-      if (t == topics_.state) configs["cleanup.policy"] = "compact";
-      auto created = broker_->createTopic(t, options_.partitions, configs);
-      if (!created.ok()) throw std::runtime_error(created.error().describe());
-    }
-
-    setThreadName("sandbox");
-    sandbox::SandboxOptions so;
-    so.accounts = options_.accounts;
-    so.component = sandbox::demoComponent();
-    so.latency_ms = options_.latency_ms;
-    so.jitter_ms = options_.jitter_ms;
-    so.max_threads = options_.max_threads;
-    so.page_cache_bytes = options_.page_cache_bytes;
-    so.log_capacity = options_.log_capacity;
-    sandbox_ = std::make_unique<sandbox::SandboxServer>(std::move(so));
-    sandbox_->start();
-    setThreadName("bench-main");
-
-    nlohmann::json tenants = {{"tenants", nlohmann::json::array()}};
-    for (const auto& a : options_.accounts) {
-      nlohmann::json t = {{"appid", a.appid}, {"func_info", a.func_info}};
-      if (options_.component) {
-        t["authorizer_refresh_token"] = a.refresh_token;
-      } else {
-        t["authorizer_access_token"] = a.access_tokens.empty() ? "none" : a.access_tokens[0];
-      }
-      for (const auto& [k, v] : options_.tenant_extra.items()) t[k] = v;
-      tenants["tenants"].push_back(std::move(t));
-    }
-    std::ofstream(dir_ + "/tenants.json") << tenants.dump();
-    std::ofstream(dir_ + "/ticket.txt") << sandbox::demoComponent().verify_ticket << "\n";
-
-    kafka::ProducerOptions po;
-    po.bootstrap_servers = broker_->bootstrapServers();
-    po.log = [](int, const std::string&, const std::string&) {};
-    auto producer = kafka::Producer::create(po);
-    if (!producer.ok()) throw std::runtime_error(producer.error().describe());
-    producer_ = std::move(producer).value();
-    // The jobs producer learns its topic now, not on librdkafka's one-second topic scan after
-    // the first job (which would count in every "since the first job enqueued" figure).
-    auto prepared = producer_->prepareTopic(topics_.jobs, std::chrono::seconds(10));
-    if (!prepared.ok()) throw std::runtime_error(prepared.error().describe());
+  explicit Harness(HarnessOptions o) : options_(std::move(o)), world_(worldOptions(options_)) {
+    std::ofstream(world_.dir().file("ticket.txt")) << sandbox::demoComponent().verify_ticket << "\n";
   }
 
-  ~Harness() {
-    stopWorker();
-    producer_.reset();
-    sandbox_->stop();
-    std::error_code ec;
-    std::filesystem::remove_all(dir_, ec);
-  }
+  ~Harness() { stopWorker(); }
 
   // Defaults for a benchmark: the broker, topics and group of this harness, quick group joins,
   // rate limits out of the way (a benchmark sets its own), quick retries.
   WorkerOptions workerOptions() const {
-    WorkerOptions o;
-    o.bootstrap_servers = broker_->bootstrapServers();
-    o.group_id = "bench-group-" + suffix_;
-    o.topics = topics_;
-    o.properties = {{"session.timeout.ms", "6000"}, {"heartbeat.interval.ms", "500"}};
+    WorkerOptions o = world_.workerOptions();
     o.max_in_flight = 32;
     o.default_limit = {1e6, 1000000, 0};
     o.backoff = {std::chrono::milliseconds(100), std::chrono::milliseconds(1000), 6};
@@ -401,15 +326,17 @@ class Harness {
   }
 
   // Starts the worker (its threads are named "worker") and waits until it owns every partition
-  // of the jobs topic. Throws when it cannot start or join within `join_timeout`.
+  // of the jobs topic and has read their state (restored, it takes jobs at once: the figures
+  // "since the first job" then measure jobs, not the start). Throws when it cannot start or join
+  // within `join_timeout`.
   void startWorker(const WorkerOptions& o,
                    std::chrono::seconds join_timeout = std::chrono::seconds(30)) {
-    registry_ = std::make_unique<TenantRegistry>(dir_ + "/tenants.json",
+    registry_ = std::make_unique<TenantRegistry>(world_.tenantsFile(),
                                                  TenantsOptions{options_.component});
     auto problems = registry_->load();
     if (!problems.empty()) throw std::runtime_error("tenants: " + problems[0].describe());
     HttpTransportOptions to;
-    to.base_url = sandbox_->baseUrl();
+    to.base_url = world_.sandbox().baseUrl();
     to.timeout = std::chrono::seconds(30);
     to.max_idle_connections = std::max<size_t>(64, o.max_in_flight * 2);
     auto transport = PocoHttpTransport::create(to);
@@ -418,10 +345,10 @@ class Harness {
     client_ = std::make_unique<UserListClient>(*transport_);
     log_ = std::make_unique<Logger>(std::getenv("FANPULL_BENCH_LOG") ? LogLevel::kInfo : LogLevel::kError, false, Logger::stderrSink());
     if (options_.component) {
-      store_ = std::make_unique<TokenStateStore>(dir_ + "/tokens.json");
+      store_ = std::make_unique<TokenStateStore>(world_.dir().file("tokens.json"));
       const auto c = sandbox::demoComponent();
       component_ = std::make_unique<ComponentTokenSource>(
-          ComponentSettings{c.appid, c.appsecret, dir_ + "/ticket.txt"}, *transport_, *store_,
+          ComponentSettings{c.appid, c.appsecret, world_.dir().file("ticket.txt")}, *transport_, *store_,
           SystemClock::instance(), *log_);
       auto started = component_->start();
       if (!started.ok()) throw std::runtime_error(started.error().describe());
@@ -436,7 +363,12 @@ class Harness {
     setThreadName("bench-main");
     if (!started.ok()) throw std::runtime_error(started.error().describe());
     const auto deadline = SteadyClock::now() + join_timeout;
-    while (worker_->stats().assigned_partitions < options_.partitions) {
+    auto ready = [this] {
+      WorkerStats st = worker_->stats();
+      return st.assigned_partitions >= options_.partitions &&
+             st.state_restores >= options_.partitions && st.state_unrestored == 0;
+    };
+    while (!ready()) {
       if (SteadyClock::now() > deadline) throw std::runtime_error("the worker did not join");
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
@@ -451,11 +383,11 @@ class Harness {
   void enqueue(const std::vector<std::pair<std::string, std::string>>& jobs) {
     for (const auto& [job_id, appid] : jobs) {
       const std::string value = encodeJob({job_id, appid, ""});
-      while (!producer_->produce(topics_.jobs, appid, value).ok()) {
+      while (!world_.jobsProducer().produce(world_.topics().jobs, appid, value).ok()) {
         std::this_thread::sleep_for(std::chrono::milliseconds(5));  // local queue full
       }
     }
-    if (!producer_->flush(std::chrono::seconds(30)).ok()) {
+    if (!world_.jobsProducer().flush(std::chrono::seconds(30)).ok()) {
       throw std::runtime_error("jobs not written within 30 s");
     }
   }
@@ -474,40 +406,61 @@ class Harness {
   // Every message of a topic up to its end now (a reader, not a group member); none when it
   // cannot be read within 30 s.
   std::vector<TopicMessage> readTopic(const std::string& topic) {
-    auto read = testing::readTopic(broker_->bootstrapServers(), topic);
+    auto read = testing::readTopic(world_.kafka().bootstrapServers(), topic);
     return read.ok() ? std::move(read).value() : std::vector<TopicMessage>{};
   }
 
   std::vector<nlohmann::json> events() {
     std::vector<nlohmann::json> out;
-    for (const auto& m : readTopic(topics_.events)) {
+    for (const auto& m : readTopic(world_.topics().events)) {
       auto j = nlohmann::json::parse(m.value, nullptr, false);
       if (j.is_object()) out.push_back(std::move(j));
     }
     return out;
   }
 
-  sandbox::SandboxServer& sandbox() { return *sandbox_; }
+  sandbox::SandboxServer& sandbox() { return world_.sandbox(); }
   // "embedded (librdkafka mock)" or "Apache Kafka": the broker the figures were measured on.
-  const char* brokerName() const { return testing::brokerKindName(broker_->kind()); }
+  const char* brokerName() const { return testing::brokerKindName(world_.kafka().kind()); }
   Worker& worker() { return *worker_; }
   ComponentTokenSource* componentTokens() { return component_.get(); }
-  const KafkaTopics& topics() const { return topics_; }
-  const std::string& dir() const { return dir_; }
+  const KafkaTopics& topics() const { return world_.topics(); }
 
  private:
+  // The broker (the embedded one, or with FANPULL_TEST_BROKER=kafka a real Apache Kafka whose
+  // JVM is another process: its CPU is not in this process's figures), the sandbox with the
+  // options' latency, the tenants file and the jobs producer. Each part's threads carry its name.
+  static testing::WorldOptions worldOptions(const HarnessOptions& h) {
+    testing::TestKafka::preferSteadyState();
+    testing::WorldOptions w;
+    w.accounts = h.accounts;
+    w.partitions = h.partitions;
+    w.names = "bench.";
+    w.component = h.component;
+    w.func_info = true;
+    w.tenant_extra = h.tenant_extra;
+    w.tune_sandbox = [latency = h.latency_ms, jitter = h.jitter_ms, threads = h.max_threads,
+                      cache = h.page_cache_bytes, log = h.log_capacity](sandbox::SandboxOptions& so) {
+      so.component = sandbox::demoComponent();
+      so.latency_ms = latency;
+      so.jitter_ms = jitter;
+      so.max_threads = threads;
+      so.page_cache_bytes = cache;
+      so.log_capacity = log;
+    };
+    w.starting = [](const char* part) {
+      setThreadName(std::string(part) == "main" ? "bench-main" : part);
+    };
+    return w;
+  }
+
   HarnessOptions options_;
-  std::string dir_;
-  std::unique_ptr<testing::TestKafka> broker_;
-  KafkaTopics topics_;
-  std::unique_ptr<sandbox::SandboxServer> sandbox_;
-  std::unique_ptr<kafka::Producer> producer_;
+  testing::WorkerWorld world_;
 
   std::unique_ptr<TenantRegistry> registry_;
   std::unique_ptr<PocoHttpTransport> transport_;
   std::unique_ptr<UserListClient> client_;
   std::unique_ptr<Logger> log_;
-  std::string suffix_;  // of the topics' and the group's names
   std::unique_ptr<TokenStateStore> store_;
   std::unique_ptr<ComponentTokenSource> component_;
   std::unique_ptr<StaticTokenSource> static_;

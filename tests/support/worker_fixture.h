@@ -35,6 +35,7 @@
 #include "support/temp_dir.h"
 #include "support/test_kafka.h"
 #include "support/topic_reader.h"
+#include "support/worker_world.h"
 #include "tenants/static_token_source.h"
 #include "tenants/tenant_registry.h"
 #include "worker/messages.h"
@@ -42,10 +43,6 @@
 
 namespace fanpull::testing {
 
-inline std::string uniqueName(const std::string& base) {
-  static std::atomic<int> counter{0};
-  return base + "-" + std::to_string(::getpid()) + "-" + std::to_string(++counter);
-}
 
 // What the pages topic holds for one job, read by the same PageCollector as `fanpull collect`
 // and the demo (deduplicated by identity, checked for gaps and contradictions).
@@ -89,52 +86,10 @@ class WorkerFixture {
   // On a broker the test made (e.g. TestKafka::startCluster(3)).
   WorkerFixture(std::vector<sandbox::Account> accounts, int partitions,
                 std::unique_ptr<TestKafka> broker, const SandboxTuning& tune = {})
-      : clock_(fromUnixSeconds(1795795200 + 3600 + 20)) {  // 01:00:20 Beijing time
-    broker_ = std::move(broker);
-    reader_ = std::make_unique<kafka::TopicScanner>(broker_->bootstrapServers(),
+      : clock_(fromUnixSeconds(1795795200 + 3600 + 20)),  // 01:00:20 Beijing time
+        world_(worldOptions(std::move(accounts), partitions, std::move(broker), tune)) {
+    reader_ = std::make_unique<kafka::TopicScanner>(world_.kafka().bootstrapServers(),
                                                     kafka::Properties{{"log_level", "3"}});
-    topics_.jobs = uniqueName("jobs");
-    topics_.pages = uniqueName("pages");
-    topics_.events = uniqueName("events");
-    topics_.dlq = uniqueName("dlq");
-    topics_.progress = uniqueName("progress");
-    topics_.state = uniqueName("state");
-    for (const auto& t : {topics_.jobs, topics_.pages, topics_.events, topics_.dlq,
-                          topics_.progress, topics_.state}) {
-      std::map<std::string, std::string> configs;
-      if (t == topics_.state) configs["cleanup.policy"] = "compact";
-      auto created = broker_->createTopic(t, partitions, configs);
-      INFO("topic " << t << ": " << (created.ok() ? "ok" : created.error().describe()));
-      REQUIRE(created.ok());
-    }
-    group_ = uniqueName("group");
-
-    sandbox::SandboxOptions so;
-    so.accounts = accounts;
-    so.clock_ms = [this] {
-      return std::chrono::duration_cast<std::chrono::milliseconds>(
-                 clock_.now().time_since_epoch())
-          .count();
-    };
-    if (tune) tune(so);
-    sandbox_ = std::make_unique<sandbox::SandboxServer>(std::move(so));
-    sandbox_->start();
-
-    std::string tenants = "{\"tenants\": [";
-    for (size_t i = 0; i < accounts.size(); ++i) {
-      const auto& a = accounts[i];
-      tenants += (i ? "," : "") + std::string("{\"appid\": \"") + a.appid +
-                 "\", \"authorizer_access_token\": \"" +
-                 (a.access_tokens.empty() ? "none" : a.access_tokens[0]) + "\"}";
-    }
-    tenants += "]}";
-    tenants_file_ = dir_.write("tenants.json", tenants);
-
-    kafka::ProducerOptions po;
-    po.bootstrap_servers = broker_->bootstrapServers();
-    auto producer = kafka::Producer::create(po);
-    REQUIRE(producer.ok());
-    producer_ = std::move(producer).value();
   }
 
   static std::unique_ptr<TestKafka> startKafka(BrokerKind kind) {
@@ -154,19 +109,13 @@ class WorkerFixture {
       }
     }
     stopWorker();
-    producer_.reset();
-    sandbox_->stop();
   }
 
   // Replaces the tenants file (the worker picks it up on its next reload).
-  void writeTenants(const std::string& json) { dir_.write("tenants.json", json); }
+  void writeTenants(const std::string& json) { world_.dir().write("tenants.json", json); }
 
   WorkerOptions options() {
-    WorkerOptions o;
-    o.bootstrap_servers = broker_->bootstrapServers();
-    o.group_id = group_;
-    o.topics = topics_;
-    o.properties = {{"session.timeout.ms", "6000"}, {"heartbeat.interval.ms", "500"}};
+    WorkerOptions o = world_.workerOptions();
     o.max_in_flight = 8;
     o.default_limit = {1000, 1000, 0};
     o.backoff = {std::chrono::milliseconds(10), std::chrono::milliseconds(40), 4};
@@ -183,11 +132,11 @@ class WorkerFixture {
   }
   // The same, for a test of a start that fails: the worker's start() result.
   Result<kafka::Done> tryStartWorker(WorkerOptions o) {
-    registry_ = std::make_unique<TenantRegistry>(tenants_file_, TenantsOptions{false});
+    registry_ = std::make_unique<TenantRegistry>(world_.tenantsFile(), TenantsOptions{false});
     REQUIRE(registry_->load().empty());
     tokens_ = std::make_unique<StaticTokenSource>(*registry_);
     HttpTransportOptions to;
-    to.base_url = sandbox_->baseUrl();
+    to.base_url = world_.sandbox().baseUrl();
     to.timeout = http_timeout_;
     transport_ = std::move(PocoHttpTransport::create(to)).value();
     client_ = std::make_unique<UserListClient>(*transport_);
@@ -207,20 +156,20 @@ class WorkerFixture {
 
   // Writes one message to any topic, keyed like the worker keys it (by appid).
   void produce(const std::string& topic, const std::string& appid, const std::string& value) {
-    auto r = producer_->produce(topic, appid, value);
+    auto r = world_.jobsProducer().produce(topic, appid, value);
     REQUIRE(r.ok());
-    REQUIRE(producer_->flush(std::chrono::seconds(10)).ok());
+    REQUIRE(world_.jobsProducer().flush(std::chrono::seconds(10)).ok());
   }
   // To one partition whatever the key (a state record belongs to its jobs partition).
   void produceTo(const std::string& topic, int32_t partition, const std::string& key,
                  const std::string& value) {
-    auto r = producer_->produce(topic, key, std::make_shared<const std::string>(value), {}, {},
+    auto r = world_.jobsProducer().produce(topic, key, std::make_shared<const std::string>(value), {}, {},
                                 partition);
     REQUIRE(r.ok());
-    REQUIRE(producer_->flush(std::chrono::seconds(10)).ok());
+    REQUIRE(world_.jobsProducer().flush(std::chrono::seconds(10)).ok());
   }
   void enqueue(const std::string& appid, const std::string& value) {
-    produce(topics_.jobs, appid, value);
+    produce(world_.topics().jobs, appid, value);
   }
   void enqueueJob(const std::string& job_id, const std::string& appid,
                   const std::string& cursor = "") {
@@ -230,7 +179,7 @@ class WorkerFixture {
   }
 
   std::vector<nlohmann::json> events() {
-    auto msgs = readTopic(*reader_, topics_.events);
+    auto msgs = readTopic(*reader_, world_.topics().events);
     REQUIRE(msgs.ok());
     std::vector<nlohmann::json> out;
     for (const auto& m : *msgs) out.push_back(nlohmann::json::parse(m.value));
@@ -284,19 +233,19 @@ class WorkerFixture {
   }
 
   JobPages pagesOf(const std::string& job_id) {
-    auto msgs = readTopic(*reader_, topics_.pages);
+    auto msgs = readTopic(*reader_, world_.topics().pages);
     REQUIRE(msgs.ok());
     return assemblePages(*msgs, job_id);
   }
 
   std::vector<TopicMessage> deadLetters() {
-    auto msgs = readTopic(*reader_, topics_.dlq);
+    auto msgs = readTopic(*reader_, world_.topics().dlq);
     REQUIRE(msgs.ok());
     return *msgs;
   }
 
   std::vector<TopicMessage> allPages() {
-    auto msgs = readTopic(*reader_, topics_.pages);
+    auto msgs = readTopic(*reader_, world_.topics().pages);
     REQUIRE(msgs.ok());
     return *msgs;
   }
@@ -305,19 +254,19 @@ class WorkerFixture {
   // is still below the partition's end: empty once every job handed out has been committed.
   std::vector<std::string> jobsNotCommitted() {
     kafka::ConsumerOptions options;
-    options.bootstrap_servers = broker_->bootstrapServers();
-    options.group_id = group_;  // asks the group's coordinator; never joins the group
+    options.bootstrap_servers = world_.kafka().bootstrapServers();
+    options.group_id = world_.group();  // asks the group's coordinator; never joins the group
     options.properties = {{"log_level", "3"}};
     auto consumer = kafka::Consumer::create(options);
     REQUIRE(consumer.ok());
-    auto count = (*consumer)->partitionCount(topics_.jobs, std::chrono::seconds(10));
+    auto count = (*consumer)->partitionCount(world_.topics().jobs, std::chrono::seconds(10));
     REQUIRE(count.ok());
     std::vector<std::string> behind;
     for (int32_t p = 0; p < *count; ++p) {
-      auto marks = (*consumer)->watermarks({topics_.jobs, p}, std::chrono::seconds(10));
+      auto marks = (*consumer)->watermarks({world_.topics().jobs, p}, std::chrono::seconds(10));
       REQUIRE(marks.ok());
       if (marks->second == 0) continue;
-      auto committed = (*consumer)->committed({topics_.jobs, p}, std::chrono::seconds(10));
+      auto committed = (*consumer)->committed({world_.topics().jobs, p}, std::chrono::seconds(10));
       std::string at = !committed.ok() ? committed.error().describe()
                        : committed->has_value() ? std::to_string(**committed)
                                                 : "none";
@@ -355,33 +304,33 @@ class WorkerFixture {
   std::string writeConfig(int max_in_flight = 8, const nlohmann::json& properties = {}) {
     nlohmann::json c = {
         {"kafka",
-         {{"bootstrap_servers", broker_->bootstrapServers()},
-          {"group_id", group_},
+         {{"bootstrap_servers", world_.kafka().bootstrapServers()},
+          {"group_id", world_.group()},
           {"topics",
-           {{"jobs", topics_.jobs},
-            {"pages", topics_.pages},
-            {"events", topics_.events},
-            {"dlq", topics_.dlq},
-            {"progress", topics_.progress},
-            {"state", topics_.state}}},
+           {{"jobs", world_.topics().jobs},
+            {"pages", world_.topics().pages},
+            {"events", world_.topics().events},
+            {"dlq", world_.topics().dlq},
+            {"progress", world_.topics().progress},
+            {"state", world_.topics().state}}},
           {"properties", properties.is_null()
                              ? nlohmann::json{{"session.timeout.ms", "6000"},
                                               {"heartbeat.interval.ms", "500"}}
                              : properties}}},
-        {"wechat", {{"base_url", sandbox_->baseUrl()}, {"max_in_flight", max_in_flight}}},
-        {"tenants_file", tenants_file_},
-        {"token_state_file", dir_.file("tokens.json")},
+        {"wechat", {{"base_url", world_.sandbox().baseUrl()}, {"max_in_flight", max_in_flight}}},
+        {"tenants_file", world_.tenantsFile()},
+        {"token_state_file", world_.dir().file("tokens.json")},
         {"rate_limit", {{"requests_per_second", 1000}, {"burst", 1000}, {"daily_calls", 0}}},
         {"http", {{"listen", "127.0.0.1:0"}}},
         {"log", {{"level", "info"}, {"format", "json"}}}};
-    return dir_.write("worker.json", c.dump(2));
+    return world_.dir().write("worker.json", c.dump(2));
   }
 
   // Starts `fanpull run` on this fixture's config; its log goes to a file of the fixture's folder
   // (read with childLog) so a chatty child never blocks on a full pipe.
 #ifdef FANPULL_BINARY
   Poco::ProcessHandle launchWorker(const std::string& config, const std::string& name) {
-    std::string log = dir_.file(name + ".log");
+    std::string log = world_.dir().file(name + ".log");
     child_logs_.push_back(log);
     Poco::ProcessHandle child = Poco::Process::launch(
         "/bin/sh", {"-c", "exec \"$0\" run --config \"$1\" 2>>\"$2\"", FANPULL_BINARY, config,
@@ -392,7 +341,7 @@ class WorkerFixture {
   // SIGTERM to a worker launched as `name` once it has started (a signal that came before its
   // signal mask was set would kill it instead of stopping it); returns its exit code.
   int terminateWorker(Poco::ProcessHandle& child, const std::string& name) {
-    const std::string log = dir_.file(name + ".log");
+    const std::string log = world_.dir().file(name + ".log");
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
     while (Poco::Process::isRunning(child) && std::chrono::steady_clock::now() < deadline) {
       std::ifstream in(log);
@@ -436,32 +385,44 @@ class WorkerFixture {
   void setHttpTimeout(std::chrono::milliseconds timeout) { http_timeout_ = timeout; }
 
   ShiftedClock& clock() { return clock_; }
-  sandbox::SandboxServer& sandbox() { return *sandbox_; }
+  sandbox::SandboxServer& sandbox() { return world_.sandbox(); }
   // The mock cluster, for fault injection (the test fails on a real broker).
   kafka::EmbeddedBroker& broker() {
-    REQUIRE(broker_->embedded() != nullptr);
-    return *broker_->embedded();
+    REQUIRE(world_.kafka().embedded() != nullptr);
+    return *world_.kafka().embedded();
   }
-  TestKafka& kafka() { return *broker_; }
-  const std::string& bootstrapServers() const { return broker_->bootstrapServers(); }
+  TestKafka& kafka() { return world_.kafka(); }
+  const std::string& bootstrapServers() const { return world_.kafka().bootstrapServers(); }
   Worker& worker() { return *worker_; }
-  const KafkaTopics& topics() const { return topics_; }
-  TempDir& dir() { return dir_; }
+  const KafkaTopics& topics() const { return world_.topics(); }
+  TempDir& dir() { return world_.dir(); }
 
  private:
-  ShiftedClock clock_;
-  TempDir dir_;
-  std::unique_ptr<TestKafka> broker_;
+  // The world of a test: its sandbox reads the test's clock, changed by `tune` after that.
+  WorldOptions worldOptions(std::vector<sandbox::Account> accounts, int partitions,
+                            std::unique_ptr<TestKafka> broker, SandboxTuning tune) {
+    WorldOptions w;
+    w.accounts = std::move(accounts);
+    w.partitions = partitions;
+    w.kafka = std::move(broker);
+    w.tune_sandbox = [this, tune = std::move(tune)](sandbox::SandboxOptions& so) {
+      so.clock_ms = [this] {
+        return std::chrono::duration_cast<std::chrono::milliseconds>(
+                   clock_.now().time_since_epoch())
+            .count();
+      };
+      if (tune) tune(so);
+    };
+    return w;
+  }
+
+  ShiftedClock clock_;  // before world_: the sandbox reads it
+  WorkerWorld world_;
   // One reader for the test's whole life: readers made and destroyed during a broker fault can
   // abort inside librdkafka (see kafka::TopicScanner).
   std::unique_ptr<kafka::TopicScanner> reader_;
-  KafkaTopics topics_;
-  std::string group_;
-  std::unique_ptr<sandbox::SandboxServer> sandbox_;
-  std::string tenants_file_;
   std::chrono::milliseconds http_timeout_{5000};
   std::vector<pid_t> children_;  // launched with launchWorker
-  std::unique_ptr<kafka::Producer> producer_;
 
   std::unique_ptr<TenantRegistry> registry_;
   std::unique_ptr<StaticTokenSource> tokens_;
