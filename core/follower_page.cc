@@ -1,27 +1,34 @@
 #include "core/follower_page.h"
 
+#include <cstring>
+#include <utility>
+
 namespace fanpull {
 
 void FollowerPage::add(std::string_view id) {
   if (borrowed_) copyBorrowed();
-  if (!begins_.empty()) text_ += ',';
-  text_ += '"';
-  begins_.push_back(static_cast<uint32_t>(text_.size()));
-  text_.append(id.data(), id.size());
-  last_end_ = static_cast<uint32_t>(text_.size());
-  text_ += '"';
+  // ,"id" (no comma before the first), written in one step.
+  const size_t comma = begins_.empty() ? 0 : 1;
+  const size_t pos = text_.size();
+  text_.resize(pos + comma + id.size() + 2);
+  char* w = &text_[pos];
+  if (comma) *w++ = ',';
+  *w++ = '"';
+  begins_.push_back(static_cast<uint32_t>(w - text_.data()));
+  std::memcpy(w, id.data(), id.size());
+  w += id.size();
+  last_end_ = static_cast<uint32_t>(w - text_.data());
+  *w = '"';
   bytes_ += id.size();
 }
 
-void FollowerPage::addInText(const char* base, std::string_view id) {
-  uint32_t begin = static_cast<uint32_t>(id.data() - base);
-  bool first = begins_.empty() && !borrowed_ && text_.empty();
-  bool follows = borrowed_ == base && !begins_.empty() && begin == last_end_ + 3;
-  if (!first && !follows) {
+void FollowerPage::addFirstOrCopy(const char* base, std::string_view id) {
+  if (!begins_.empty() || borrowed_ || !text_.empty()) {
     add(id);
     return;
   }
   borrowed_ = base;
+  const uint32_t begin = static_cast<uint32_t>(id.data() - base);
   begins_.push_back(begin);
   last_end_ = begin + static_cast<uint32_t>(id.size());
   bytes_ += id.size();

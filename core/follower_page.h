@@ -45,7 +45,16 @@ class FollowerPage {
   // is handed over with adoptText once parsed. An OpenID that does not follow the previous one as
   // ,"id" (whitespace between them, or escapes decoded elsewhere) is copied, and so are the ones
   // before it.
-  void addInText(const char* base, std::string_view id);
+  void addInText(const char* base, std::string_view id) {
+    const uint32_t begin = static_cast<uint32_t>(id.data() - base);
+    if (borrowed_ == base && !begins_.empty() && begin == last_end_ + 3) {
+      begins_.push_back(begin);
+      last_end_ = begin + static_cast<uint32_t>(id.size());
+      bytes_ += id.size();
+      return;
+    }
+    addFirstOrCopy(base, id);
+  }
   // Takes the answer's text that the OpenIDs added with addInText lie in.
   void adoptText(std::string&& text);
 
@@ -53,6 +62,7 @@ class FollowerPage {
   std::string_view text() const {
     return borrowed_ ? std::string_view(borrowed_, last_end_ + 1) : std::string_view(text_);
   }
+  void addFirstOrCopy(const char* base, std::string_view id);
   void copyBorrowed();
 
   // The OpenIDs lie in text_ back to back as "a","b",...: either the answer's own body (with
