@@ -41,6 +41,17 @@ void FollowerPage::adoptText(std::string&& text) {
   borrowed_ = nullptr;
 }
 
+std::string FollowerPage::takeText(size_t* from) {
+  if (borrowed_) copyBorrowed();
+  *from = begins_.front() - 1;
+  std::string text = std::move(text_);
+  text_.clear();
+  begins_.clear();
+  last_end_ = 0;
+  bytes_ = 0;
+  return text;
+}
+
 void FollowerPage::copyBorrowed() {
   const char* base = borrowed_;
   borrowed_ = nullptr;

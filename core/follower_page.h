@@ -57,6 +57,9 @@ class FollowerPage {
   }
   // Takes the answer's text that the OpenIDs added with addInText lie in.
   void adoptText(std::string&& text);
+  // Gives up the buffer the OpenIDs lie in (not empty()): quotedOpenIds(0, size()) starts at
+  // *from in it. The page then holds no OpenIDs (size() is 0); its other fields stay.
+  std::string takeText(size_t* from);
 
  private:
   std::string_view text() const {

@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <cstring>
+#include <utility>
 
 namespace fanpull {
 namespace {
@@ -94,6 +95,33 @@ void appendJsonString(std::string& out, std::string_view s) {
 
 std::string encodePageMessage(const PageIdentity& id, const FollowerPage& page) {
   return encodeRange(id, page, 0, page.size(), nullptr);
+}
+
+Result<std::vector<std::string>> encodePageMessages(const PageIdentity& id, FollowerPage&& page,
+                                                   size_t max_bytes) {
+  if (page.empty()) return encodePageMessages(id, static_cast<const FollowerPage&>(page), max_bytes);
+  std::string head;
+  appendHead(head, id, page, page.size(), nullptr);
+  std::string tail;
+  appendTail(tail, id, page);
+  const size_t ids = page.quotedOpenIds(0, page.size()).size();
+  const size_t size = head.size() + ids + tail.size();
+  if (size > max_bytes) {
+    return encodePageMessages(id, static_cast<const FollowerPage&>(page), max_bytes);
+  }
+  size_t from = 0;
+  std::string out = page.takeText(&from);
+  // The OpenIDs move to just after the head (a few bytes either way within the buffer), then
+  // the head and tail are written around them. Growing stays within the capacity the HTTP client
+  // reserved past the body, so the buffer is not reallocated.
+  if (out.size() < size) out.resize(size);
+  std::memmove(&out[head.size()], &out[from], ids);
+  std::memcpy(&out[0], head.data(), head.size());
+  std::memcpy(&out[head.size() + ids], tail.data(), tail.size());
+  out.resize(size);
+  std::vector<std::string> one;
+  one.push_back(std::move(out));
+  return one;
 }
 
 Result<std::vector<std::string>> encodePageMessages(const PageIdentity& id, const FollowerPage& page,

@@ -28,6 +28,12 @@ std::string encodePageMessage(const PageIdentity& id, const FollowerPage& page);
 // part's OpenIDs). Fails (bad_job) only when max_bytes cannot hold even one OpenID.
 Result<std::vector<std::string>> encodePageMessages(const PageIdentity& id, const FollowerPage& page,
                                                    size_t max_bytes);
+// The same, taking the page: a page that fits in one message is written in the page's own buffer
+// (as a rule the answer's body: the OpenIDs move a few bytes within it, nothing is allocated or
+// copied to a new buffer). The page then holds no OpenIDs; its other fields stay. A page that is
+// split, and one refused, are left as they were.
+Result<std::vector<std::string>> encodePageMessages(const PageIdentity& id, FollowerPage&& page,
+                                                   size_t max_bytes);
 
 // Appends s as a JSON string literal (quotes included), escaping as RFC 8259 requires.
 void appendJsonString(std::string& out, std::string_view s);

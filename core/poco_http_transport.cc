@@ -68,6 +68,9 @@ Error fromPocoException(const Poco::Exception& ex) {
 // of 310 KB then takes a few large reads instead of about 80 small ones, each a system call and a
 // copy more. HTTPSession::read is protected; a pointer to it formed through a derived class is the
 // standard way to reach it (it stays virtual: HTTPS sessions read through TLS).
+// Bytes of capacity reserved past a body of known length.
+constexpr size_t kBodySlack = 1024;
+
 struct SessionReader : Poco::Net::HTTPSession {
   static int readSome(Poco::Net::HTTPSession& session, char* buffer, std::streamsize length) {
     return (session.*&SessionReader::read)(buffer, length);
@@ -201,7 +204,9 @@ Result<HttpResponse> PocoHttpTransport::sendOnce(Poco::Net::HTTPClientSession& s
                                   std::to_string(options_.max_response_bytes) + " bytes");
       }
       // Read straight into the body, from the connection (the session first hands over what it
-      // read past the headers): a page of 10,000 OpenIDs is about 310 KB.
+      // read past the headers): a page of 10,000 OpenIDs is about 310 KB. The room past it lets
+      // the page message be written in the same buffer (encodePageMessages).
+      out.body.reserve(static_cast<size_t>(length) + kBodySlack);
       out.body.resize(static_cast<size_t>(length));
       size_t got = 0;
       while (got < out.body.size()) {

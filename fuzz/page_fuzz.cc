@@ -37,5 +37,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto kept = fanpull::parseUserListAnswer(std::string(input));
   if (!kept.ok()) std::abort();
   if (fanpull::encodePageMessage({"job", "wx", 0, false}, kept.value()) != message) std::abort();
+  // Written in the page's own buffer, the same bytes.
+  auto in_place = fanpull::encodePageMessages({"job", "wx", 0, false}, std::move(kept).value(),
+                                              message.size());
+  if (!in_place.ok() || in_place->size() != 1 || in_place->front() != message) std::abort();
   return 0;
 }

@@ -1199,7 +1199,7 @@ void Worker::askQuota(const std::shared_ptr<Run>& run, TimePoint now, const char
   log_.info("daily quota", fields);
 }
 
-void Worker::onPage(const std::shared_ptr<Run>& run, const FollowerPage& page) {
+void Worker::onPage(const std::shared_ptr<Run>& run, FollowerPage& page) {
   std::unique_lock<std::recursive_mutex> lock(run->walk_mutex);
   if (auto lost = pageWriteError(*run)) {
     lock.unlock();
@@ -1626,11 +1626,12 @@ void Worker::releaseLane(const std::shared_ptr<Run>& run) {
 // Messages out.
 
 std::vector<Worker::Outgoing> Worker::pageMessages(const std::shared_ptr<Run>& run,
-                                                   const FollowerPage& page, int64_t seq,
-                                                   bool last) {
+                                                   FollowerPage& page, int64_t seq, bool last) {
   PageIdentity id{run->job.job_id, run->job.appid, seq, last};
   std::vector<Outgoing> out;
-  auto parts = encodePageMessages(id, page, producer_->maxMessageBytes() - 1024);
+  const int64_t openids = static_cast<int64_t>(page.size());
+  // The page's buffer becomes its message when it fits in one (no copy of the OpenIDs).
+  auto parts = encodePageMessages(id, std::move(page), producer_->maxMessageBytes() - 1024);
   if (!parts.ok()) {
     // Cannot happen with a sane message.max.bytes; one message is still better than none.
     parts = std::vector<std::string>{encodePageMessage(id, page)};
@@ -1643,7 +1644,7 @@ std::vector<Worker::Outgoing> Worker::pageMessages(const std::shared_ptr<Run>& r
   {
     std::lock_guard<std::mutex> lock(mutex_);
     stats_.pages += 1;
-    stats_.openids += static_cast<int64_t>(page.size());
+    stats_.openids += openids;
   }
   return out;
 }

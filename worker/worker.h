@@ -199,7 +199,8 @@ class Worker {
   // made it ask again the same day (logged), or null.
   void askQuota(const std::shared_ptr<Run>& run, TimePoint now, const char* after = nullptr);
   // An answer or an error of the call: the walk decides (worker/job_walk.h), carryOut() acts.
-  void onPage(const std::shared_ptr<Run>& run, const FollowerPage& page);
+  // The page's OpenIDs go into its message (pageMessages); its other fields stay.
+  void onPage(const std::shared_ptr<Run>& run, FollowerPage& page);
   void onError(const std::shared_ptr<Run>& run, const Error& error);
   void carryOut(const std::shared_ptr<Run>& run, const WalkNext& next);
   // A page of the run was delivered or given up: moves the checkpoint and writes it, or wakes
@@ -233,7 +234,8 @@ class Worker {
   // Drops a finished run from its lane and starts the lane's next job.
   void releaseLane(const std::shared_ptr<Run>& run);
 
-  std::vector<Outgoing> pageMessages(const std::shared_ptr<Run>& run, const FollowerPage& page,
+  // The page's messages; a page that fits in one gives it its buffer (no copy).
+  std::vector<Outgoing> pageMessages(const std::shared_ptr<Run>& run, FollowerPage& page,
                                      int64_t seq, bool last);
   // The started event, and with exactly_once a checkpoint of no page in the same group.
   std::vector<Outgoing> startedMessages(const Run& run);

@@ -163,5 +163,23 @@ TEST_CASE("a page that keeps its answer's body gives the same OpenIDs and messag
       for (const auto& o : message["openids"]) rejoined.push_back(o.get<std::string>());
     }
     CHECK(rejoined == plain);
+
+    // Taking the page: written in its own buffer, the same bytes; split pages are left alone.
+    for (const auto* page : {&kept.value(), &copied.value()}) {
+      const std::string whole = encodePageMessage(id, *page);
+      FollowerPage taken = *page;
+      auto in_place = encodePageMessages(id, std::move(taken), whole.size());
+      REQUIRE(in_place.ok());
+      REQUIRE(in_place->size() == 1);
+      CHECK(in_place->front() == whole);
+      CHECK(taken.empty());
+      CHECK(taken.total == 900);
+      CHECK(taken.next_openid == "oLVPpjqs9BhvzwPj5A-vT1000299");
+      FollowerPage too_big = *page;
+      auto split = encodePageMessages(id, std::move(too_big), 4000);
+      REQUIRE(split.ok());
+      CHECK(split.value() == parts.value());
+      CHECK(too_big.size() == 300);
+    }
   }
 }
