@@ -14,12 +14,9 @@ void FollowerPage::add(std::string_view id) {
   char* w = &text_[pos];
   if (comma) *w++ = ',';
   *w++ = '"';
-  begins_.push_back(static_cast<uint32_t>(w - text_.data()));
   std::memcpy(w, id.data(), id.size());
-  w += id.size();
-  last_end_ = static_cast<uint32_t>(w - text_.data());
-  *w = '"';
-  bytes_ += id.size();
+  w[id.size()] = '"';
+  mark(static_cast<uint32_t>(w - text_.data()), id.size());
 }
 
 void FollowerPage::addFirstOrCopy(const char* base, std::string_view id) {
@@ -28,10 +25,7 @@ void FollowerPage::addFirstOrCopy(const char* base, std::string_view id) {
     return;
   }
   borrowed_ = base;
-  const uint32_t begin = static_cast<uint32_t>(id.data() - base);
-  begins_.push_back(begin);
-  last_end_ = begin + static_cast<uint32_t>(id.size());
-  bytes_ += id.size();
+  mark(static_cast<uint32_t>(id.data() - base), id.size());
 }
 
 void FollowerPage::adoptText(std::string&& text) {

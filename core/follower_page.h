@@ -48,9 +48,7 @@ class FollowerPage {
   void addInText(const char* base, std::string_view id) {
     const uint32_t begin = static_cast<uint32_t>(id.data() - base);
     if (borrowed_ == base && !begins_.empty() && begin == last_end_ + 3) {
-      begins_.push_back(begin);
-      last_end_ = begin + static_cast<uint32_t>(id.size());
-      bytes_ += id.size();
+      mark(begin, id.size());
       return;
     }
     addFirstOrCopy(base, id);
@@ -64,6 +62,12 @@ class FollowerPage {
  private:
   std::string_view text() const {
     return borrowed_ ? std::string_view(borrowed_, last_end_ + 1) : std::string_view(text_);
+  }
+  // OpenID of `size` bytes at `begin` in the text: the next one.
+  void mark(uint32_t begin, size_t size) {
+    begins_.push_back(begin);
+    last_end_ = begin + static_cast<uint32_t>(size);
+    bytes_ += size;
   }
   void addFirstOrCopy(const char* base, std::string_view id);
   void copyBorrowed();

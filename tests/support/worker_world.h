@@ -141,8 +141,6 @@ class WorkerWorld {
   const std::string& tenantsFile() const { return tenants_file_; }
   kafka::Producer& jobsProducer() const { return *producer_; }
   TempDir& dir() { return dir_; }
-  int partitions() const { return options_.partitions; }
-  bool component() const { return options_.component; }
 
  private:
   [[noreturn]] static void fail(const std::string& what) {
