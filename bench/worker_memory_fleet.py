@@ -107,10 +107,11 @@ def run_fleet(binary, merchants, followers, in_flight, latency_ms, max_undeliver
             time.sleep(0.05)
         seconds = time.time() - t0
         pages = metric(address, "fanpull_pages_total")
+        buffers = metric(address, "fanpull_answer_buffers_allocated_total")
         hwm = status_kb(worker.pid, "VmHWM")
         return {"merchants": merchants, "rss_idle_mb": rss_idle / 1024,
                 "peak_sampled_mb": peak_sampled / 1024, "vmhwm_mb": hwm / 1024,
-                "seconds": seconds, "pages": pages, "pages_per_second": pages / seconds}
+                "seconds": seconds, "pages": pages, "buffers": buffers, "pages_per_second": pages / seconds}
     finally:
         for p in (worker, sandbox, broker):
             if p is not None:
@@ -143,7 +144,8 @@ def main():
         print(f"{r['merchants']:6d} merchants x {args.followers} followers, {args.in_flight} in "
               f"flight: worker RSS idle {r['rss_idle_mb']:.1f} MB, peak {r['vmhwm_mb']:.1f} MB "
               f"(VmHWM; sampled {r['peak_sampled_mb']:.1f} MB), {r['pages']:.0f} pages in "
-              f"{r['seconds']:.1f} s ({r['pages_per_second']:.0f} pages/s)", flush=True)
+              f"{r['seconds']:.1f} s ({r['pages_per_second']:.0f} pages/s), "
+              f"{r['buffers']:.0f} answer buffers allocated", flush=True)
     if len(results) >= 2:
         print(f"peak ratio {results[-1]['merchants']} / {results[0]['merchants']} merchants: "
               f"{results[-1]['vmhwm_mb'] / results[0]['vmhwm_mb']:.3f}")

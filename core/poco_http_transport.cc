@@ -18,6 +18,7 @@
 #include <mutex>
 #include <utility>
 
+#include "core/buffer_pool.h"
 #include "core/error_class.h"
 
 namespace fanpull {
@@ -205,9 +206,10 @@ Result<HttpResponse> PocoHttpTransport::sendOnce(Poco::Net::HTTPClientSession& s
       }
       // Read straight into the body, from the connection (the session first hands over what it
       // read past the headers): a page of 10,000 OpenIDs is about 310 KB. The room past it lets
-      // the page message be written in the same buffer (encodePageMessages).
-      out.body.reserve(static_cast<size_t>(length) + kBodySlack);
-      out.body.resize(static_cast<size_t>(length));
+      // the page message be written in the same buffer (encodePageMessages), which goes back to
+      // the pool once Kafka has the message.
+      out.body = BufferPool::bodies().take(static_cast<size_t>(length),
+                                           static_cast<size_t>(length) + kBodySlack);
       size_t got = 0;
       while (got < out.body.size()) {
         int n = SessionReader::readSome(session, out.body.data() + got,

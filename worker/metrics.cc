@@ -1,9 +1,12 @@
 #include "worker/metrics.h"
 
+#include "core/buffer_pool.h"
+
 #include <charconv>
 #include <cmath>
 #include <nlohmann/json.hpp>
 
+#include "core/buffer_pool.h"
 #include "core/error.h"
 #include "core/version.h"
 #include "kafka/kafka_types.h"
@@ -329,6 +332,17 @@ std::string Metrics::render() const {
              "Calls to WeChat that waited for deliveries because kafka.max_undelivered_bytes was "
              "reached.");
   out.sample("fanpull_undelivered_budget_waits_total", asDouble(stats.budget_waits));
+  const BufferPoolStats buffers = BufferPool::bodies().stats();
+  out.family("fanpull_answer_buffers_kept_bytes", "gauge",
+             "Capacity of the answers' buffers kept for the next answers (at most "
+             "kafka.max_undelivered_bytes): a page's buffer comes back once Kafka has its message.");
+  out.sample("fanpull_answer_buffers_kept_bytes", asDouble(buffers.kept_bytes));
+  out.family("fanpull_answer_buffers_allocated_total", "counter",
+             "Answers of 64 KiB or more read into a newly allocated buffer (none was kept).");
+  out.sample("fanpull_answer_buffers_allocated_total", asDouble(buffers.allocated));
+  out.family("fanpull_answer_buffers_reused_total", "counter",
+             "Answers read into a buffer kept from an earlier page.");
+  out.sample("fanpull_answer_buffers_reused_total", asDouble(buffers.reused));
   out.family("fanpull_offset_commit_errors_total", "counter",
              "Jobs topic offset commits that failed (each is made again at the next interval).");
   out.sample("fanpull_offset_commit_errors_total", asDouble(stats.commit_errors));

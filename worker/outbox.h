@@ -18,6 +18,7 @@
 #include <string_view>
 #include <utility>
 
+#include "core/buffer_pool.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/result.h"
@@ -65,6 +66,12 @@ struct OutboxRecord {
         headers(std::move(headers_)),
         key(std::move(key_)),
         partition(partition_) {}
+  OutboxRecord(const OutboxRecord&) = default;
+  OutboxRecord(OutboxRecord&&) = default;
+  OutboxRecord& operator=(const OutboxRecord&) = default;
+  OutboxRecord& operator=(OutboxRecord&&) = default;
+  // A page's value is its answer's buffer: it goes back to the pool for the next answer.
+  ~OutboxRecord() { BufferPool::bodies().give(std::move(value)); }
 
   std::string topic;
   std::string value;  // empty: a null value (a tombstone on a compacted topic)

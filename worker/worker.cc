@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/buffer_pool.h"
 #include "core/error_class.h"
 #include "core/page_message.h"
 #include "kafka/topic_scan.h"
@@ -58,6 +59,7 @@ struct Worker::Run {
   std::shared_ptr<OutboxRecord> ending_event;
   std::atomic<int> calling{0};  // a call to WeChat in progress
   std::atomic<int> pending{0};  // messages produced, not yet delivered
+  std::atomic<int64_t> last_page_bytes{0};  // the message bytes of its latest page (0: none yet)
 };
 
 namespace {
@@ -106,7 +108,10 @@ Worker::Worker(WorkerOptions options, TenantRegistry& tenants, TokenSource& toke
       clock_(*options_.clock),
       limiter_(options_.default_limit),
       random_(seedOf(options_.seed)),
-      budget_(options_.max_undelivered_bytes) {}
+      budget_(options_.max_undelivered_bytes) {
+  // Answers' buffers held at once stay within the budget: keeping as many for reuse suffices.
+  BufferPool::bodies().setMaxKeptBytes(static_cast<size_t>(options_.max_undelivered_bytes));
+}
 
 Worker::~Worker() { stop(); }
 
@@ -1053,9 +1058,13 @@ void Worker::releaseUndelivered(int64_t fetched) {
 void Worker::callOnce(const std::shared_ptr<Run>& run) {
   // Memory stays bounded whatever the number of merchants: no new page is fetched while too
   // much is waiting to be delivered. The answer being fetched counts in the budget as the page
-  // it will likely become (the running size of recent pages) until the call is over and its
-  // page, if any, is produced.
-  const int64_t reserved = page_bytes_estimate_.load();
+  // it will likely become until the call is over and its page, if any, is produced: as large
+  // as the walk's previous page (a page after a full one is full, or the smaller last), and for
+  // a walk's first call, as recent first pages were. Not an average over every page: when many
+  // walks end at once, their small last pages would bring it down to a few KB, and the calls
+  // it then lets go would fetch full pages.
+  const int64_t reserved = run->last_page_bytes > 0 ? run->last_page_bytes.load()
+                                                    : first_page_bytes_.load();
   if (!withinUndeliveredBudget(run, reserved)) return;
   TimePoint now = clock_.now();
   // Once per merchant and Beijing day: how many calls WeChat still allows today, so no walk is
@@ -1216,9 +1225,12 @@ void Worker::onPage(const std::shared_ptr<Run>& run, FollowerPage& page) {
   auto r = run;
   std::vector<Outgoing> messages = pageMessages(run, page, out.seq, out.last);
   const int64_t bytes = valueBytes(messages);
-  // A moving average over the last few pages (weight 1/8): what the next answer will likely cost.
-  int64_t estimate = page_bytes_estimate_.load();
-  while (!page_bytes_estimate_.compare_exchange_weak(estimate, estimate + (bytes - estimate) / 8)) {
+  // What the walk's next answer, and other walks' first ones, will likely cost.
+  if (run->last_page_bytes.exchange(bytes) == 0) {
+    int64_t estimate = first_page_bytes_.load();
+    while (!first_page_bytes_.compare_exchange_weak(
+        estimate, UndeliveredBudget<std::shared_ptr<Run>>::nextEstimate(estimate, bytes))) {
+    }
   }
   if (transactional_sink_) {
     // exactly_once: the page and its checkpoint are one group of the transaction, so whatever

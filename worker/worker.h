@@ -332,8 +332,10 @@ class Worker {
   bool paused_ = false;
   // Calls under way reserve their page's likely bytes in it (their answers not produced yet).
   UndeliveredBudget<std::shared_ptr<Run>> budget_;
-  // The bytes a page is likely to take, from the pages produced so far (starts at 64 KiB).
-  std::atomic<int64_t> page_bytes_estimate_{64 * 1024};
+  // The bytes a walk's first page is likely to take, from the first pages produced so far
+  // (UndeliveredBudget::nextEstimate; a full page before any).
+  std::atomic<int64_t> first_page_bytes_{
+      UndeliveredBudget<std::shared_ptr<Run>>::kFirstPageEstimate};
 
   // Poll thread only: an asynchronous offset commit whose outcome has not come yet, and when
   // it was sent.

@@ -118,3 +118,17 @@ TEST_CASE("below half the budget every parked job wakes at once", "[worker][unit
   for (const char* job : {"n1", "n2"}) CHECK_FALSE(budget.tryReserve(1000, 1, false, job));
   CHECK(budget.release(499, 0) == Jobs{"s1", "s2", "n1", "n2"});
 }
+
+TEST_CASE("a first page's estimate takes a larger page at once and a smaller one by an eighth",
+          "[worker][unit][lanes]") {
+  using Budget = UndeliveredBudget<std::string>;
+  // Before any page: a full page of 10,000 OpenIDs.
+  CHECK(Budget::kFirstPageEstimate >= 10000 * 31);
+  CHECK(Budget::nextEstimate(100000, 300000) == 300000);
+  CHECK(Budget::nextEstimate(300000, 100000) == 300000 - 200000 / 8);
+  // Fifty small first pages in a row bring it down to their size.
+  int64_t estimate = Budget::kFirstPageEstimate;
+  for (int i = 0; i < 50; ++i) estimate = Budget::nextEstimate(estimate, 5000);
+  CHECK(estimate < 5000 + 1000);
+  CHECK(estimate >= 5000);
+}

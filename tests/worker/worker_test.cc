@@ -1091,6 +1091,43 @@ TEST_CASE("what waits for delivery stays within max_undelivered_bytes and every 
   for (const auto& a : accounts) CHECK(f.sandbox().calls(a.appid, sandbox::kEndpointUserGet) == 3);
 }
 
+TEST_CASE("calls reserve a full page where one is coming: many first calls or walks ending "
+          "together do not push what waits past max_undelivered_bytes",
+          "[worker][integration][kafka]") {
+  // 24 walks of 2 full pages and a count-0 last answer. The first calls all start at once, and
+  // the small last answers come in a burst: a call reserves what its walk's previous page took
+  // (a first call, a full page until first pages say otherwise), so neither lets more calls go
+  // than the budget holds.
+  std::vector<sandbox::Account> accounts;
+  for (int i = 0; i < 24; ++i) accounts.push_back(merchant("wxburst" + std::to_string(i), 20000));
+  WorkerFixture f(accounts);
+  auto options = f.options();
+  options.max_undelivered_bytes = 2 << 20;  // about 6 full pages
+  options.properties["linger.ms"] = "100";
+  options.max_in_flight = 24;
+  f.startWorker(options);
+  std::set<std::string> jobs;
+  for (const auto& a : accounts) {
+    f.enqueueJob("j-" + a.appid, a.appid);
+    jobs.insert("j-" + a.appid);
+  }
+  int64_t highest = 0;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (f.worker().stats().pages < 3 * static_cast<int64_t>(accounts.size()) &&
+         std::chrono::steady_clock::now() < deadline) {
+    highest = std::max(highest, f.worker().stats().undelivered_bytes);
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  f.waitForStatus(jobs, {"completed"});
+  for (const auto& a : accounts) f.requireFollowers("j-" + a.appid, a.appid, 20000);
+  INFO("highest undelivered: " << highest << " bytes");
+  CHECK(highest > options.max_undelivered_bytes / 2);  // the budget was what held the calls
+  // At most one page past the budget (the call admitted just under it), never the 24 pages of
+  // every call in flight.
+  CHECK(highest <= options.max_undelivered_bytes + 400 * 1024);
+  for (const auto& a : accounts) CHECK(f.sandbox().calls(a.appid, sandbox::kEndpointUserGet) == 3);
+}
+
 TEST_CASE("a pages topic that does not exist makes the worker unready until it is created, and "
           "no page is lost",
           "[worker][kafka]") {
