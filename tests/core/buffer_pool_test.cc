@@ -10,7 +10,7 @@ namespace {
 constexpr size_t kPage = 310 * 1024;  // about one answer of 10,000 OpenIDs
 
 TEST_CASE("a buffer given back is the next one taken, at the size asked, without a new allocation",
-          "[core][unit]") {
+          "[core][unit][buffer_pool]") {
   BufferPool pool;
   std::string first = pool.take(kPage, kPage + 1024);
   REQUIRE(first.size() == kPage);
@@ -30,7 +30,7 @@ TEST_CASE("a buffer given back is the next one taken, at the size asked, without
 }
 
 TEST_CASE("answers a few bytes apart share buffers: large ones are allocated in 16 KiB steps",
-          "[core][unit]") {
+          "[core][unit][buffer_pool]") {
   BufferPool pool;
   // A last page (no next_openid) is 28 bytes shorter than the full page before it.
   std::string last = pool.take(kPage - 28, kPage - 28 + 1024);
@@ -41,7 +41,7 @@ TEST_CASE("answers a few bytes apart share buffers: large ones are allocated in 
   CHECK(pool.stats().allocated == 1);
 }
 
-TEST_CASE("the smallest kept buffer that is large enough is taken", "[core][unit]") {
+TEST_CASE("the smallest kept buffer that is large enough is taken", "[core][unit][buffer_pool]") {
   BufferPool pool;
   std::string big = pool.take(4 * kPage, 4 * kPage);
   std::string small = pool.take(kPage, kPage);
@@ -53,7 +53,7 @@ TEST_CASE("the smallest kept buffer that is large enough is taken", "[core][unit
   CHECK(pool.stats().kept_bytes >= 4 * kPage);  // the large one still waits
 }
 
-TEST_CASE("small buffers are not kept and cost no lock: they are freed", "[core][unit]") {
+TEST_CASE("small buffers are not kept and cost no lock: they are freed", "[core][unit][buffer_pool]") {
   BufferPool pool;
   std::string small = pool.take(100, 200);
   CHECK(small.size() == 100);
@@ -62,7 +62,7 @@ TEST_CASE("small buffers are not kept and cost no lock: they are freed", "[core]
   CHECK(pool.stats().allocated == 0);  // counted only at min_capacity and above
 }
 
-TEST_CASE("kept buffers stay within max_kept_bytes; lowering it frees the excess", "[core][unit]") {
+TEST_CASE("kept buffers stay within max_kept_bytes; lowering it frees the excess", "[core][unit][buffer_pool]") {
   BufferPool pool(3 * kPage);
   std::string a = pool.take(kPage, kPage);
   std::string b = pool.take(kPage, kPage);

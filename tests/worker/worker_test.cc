@@ -8,6 +8,7 @@
 #include <Poco/Process.h>
 
 #include <csignal>
+#include <functional>
 #include <fstream>
 
 #include "support/shifted_clock.h"
@@ -1050,30 +1051,27 @@ TEST_CASE("an exception in a job's step fails that job with class unknown and th
   CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(5));
 }
 
-TEST_CASE("what waits for delivery stays within max_undelivered_bytes and every job completes",
-          "[worker][integration][kafka]") {
+namespace {
+
+// `count` merchants of 20,000 followers (two full pages and a count-0 last answer each), all
+// queued at once under `options`; every walk must complete with its followers in exactly its 3
+// calls. Returns the most bytes waiting for delivery, sampled every millisecond while they walk.
+int64_t highestUndeliveredOfFleet(const std::string& prefix, int count,
+                                  const std::function<void(WorkerOptions&)>& configure,
+                                  WorkerStats* stats) {
   std::vector<sandbox::Account> accounts;
-  // 12 walks of 2 full pages: 8 MB of pages, within what the embedded broker keeps.
-  for (int i = 0; i < 12; ++i) accounts.push_back(merchant("wxbudget" + std::to_string(i), 20000));
+  for (int i = 0; i < count; ++i) accounts.push_back(merchant(prefix + std::to_string(i), 20000));
   WorkerFixture f(accounts);
   auto options = f.options();
-  // The smallest budget: any page waiting for delivery holds back the next call; and each page
-  // waits 200 ms in the producer before it is sent, so the calls that follow find it waiting
-  // whatever the machine's speed.
-  options.max_undelivered_bytes = 1;
-  options.properties["linger.ms"] = "200";
-  options.max_in_flight = 8;
+  configure(options);
   f.startWorker(options);
   std::set<std::string> jobs;
   for (const auto& a : accounts) {
     f.enqueueJob("j-" + a.appid, a.appid);
     jobs.insert("j-" + a.appid);
   }
-  // Sampled while the walks run: at most the budget plus the pages of the calls already under
-  // way when it was reached (one page of about 330 KB each).
   int64_t highest = 0;
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  // 3 page messages a walk: two of 10,000 OpenIDs and the count-0 last one.
   while (f.worker().stats().pages < 3 * static_cast<int64_t>(accounts.size()) &&
          std::chrono::steady_clock::now() < deadline) {
     highest = std::max(highest, f.worker().stats().undelivered_bytes);
@@ -1081,51 +1079,54 @@ TEST_CASE("what waits for delivery stays within max_undelivered_bytes and every 
   }
   f.waitForStatus(jobs, {"completed"});
   for (const auto& a : accounts) f.requireFollowers("j-" + a.appid, a.appid, 20000);
-  auto stats = f.worker().stats();
-  INFO("highest undelivered: " << highest << " bytes; waits: " << stats.budget_waits);
-  CHECK(highest > 0);
-  CHECK(highest <= options.max_undelivered_bytes + 8 * 400 * 1024);
-  CHECK(stats.budget_waits > 0);       // the budget was reached and calls waited
-  CHECK(stats.undelivered_bytes == 0);  // everything settled
   // Waiting cost no call: each walk made exactly its 3 calls (2 pages and the empty answer).
   for (const auto& a : accounts) CHECK(f.sandbox().calls(a.appid, sandbox::kEndpointUserGet) == 3);
+  *stats = f.worker().stats();
+  return highest;
+}
+
+}  // namespace
+
+TEST_CASE("what waits for delivery stays within max_undelivered_bytes and every job completes",
+          "[worker][integration][kafka]") {
+  // 12 walks of 2 full pages: 8 MB of pages, within what the embedded broker keeps. The
+  // smallest budget: any page waiting for delivery holds back the next call; and each page
+  // waits 200 ms in the producer before it is sent, so the calls that follow find it waiting
+  // whatever the machine's speed.
+  const int64_t budget = 1;
+  WorkerStats stats;
+  const int64_t highest = highestUndeliveredOfFleet("wxbudget", 12, [&](WorkerOptions& o) {
+    o.max_undelivered_bytes = budget;
+    o.properties["linger.ms"] = "200";
+    o.max_in_flight = 8;
+  }, &stats);
+  INFO("highest undelivered: " << highest << " bytes; waits: " << stats.budget_waits);
+  CHECK(highest > 0);
+  // At most the budget plus the pages of the calls already under way when it was reached (one
+  // page of about 330 KB each).
+  CHECK(highest <= budget + 8 * 400 * 1024);
+  CHECK(stats.budget_waits > 0);       // the budget was reached and calls waited
+  CHECK(stats.undelivered_bytes == 0);  // everything settled
 }
 
 TEST_CASE("calls reserve a full page where one is coming: many first calls or walks ending "
           "together do not push what waits past max_undelivered_bytes",
           "[worker][integration][kafka]") {
-  // 24 walks of 2 full pages and a count-0 last answer. The first calls all start at once, and
-  // the small last answers come in a burst: a call reserves what its walk's previous page took
-  // (a first call, a full page until first pages say otherwise), so neither lets more calls go
-  // than the budget holds.
-  std::vector<sandbox::Account> accounts;
-  for (int i = 0; i < 24; ++i) accounts.push_back(merchant("wxburst" + std::to_string(i), 20000));
-  WorkerFixture f(accounts);
-  auto options = f.options();
-  options.max_undelivered_bytes = 2 << 20;  // about 6 full pages
-  options.properties["linger.ms"] = "100";
-  options.max_in_flight = 24;
-  f.startWorker(options);
-  std::set<std::string> jobs;
-  for (const auto& a : accounts) {
-    f.enqueueJob("j-" + a.appid, a.appid);
-    jobs.insert("j-" + a.appid);
-  }
-  int64_t highest = 0;
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (f.worker().stats().pages < 3 * static_cast<int64_t>(accounts.size()) &&
-         std::chrono::steady_clock::now() < deadline) {
-    highest = std::max(highest, f.worker().stats().undelivered_bytes);
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  f.waitForStatus(jobs, {"completed"});
-  for (const auto& a : accounts) f.requireFollowers("j-" + a.appid, a.appid, 20000);
+  // 24 walks. The first calls all start at once, and the small last answers come in a burst: a
+  // call reserves what its walk's previous page took (a first call, a full page until first
+  // pages say otherwise), so neither lets more calls go than the budget holds.
+  const int64_t budget = 2 << 20;  // about 6 full pages
+  WorkerStats stats;
+  const int64_t highest = highestUndeliveredOfFleet("wxburst", 24, [&](WorkerOptions& o) {
+    o.max_undelivered_bytes = budget;
+    o.properties["linger.ms"] = "100";
+    o.max_in_flight = 24;
+  }, &stats);
   INFO("highest undelivered: " << highest << " bytes");
-  CHECK(highest > options.max_undelivered_bytes / 2);  // the budget was what held the calls
+  CHECK(highest > budget / 2);  // the budget was what held the calls
   // At most one page past the budget (the call admitted just under it), never the 24 pages of
   // every call in flight.
-  CHECK(highest <= options.max_undelivered_bytes + 400 * 1024);
-  for (const auto& a : accounts) CHECK(f.sandbox().calls(a.appid, sandbox::kEndpointUserGet) == 3);
+  CHECK(highest <= budget + 400 * 1024);
 }
 
 TEST_CASE("a pages topic that does not exist makes the worker unready until it is created, and "
