@@ -42,14 +42,14 @@ void BufferPool::give(std::string&& buffer) {
   }
   std::string kept;
   kept.swap(buffer);
-  // Kept at its full capacity, so that take() only ever shrinks it (a zeroing write of the
-  // few bytes past its last contents, not of the whole buffer).
-  kept.resize(capacity);
   std::lock_guard<std::mutex> lock(mutex_);
   if (stats_.kept_bytes + capacity > max_kept_bytes_) {
     ++stats_.dropped;
     return;  // freed after the lock is released
   }
+  // Kept at its full capacity, so that take() only ever shrinks it: what is written here is
+  // the few KB past its last contents, not the whole buffer.
+  kept.resize(capacity);
   stats_.kept_bytes += capacity;
   ++stats_.kept;
   kept_.emplace(capacity, std::move(kept));

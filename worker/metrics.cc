@@ -1,7 +1,5 @@
 #include "worker/metrics.h"
 
-#include "core/buffer_pool.h"
-
 #include <charconv>
 #include <cmath>
 #include <nlohmann/json.hpp>

@@ -53,7 +53,7 @@ TEST_CASE("the smallest kept buffer that is large enough is taken", "[core][unit
   CHECK(pool.stats().kept_bytes >= 4 * kPage);  // the large one still waits
 }
 
-TEST_CASE("small buffers are not kept and cost no lock: they are freed", "[core][unit][buffer_pool]") {
+TEST_CASE("small buffers are not kept: they are freed", "[core][unit][buffer_pool]") {
   BufferPool pool;
   std::string small = pool.take(100, 200);
   CHECK(small.size() == 100);
