@@ -1476,30 +1476,47 @@ void Worker::end(const std::shared_ptr<Run>& run, Outgoing event, const std::str
                  std::function<void()> then) {
   // Once "ending" is written the end goes through even if the partition is revoked meanwhile:
   // revocation waits for it, and whoever reads "ending" next looks for the event before writing.
-  auto r = run;
-  if (transactional_sink_) {
-    // exactly_once: the event and the final state are one group of the transaction (after the
-    // "ending" checkpoint the last page wrote with the same event, if the walk completed).
-    std::vector<Outgoing> out;
-    const bool ended = run->ending_event && state == kProgressCompleted;
-    out.push_back(ended ? *run->ending_event : std::move(event));
-    for (auto& m : checkpointMessages(*run, state)) out.push_back(std::move(m));
-    produceAll(run, std::move(out), std::move(then));
-    return;
+  // exactly_once: a completed walk's last page wrote "ending" with its end event in the same
+  // group; that event is the one written.
+  if (transactional_sink_ && run->ending_event && state == kProgressCompleted) {
+    event = *run->ending_event;
   }
-  auto e = std::make_shared<Outgoing>(std::move(event));
-  produceAll(run, checkpointMessages(*run, kProgressEnding, {}, e->value),
-             [this, r, e, state, then = std::move(then)]() mutable {
-               produceAll(r, {std::move(*e)}, [this, r, state, then = std::move(then)]() mutable {
-                 produceAll(r, checkpointMessages(*r, state), std::move(then));
-               });
+  writeEnding(run, planEnding(transactional_sink_ != nullptr), 0,
+              std::make_shared<Outgoing>(std::move(event)), state, std::move(then));
+}
+
+void Worker::writeEnding(const std::shared_ptr<Run>& run, EndingPlan plan, size_t group,
+                         std::shared_ptr<Outgoing> event, const std::string& state,
+                         std::function<void()> then) {
+  // Built when its turn comes: the final checkpoint names where the event was delivered.
+  std::vector<Outgoing> out;
+  for (EndingWrite write : plan[group]) {
+    switch (write) {
+      case EndingWrite::kEndingCheckpoint:
+        for (auto& m : checkpointMessages(*run, kProgressEnding, {}, event->value)) {
+          out.push_back(std::move(m));
+        }
+        break;
+      case EndingWrite::kEvent:
+        out.push_back(*event);
+        break;
+      case EndingWrite::kFinalCheckpoint:
+        for (auto& m : checkpointMessages(*run, state)) out.push_back(std::move(m));
+        break;
+    }
+  }
+  if (group + 1 == plan.size()) return produceAll(run, std::move(out), std::move(then));
+  auto r = run;
+  produceAll(run, std::move(out),
+             [this, r, plan = std::move(plan), group, event, state, then = std::move(then)] {
+               writeEnding(r, plan, group + 1, event, state, then);
              });
 }
 
 void Worker::settleEnding(const std::shared_ptr<Run>& run, const ProgressRecord& record) {
   nlohmann::json event = nlohmann::json::parse(record.end_event, nullptr, false);
   std::string status = event.is_object() ? event.value("status", "") : "";
-  const std::string state = status == "failed" ? kProgressFailed : kProgressCompleted;
+  const std::string state = finalProgressState(status);
   run->walk = JobWalk(options_.backoff, {record.seq, record.cursor, record.openids});
   run->checkpointed = record.seq;
   run->begun = true;
@@ -1534,15 +1551,13 @@ void Worker::settleEnding(const std::shared_ptr<Run>& run, const ProgressRecord&
     }
     log_.info(found ? "job end found written" : "job end written after a restart",
               {{"job_id", run->job.job_id}, {"appid", run->job.appid}, {"status", status}});
-    std::vector<Outgoing> out;
-    if (!found) out.push_back({options_.topics.events, record.end_event, {}});
     auto r = run;
-    produceAll(run, std::move(out), [this, r, state, status, found] {
-      produceAll(r, checkpointMessages(*r, state), [this, r, status, found] {
-        if (!found) count(&WorkerStats::jobs_by_status, status);
-        finish(r);
-      });
-    });
+    writeEnding(run, planSettling(found), 0,
+                std::make_shared<Outgoing>(options_.topics.events, record.end_event),
+                state, [this, r, status, found] {
+                  if (!found) count(&WorkerStats::jobs_by_status, status);
+                  finish(r);
+                });
     run->pending--;
   });
 }

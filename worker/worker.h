@@ -35,6 +35,7 @@
 #include "tenants/token_source.h"
 #include "worker/executor.h"
 #include "worker/job.h"
+#include "worker/job_ending.h"
 #include "worker/job_walk.h"
 #include "worker/lanes.h"
 #include "worker/offset_tracker.h"
@@ -218,10 +219,15 @@ class Worker {
   // Every page delivered, the last included: writes the end of the job.
   void complete(const std::shared_ptr<Run>& run);
   void fail(const std::shared_ptr<Run>& run, const Error& error);
-  // Writes the job's end event exactly once: checkpoint "ending" (with the event), the event,
-  // then the final state; `then` runs after the last of them is delivered.
+  // Writes the job's end event exactly once, as planEnding (worker/job_ending.h) orders it;
+  // `then` runs after the last record is delivered.
   void end(const std::shared_ptr<Run>& run, Outgoing event, const std::string& state,
            std::function<void()> then);
+  // Produces `plan`'s groups from `group` on, each once the one before it is delivered, building
+  // each record when its turn comes; `state` is the final checkpoint's.
+  void writeEnding(const std::shared_ptr<Run>& run, EndingPlan plan, size_t group,
+                   std::shared_ptr<Outgoing> event, const std::string& state,
+                   std::function<void()> then);
   // A job found "ending" after a restart or a rebalance: writes its end event unless the events
   // topic already has it, then checkpoints the final state and finishes the job's offset.
   void settleEnding(const std::shared_ptr<Run>& run, const ProgressRecord& record);
