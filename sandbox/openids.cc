@@ -33,24 +33,20 @@ int alphabetIndex(char c) {
   return -1;
 }
 
-// Writes the id into out[0..28).
+// Writes the id into out[0..28): 'o', 5 hash chars, the 7 index chars (most significant first),
+// then 15 hash chars.
 void writeOpenId(char* out, uint64_t appHash, int64_t index) {
   const uint64_t masked = (static_cast<uint64_t>(index) ^ appHash) & ((uint64_t{1} << 42) - 1);
   const uint64_t h1 = splitmix64(appHash ^ static_cast<uint64_t>(index));
   const uint64_t h2 = splitmix64(h1);
-  char hashChars[kHashChars];
-  for (std::size_t i = 0; i < 10; ++i) hashChars[i] = kAlphabet[(h1 >> (6 * i)) & 63];
-  for (std::size_t i = 0; i < 10; ++i) hashChars[10 + i] = kAlphabet[(h2 >> (6 * i)) & 63];
+  static_assert(kIndexPos == 6 && kIndexChars == 7 && kOpenIdLength == 28, "layout below");
   out[0] = 'o';
-  std::size_t h = 0;
-  for (std::size_t pos = 1; pos < kOpenIdLength; ++pos) {
-    if (pos >= kIndexPos && pos < kIndexPos + kIndexChars) {
-      const std::size_t digit = pos - kIndexPos;  // most significant first
-      out[pos] = kAlphabet[(masked >> (6 * (kIndexChars - 1 - digit))) & 63];
-    } else {
-      out[pos] = hashChars[h++];
-    }
+  for (std::size_t i = 0; i < 5; ++i) out[1 + i] = kAlphabet[(h1 >> (6 * i)) & 63];
+  for (std::size_t d = 0; d < kIndexChars; ++d) {
+    out[kIndexPos + d] = kAlphabet[(masked >> (6 * (kIndexChars - 1 - d))) & 63];
   }
+  for (std::size_t i = 5; i < 10; ++i) out[8 + i] = kAlphabet[(h1 >> (6 * i)) & 63];
+  for (std::size_t i = 0; i < 10; ++i) out[18 + i] = kAlphabet[(h2 >> (6 * i)) & 63];
 }
 
 }  // namespace
@@ -66,6 +62,23 @@ void appendSandboxOpenId(std::string& out, std::string_view appid, int64_t index
   const std::size_t at = out.size();
   out.resize(at + kOpenIdLength);
   writeOpenId(out.data() + at, appidHash(appid), index);
+}
+
+void appendSandboxOpenIdList(std::string& out, std::string_view appid, int64_t begin,
+                             int64_t end) {
+  if (begin >= end) return;
+  const uint64_t appHash = appidHash(appid);
+  const std::size_t at = out.size();
+  const auto count = static_cast<std::size_t>(end - begin);
+  out.resize(at + count * (kOpenIdLength + 3) - 1);
+  char* p = out.data() + at;
+  for (int64_t i = begin; i < end; ++i) {
+    if (i != begin) *p++ = ',';
+    *p++ = '"';
+    writeOpenId(p, appHash, i);
+    p += kOpenIdLength;
+    *p++ = '"';
+  }
 }
 
 std::optional<int64_t> sandboxOpenIdIndex(std::string_view appid, std::string_view openid) {

@@ -23,6 +23,11 @@ std::string sandboxOpenId(std::string_view appid, int64_t index);
 // Appends sandboxOpenId(appid, index) to `out` (no allocation when `out` has capacity).
 void appendSandboxOpenId(std::string& out, std::string_view appid, int64_t index);
 
+// Appends the OpenIDs of followers [begin, end) of `appid` as a JSON array's inside:
+// "id","id",... (nothing when begin >= end). The appid is hashed once for the whole list.
+void appendSandboxOpenIdList(std::string& out, std::string_view appid, int64_t begin,
+                             int64_t end);
+
 // The index whose OpenID for `appid` is exactly `openid`; nullopt for anything else (an id of
 // another appid, a tweaked id, a wrong length or alphabet).
 std::optional<int64_t> sandboxOpenIdIndex(std::string_view appid, std::string_view openid);

@@ -182,12 +182,7 @@ std::string renderPage(const PageRequest& p) {
   s += ",\"count\":";
   s += std::to_string(count);
   s += ",\"data\":{\"openid\":[";
-  for (int64_t i = p.start; i < end; ++i) {
-    if (i != p.start) s += ',';
-    s += '"';
-    appendSandboxOpenId(s, p.appid, i);
-    s += '"';
-  }
+  appendSandboxOpenIdList(s, p.appid, p.start, end);
   s += "]},\"next_openid\":\"";
   if (!(end == p.total && p.variant == LastPageVariant::kEmpty))
     appendSandboxOpenId(s, p.appid, end - 1);

@@ -5,6 +5,7 @@
 #include <string>
 
 using fanpull::sandbox::appendSandboxOpenId;
+using fanpull::sandbox::appendSandboxOpenIdList;
 using fanpull::sandbox::kMaxOpenIdIndex;
 using fanpull::sandbox::sandboxOpenId;
 using fanpull::sandbox::sandboxOpenIdIndex;
@@ -45,6 +46,28 @@ TEST_CASE("a sandbox openid depends only on appid and index", "[sandbox][unit]")
   std::string appended = "x";
   appendSandboxOpenId(appended, "wxa", 42);
   CHECK(appended == "x" + sandboxOpenId("wxa", 42));
+}
+
+TEST_CASE("sandbox openids keep their values: stored expectations and earlier topics stay valid",
+          "[sandbox][unit]") {
+  CHECK(sandboxOpenId("wxdemo000000000001", 0) == "oQeyreFoyuy5RR5SSBWKVXou-ZfQ");
+  CHECK(sandboxOpenId("wxdemo000000000001", 9999) == "oTjaVlFoyuwlenc4d6RRYTEtlLVI");
+  CHECK(sandboxOpenId("wxdemo000000000001", 123456789) == "os0nFaFo14ONEfEfguKhi42a4xiL");
+}
+
+TEST_CASE("a sandbox openid list is the quoted ids of its range, comma-separated",
+          "[sandbox][unit]") {
+  std::string expected = "[";
+  for (int64_t i = 5; i < 9; ++i) {
+    if (i != 5) expected += ',';
+    expected += '"' + sandboxOpenId("wxa", i) + '"';
+  }
+  std::string list = "[";
+  appendSandboxOpenIdList(list, "wxa", 5, 9);
+  CHECK(list == expected);
+  std::string empty = "[";
+  appendSandboxOpenIdList(empty, "wxa", 9, 9);
+  CHECK(empty == "[");
 }
 
 TEST_CASE("the index of a sandbox openid round-trips", "[sandbox][unit]") {
