@@ -213,7 +213,7 @@ std::variant<WorkerConfig, std::vector<ConfigProblem>> parseWorkerConfig(const s
   WorkerConfig c;
   c.file = file;
   if (!r.object(root, "", {"kafka", "wechat", "component", "tenants_file", "token_state_file",
-                           "state", "rate_limit", "http", "log"})) {
+                           "state", "rate_limit", "http", "log", "shutdown_timeout_ms"})) {
     return problems;
   }
 
@@ -382,6 +382,8 @@ std::variant<WorkerConfig, std::vector<ConfigProblem>> parseWorkerConfig(const s
     r.integer(*rate, "rate_limit", "burst", &c.rate_limit.burst, 1, 1000000);
     r.integer(*rate, "rate_limit", "daily_calls", &c.rate_limit.daily_calls, 0, 1000000000);
   }
+
+  r.integer(root, "", "shutdown_timeout_ms", &c.shutdown_timeout_ms, 100, 3600000);
 
   auto http = root.find("http");
   if (http != root.end() && r.object(*http, "http", {"listen"})) {

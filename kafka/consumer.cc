@@ -15,13 +15,20 @@ class Consumer::Impl : public detail::HandleContext {
   bool has_group = false;
   bool report_partition_end = false;
   bool closed = false;
+  bool close_unfinished = false;  // close() gave up: destroyed without closing again
   std::function<void(const std::vector<TopicPartition>&)> on_assigned;
   std::function<void(const std::vector<TopicPartition>&, bool)> on_revoked;
   std::function<void(const Result<std::vector<PartitionOffset>>&)> on_commit;
   std::function<void(const std::string&)> on_statistics;
 
   ~Impl() override {
-    if (rk && !closed) rd_kafka_consumer_close(rk.get());
+    if (!rk) return;
+    if (close_unfinished) {
+      // The group was not left in time (brokers away): do not wait for it a second time.
+      rd_kafka_destroy_flags(rk.release(), RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+    } else if (!closed) {
+      rd_kafka_consumer_close(rk.get());
+    }
   }
 
   static Impl* from(void* opaque) {
@@ -255,14 +262,29 @@ Result<Done> Consumer::commit(const std::string& topic, int32_t partition, int64
   return commit(std::vector<PartitionOffset>{{{topic, partition}, next_offset}});
 }
 
-Result<Done> Consumer::commit(const std::vector<PartitionOffset>& offsets) {
+Result<Done> Consumer::commit(const std::vector<PartitionOffset>& offsets,
+                              std::chrono::milliseconds timeout) {
   if (auto open = impl_->ensureOpen("commit"); !open.ok()) return open;
   if (!impl_->has_group) return Error::of(ErrorClass::kUnknown,
       "kafka consumer: commit needs a group id");
   auto plist = detail::toList(offsets);
-  rd_kafka_resp_err_t err = rd_kafka_commit(impl_->rk.get(), plist.get(), 0);
+  // The outcome comes to a queue of this call's own, waited for at most `timeout`
+  // (rd_kafka_commit would wait for a coordinator as long as there is none).
+  detail::QueuePtr queue(rd_kafka_queue_new(impl_->rk.get()));
+  rd_kafka_resp_err_t err =
+      rd_kafka_commit_queue(impl_->rk.get(), plist.get(), queue.get(), nullptr, nullptr);
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR) return detail::kafkaError(err, "commit");
-  if (auto e = detail::firstPartitionError(plist.get(), "commit")) return *e;
+  detail::EventPtr event(rd_kafka_queue_poll(queue.get(), detail::toTimeoutMs(timeout)));
+  if (!event) {
+    return Error::of(ErrorClass::kRetryable, "commit: no answer within " +
+                                                 std::to_string(timeout.count()) + " ms");
+  }
+  err = rd_kafka_event_error(event.get());
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) return detail::kafkaError(err, "commit");
+  if (const rd_kafka_topic_partition_list_t* done =
+          rd_kafka_event_topic_partition_list(event.get())) {
+    if (auto e = detail::firstPartitionError(done, "commit")) return *e;
+  }
   return Done{};
 }
 
@@ -351,11 +373,32 @@ Result<std::pair<int64_t, int64_t>> Consumer::watermarks(const TopicPartition& p
   return std::make_pair(low, high);
 }
 
-Result<Done> Consumer::close() {
+Result<Done> Consumer::close(std::chrono::milliseconds timeout) {
   if (impl_->closed) return Done{};
   impl_->closed = true;
-  rd_kafka_resp_err_t err = rd_kafka_consumer_close(impl_->rk.get());
-  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) return detail::kafkaError(err, "close");
+  // Closed in librdkafka's background; its events come to this queue, the revocation handled
+  // here as the rebalance callback would, until the close is done or the time is up.
+  detail::QueuePtr queue(rd_kafka_queue_new(impl_->rk.get()));
+  if (detail::ErrorObjectPtr e{rd_kafka_consumer_close_queue(impl_->rk.get(), queue.get())}) {
+    return detail::kafkaError(std::move(e), "close");
+  }
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!rd_kafka_consumer_closed(impl_->rk.get())) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      impl_->close_unfinished = true;
+      return Error::of(ErrorClass::kRetryable, "close: the group was not left within " +
+                                                   std::to_string(timeout.count()) + " ms");
+    }
+    detail::EventPtr event(rd_kafka_queue_poll(
+        queue.get(), static_cast<int>(std::min<int64_t>(left.count(), 100))));
+    if (event && rd_kafka_event_type(event.get()) == RD_KAFKA_EVENT_REBALANCE) {
+      Impl::onRebalance(impl_->rk.get(), rd_kafka_event_error(event.get()),
+                        rd_kafka_event_topic_partition_list(event.get()),
+                        static_cast<detail::HandleContext*>(impl_.get()));
+    }
+  }
   return Done{};
 }
 

@@ -81,7 +81,9 @@ class Consumer {
   // partition, waiting for the coordinator. Errors: retryable (coordinator moving, rebalance in
   // progress...), unknown for a partition no longer assigned or a reader.
   Result<Done> commit(const std::string& topic, int32_t partition, int64_t next_offset);
-  Result<Done> commit(const std::vector<PartitionOffset>& offsets);
+  // At most `timeout`: then retryable ("no answer within").
+  Result<Done> commit(const std::vector<PartitionOffset>& offsets,
+                      std::chrono::milliseconds timeout = std::chrono::seconds(60));
   // The same without waiting; the outcome goes to on_commit. Errors: only a reader or an invalid
   // argument.
   Result<Done> commitAsync(const std::string& topic, int32_t partition, int64_t next_offset);
@@ -114,8 +116,10 @@ class Consumer {
                                                  std::chrono::milliseconds timeout);
 
   // Leaves the group (revoking the assignment through on_revoked) and stops fetching; later
-  // calls fail. Idempotent. Errors: librdkafka failing to leave cleanly.
-  Result<Done> close();
+  // calls fail. Idempotent. Waits at most `timeout`: after that (brokers away) it returns a
+  // retryable error, and the destructor does not try to leave the group again. Errors:
+  // librdkafka failing to leave cleanly, or the time running out.
+  Result<Done> close(std::chrono::milliseconds timeout = std::chrono::seconds(60));
 
  private:
   class Impl;

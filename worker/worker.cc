@@ -64,6 +64,10 @@ struct Worker::Run {
 
 namespace {
 
+// A stopping worker's last two steps after its shutdown_timeout (committing the offsets, leaving
+// the group) each wait at most this long for brokers that may be gone.
+constexpr std::chrono::milliseconds kFinalStepTimeout{5000};
+
 // One call in flight on `calling` for its scope, however the scope ends (an exception included):
 // a revocation or a stop waits until the count is back to zero.
 class CountedCall {
@@ -122,6 +126,10 @@ Result<kafka::Done> Worker::start() {
   po.log = [this](int level, const std::string& facility, const std::string& message) {
     if (level <= 4) log_.warn("kafka producer: " + message, {{"facility", facility}});
   };
+  // shutdown() has waited for deliveries within shutdown_timeout already: what is still in
+  // flight when a producer is destroyed is given up soon (it was never checkpointed, so the
+  // job's next owner writes it again).
+  po.close_timeout = std::chrono::milliseconds(1000);
   auto retry = [this](TimePoint when, std::function<void()> task) {
     continuations_->postAt(when, std::move(task));
   };
@@ -493,7 +501,15 @@ void Worker::commitOffsets(bool sync) {
     offsets = offsets_.due();
   }
   if (offsets.empty()) return;
-  auto done = sync ? consumer_->commit(offsets) : consumer_->commitAsync(offsets);
+  // A synchronous commit waits for the coordinator at most kFinalStepTimeout, and while the
+  // consumer closes, at most what is left of the close's time.
+  auto timeout = kFinalStepTimeout;
+  if (close_deadline_) {
+    timeout = std::clamp(std::chrono::duration_cast<std::chrono::milliseconds>(
+                             *close_deadline_ - std::chrono::steady_clock::now()),
+                         std::chrono::milliseconds(100), kFinalStepTimeout);
+  }
+  auto done = sync ? consumer_->commit(offsets, timeout) : consumer_->commitAsync(offsets);
   if (!done.ok()) {
     log_.warn("offset commit failed", {{"error", done.error().describe()}});
     std::lock_guard<std::mutex> lock(mutex_);
@@ -888,8 +904,10 @@ void Worker::onRevoked(const std::vector<kafka::TopicPartition>& partitions, boo
     abortTransaction(Error::of(ErrorClass::kRetryable, "partitions lost to the group"), revoked);
   }
   for (const auto& next : restart) schedule(next, next->resume_at);
-  // Calls in flight finish and their pages are delivered before the partitions go.
+  // Calls in flight finish and their pages are delivered before the partitions go; while the
+  // worker stops, only within what is left of its shutdown_timeout.
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  if (drain_deadline_) deadline = std::min(deadline, *drain_deadline_);
   for (const auto& run : runs) {
     while (!aborted_ && (run->calling > 0 || run->pending > 0) &&
            std::chrono::steady_clock::now() < deadline) {
@@ -913,6 +931,7 @@ void Worker::onRevoked(const std::vector<kafka::TopicPartition>& partitions, boo
 void Worker::shutdown() {
   log_.info("worker stopping");
   auto deadline = std::chrono::steady_clock::now() + options_.shutdown_timeout;
+  drain_deadline_ = deadline;
   std::vector<std::shared_ptr<Run>> runs;
   {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -932,6 +951,14 @@ void Worker::shutdown() {
       deadline - std::chrono::steady_clock::now());
   auto flushed = producer_->flush(std::max(left, std::chrono::milliseconds(100)));
   if (!flushed.ok()) log_.warn("producer not flushed", {{"error", flushed.error().describe()}});
+  if (durable_producer_) {
+    left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    flushed = durable_producer_->flush(std::max(left, std::chrono::milliseconds(100)));
+    if (!flushed.ok()) {
+      log_.warn("producer not flushed", {{"error", flushed.error().describe()}});
+    }
+  }
   // The last asynchronous commit's outcome first, so that it cannot land after the final one.
   // The partitions are paused meanwhile; a job polled anyway is left uncommitted for the next
   // owner.
@@ -947,7 +974,8 @@ void Worker::shutdown() {
     }
   }
   commitOffsets(true);
-  auto closed = consumer_->close();
+  close_deadline_ = std::chrono::steady_clock::now() + kFinalStepTimeout;
+  auto closed = consumer_->close(kFinalStepTimeout);
   if (!closed.ok()) log_.warn("consumer close", {{"error", closed.error().describe()}});
   // The token store outlives the worker (the token source holds it): nothing of this worker's
   // may be called through it any more.

@@ -347,6 +347,10 @@ class Worker {
   // it was sent.
   bool commit_in_flight_ = false;
   std::chrono::steady_clock::time_point commit_sent_;
+  // Poll thread only, once shutdown() has begun: until when runs may be waited for, and until
+  // when the consumer's close (and the revocation's commit inside it) may take.
+  std::optional<std::chrono::steady_clock::time_point> drain_deadline_;
+  std::optional<std::chrono::steady_clock::time_point> close_deadline_;
 
   // exactly_once, poll thread: when the last transaction was committed.
   std::chrono::steady_clock::time_point last_transaction_;

@@ -273,3 +273,20 @@ TEST_CASE("kafka.exactly_once and transaction_interval_ms are read and checked",
   CHECK_FALSE(std::get<WorkerConfig>(d).kafka.exactly_once);  // at-least-once by default
   CHECK(std::get<WorkerConfig>(d).kafka.transaction_interval_ms == 100);
 }
+
+TEST_CASE("shutdown_timeout_ms is read and checked, 30 s by default", "[config][unit]") {
+  auto r = parseWorkerConfig(R"({"kafka": {"bootstrap_servers": "b:9092"},
+      "shutdown_timeout_ms": 15000, "tenants_file": "t.json"})", "/w.json", noEnv());
+  REQUIRE(std::holds_alternative<WorkerConfig>(r));
+  CHECK(std::get<WorkerConfig>(r).shutdown_timeout_ms == 15000);
+  CHECK(hasProblem(problemsOf(R"({"kafka": {"bootstrap_servers": "b:9092"},
+      "shutdown_timeout_ms": 50, "tenants_file": "t.json"})"),
+                   "shutdown_timeout_ms", "expected 100 to 3600000, got 50"));
+  CHECK(hasProblem(problemsOf(R"({"kafka": {"bootstrap_servers": "b:9092"},
+      "shutdown_timeout_ms": "30s", "tenants_file": "t.json"})"),
+                   "shutdown_timeout_ms", "expected an integer"));
+  auto d = parseWorkerConfig(R"({"kafka": {"bootstrap_servers": "b:9092"},
+      "tenants_file": "t.json"})", "/w.json", noEnv());
+  REQUIRE(std::holds_alternative<WorkerConfig>(d));
+  CHECK(std::get<WorkerConfig>(d).shutdown_timeout_ms == 30000);
+}

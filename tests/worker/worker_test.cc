@@ -876,6 +876,47 @@ TEST_CASE("SIGTERM stops the worker gracefully and a second signal exits at once
   CHECK(std::chrono::steady_clock::now() - t1 < std::chrono::milliseconds(2000));
 }
 
+TEST_CASE("SIGTERM with every broker down exits within shutdown_timeout_ms and the steps' bounds, "
+          "and the next worker finishes the job with every follower",
+          "[worker][integration]") {
+  auto walk = merchant("wxgone", 60000);
+  walk.latency_ms = 400;
+  WorkerFixture f({walk});
+  nlohmann::json config = nlohmann::json::parse(std::ifstream(f.writeConfig()));
+  config["shutdown_timeout_ms"] = 1500;
+  const std::string path = f.dir().write("gone.json", config.dump(2));
+  f.enqueueJob("j-gone", "wxgone");
+
+  auto first = f.launchWorker(path, "first");
+  f.waitForStatus({"j-gone"}, {"started"}, std::chrono::seconds(30));
+  f.waitForUserGetCalls("wxgone", 2);
+  for (int32_t b = 1; b <= f.broker().brokerCount(); ++b) REQUIRE(f.broker().setBrokerDown(b).ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  auto t0 = std::chrono::steady_clock::now();
+  Poco::Process::requestTermination(first.id());
+  const int code = first.wait();
+  const auto took = std::chrono::steady_clock::now() - t0;
+  INFO(f.childLogs());
+  INFO("exit after " << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
+                     << " ms");
+  CHECK(code == 0);
+  // 1.5 s for the calls and deliveries, at most 5 s for the commit and 5 s to leave the group.
+  CHECK(took < std::chrono::milliseconds(1500 + 5000 + 5000 + 2000));
+  CHECK(!f.childLogLines("\"worker stopped\"").empty());
+
+  for (int32_t b = 1; b <= f.broker().brokerCount(); ++b) REQUIRE(f.broker().setBrokerUp(b).ok());
+  auto second = f.launchWorker(path, "second");
+  f.waitForStatus({"j-gone"}, {"completed"}, std::chrono::seconds(60));
+  f.requireFollowers("j-gone", "wxgone", 60000);
+  int completed = 0;
+  for (const auto& e : f.events()) completed += e["status"] == "completed" ? 1 : 0;
+  CHECK(completed == 1);
+  // What the first worker fetched and could not deliver is fetched again, and nothing more: at
+  // most the 7 calls of the walk and the first worker's calls.
+  CHECK(f.sandbox().calls("wxgone", sandbox::kEndpointUserGet) <= 7 + 7);
+  CHECK(f.terminateWorker(second, "second") == 0);
+}
+
 TEST_CASE("a deferred merchant counts as deferred until its walk resumes", "[worker][integration][kafka]") {
   auto quota = merchant("wxgauge", 30000);
   quota.daily_quota = 3;  // the walk needs 4 calls: deferred once, then completed
