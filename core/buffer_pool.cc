@@ -1,5 +1,7 @@
 #include "core/buffer_pool.h"
 
+#include <malloc.h>
+
 #include <algorithm>
 #include <iterator>
 #include <utility>
@@ -65,6 +67,24 @@ void BufferPool::setMaxKeptBytes(size_t bytes) {
     --stats_.kept;
     freed.insert(kept_.extract(largest));
   }
+}
+
+size_t BufferPool::releaseKept() {
+  std::multimap<size_t, std::string> freed;
+  size_t bytes = 0;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    freed.swap(kept_);
+    bytes = stats_.kept_bytes;
+    stats_.kept_bytes = 0;
+    stats_.kept = 0;
+  }
+  if (bytes == 0) return 0;
+  freed.clear();
+  // Buffers above glibc's mmap threshold go back by themselves; the others sit in malloc's
+  // arenas until trimmed.
+  malloc_trim(0);
+  return bytes;
 }
 
 BufferPoolStats BufferPool::stats() const {

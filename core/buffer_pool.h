@@ -44,6 +44,11 @@ class BufferPool {
   // At most `bytes` of capacity kept from now on (kept buffers over it are freed).
   void setMaxKeptBytes(size_t bytes);
 
+  // Frees every kept buffer and hands the freed memory back to the system (malloc_trim), for a
+  // worker that has been quiet for a while; returns the capacity freed. Later take()s allocate
+  // again.
+  size_t releaseKept();
+
   BufferPoolStats stats() const;
 
   // The process's pool for HTTP answers' bodies and the page messages written in them.

@@ -332,6 +332,8 @@ void Worker::pollLoop() {
   auto last_commit = std::chrono::steady_clock::now();
   auto last_reload = last_commit;
   auto last_restore = last_commit;
+  auto last_buffers_check = last_commit;
+  uint64_t answers_at_check = 0;
   while (!stopping_) {
     auto polled = consumer_->poll(std::chrono::milliseconds(100));
     if (!polled.ok()) {
@@ -372,6 +374,17 @@ void Worker::pollLoop() {
       }
       if (!unread.empty()) restoreState(unread);
       last_restore = now;
+    }
+    if (now - last_buffers_check >= options_.idle_buffers_after) {
+      // A quiet worker does not hold a busy spell's buffers: none was taken since the last look.
+      const BufferPoolStats pool = BufferPool::bodies().stats();
+      const uint64_t answers = pool.reused + pool.allocated;
+      if (answers == answers_at_check && pool.kept_bytes > 0) {
+        const size_t freed = BufferPool::bodies().releaseKept();
+        log_.debug("answer buffers freed after a quiet spell", {{"bytes", freed}});
+      }
+      answers_at_check = answers;
+      last_buffers_check = now;
     }
     updatePause();
   }

@@ -72,6 +72,9 @@ struct WorkerOptions {
   bool exactly_once = false;
   Duration transaction_interval = std::chrono::milliseconds(100);
   Duration tenants_reload_interval = std::chrono::seconds(2);
+  // Answers' buffers kept for reuse (up to max_undelivered_bytes) are freed once no large
+  // answer has come for between this and twice this (machine time).
+  Duration idle_buffers_after = std::chrono::seconds(60);
   Clock* clock = &SystemClock::instance();
   uint64_t seed = 0;  // 0: random
   CallObserver* observer = nullptr;  // call durations, limiter waits, consumer lag; null: none

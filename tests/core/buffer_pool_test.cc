@@ -53,6 +53,24 @@ TEST_CASE("the smallest kept buffer that is large enough is taken", "[core][unit
   CHECK(pool.stats().kept_bytes >= 4 * kPage);  // the large one still waits
 }
 
+TEST_CASE("releaseKept frees every kept buffer; the next take allocates again",
+          "[core][unit][buffer_pool]") {
+  BufferPool pool;
+  std::string a = pool.take(kPage, kPage);
+  std::string b = pool.take(kPage, kPage);
+  const size_t capacity = a.capacity() + b.capacity();
+  pool.give(std::move(a));
+  pool.give(std::move(b));
+  REQUIRE(pool.stats().kept == 2);
+  CHECK(pool.releaseKept() == capacity);
+  CHECK(pool.stats().kept == 0);
+  CHECK(pool.stats().kept_bytes == 0);
+  CHECK(pool.releaseKept() == 0);
+  std::string c = pool.take(kPage, kPage);
+  CHECK(pool.stats().allocated == 3);
+  CHECK(pool.stats().reused == 0);
+}
+
 TEST_CASE("small buffers are not kept: they are freed", "[core][unit][buffer_pool]") {
   BufferPool pool;
   std::string small = pool.take(100, 200);

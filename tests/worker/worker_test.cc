@@ -11,6 +11,7 @@
 #include <functional>
 #include <fstream>
 
+#include "core/buffer_pool.h"
 #include "support/shifted_clock.h"
 #include "support/worker_fixture.h"
 #include "worker/metrics.h"
@@ -915,6 +916,38 @@ TEST_CASE("SIGTERM with every broker down exits within shutdown_timeout_ms and t
   // most the 7 calls of the walk and the first worker's calls.
   CHECK(f.sandbox().calls("wxgone", sandbox::kEndpointUserGet) <= 7 + 7);
   CHECK(f.terminateWorker(second, "second") == 0);
+}
+
+TEST_CASE("answer buffers kept after a busy spell are freed once no answer has come for "
+          "idle_buffers_after",
+          "[worker][integration]") {
+  WorkerFixture f({merchant("wxquiet", 30000)});
+  WorkerOptions options = f.options();
+  options.idle_buffers_after = std::chrono::milliseconds(400);
+  f.startWorker(options);
+  f.enqueueJob("j-quiet", "wxquiet");
+  // While pages flow, answers' buffers are kept for the next ones.
+  size_t most_kept = 0;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  auto completed = [&] {
+    auto s = f.worker().stats().jobs_by_status;
+    return s.count("completed") > 0 && s["completed"] >= 1;
+  };
+  while (!completed() && std::chrono::steady_clock::now() < deadline) {
+    most_kept = std::max(most_kept, BufferPool::bodies().stats().kept_bytes);
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  f.waitForStatus({"j-quiet"}, {"completed"});
+  f.requireFollowers("j-quiet", "wxquiet", 30000);
+  CHECK(most_kept >= 300 * 1024);  // at least one full page's buffer was kept
+  // Then, quiet: within two intervals (and a margin) nothing is kept any more.
+  deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (BufferPool::bodies().stats().kept_bytes > 0 &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  CHECK(BufferPool::bodies().stats().kept_bytes == 0);
+  CHECK(BufferPool::bodies().stats().kept == 0);
 }
 
 TEST_CASE("a deferred merchant counts as deferred until its walk resumes", "[worker][integration][kafka]") {
