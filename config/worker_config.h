@@ -75,7 +75,8 @@ struct WorkerConfig {
   std::string state_previous_key;
   RateLimitConfig rate_limit;
   // On SIGTERM: how long calls under way and deliveries may take before the offsets are
-  // committed and the group is left (each of those two steps then has at most 5 s more).
+  // committed and the group is left (each of those two steps then has at most 5 s more, and the
+  // producers give up what is still undelivered after 1 s).
   int64_t shutdown_timeout_ms = 30000;
   std::string http_listen = "127.0.0.1:9464";
   std::string log_level = "info";
