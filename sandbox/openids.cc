@@ -39,7 +39,8 @@ void writeOpenId(char* out, uint64_t appHash, int64_t index) {
   const uint64_t masked = (static_cast<uint64_t>(index) ^ appHash) & ((uint64_t{1} << 42) - 1);
   const uint64_t h1 = splitmix64(appHash ^ static_cast<uint64_t>(index));
   const uint64_t h2 = splitmix64(h1);
-  static_assert(kIndexPos == 6 && kIndexChars == 7 && kOpenIdLength == 28, "layout below");
+  static_assert(kIndexPos == 6 && kIndexChars == 7 && kHashChars == 20 && kOpenIdLength == 28,
+                "layout below");
   out[0] = 'o';
   for (std::size_t i = 0; i < 5; ++i) out[1 + i] = kAlphabet[(h1 >> (6 * i)) & 63];
   for (std::size_t d = 0; d < kIndexChars; ++d) {
