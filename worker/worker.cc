@@ -960,17 +960,13 @@ void Worker::shutdown() {
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
   }
-  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-      deadline - std::chrono::steady_clock::now());
-  auto flushed = producer_->flush(std::max(left, std::chrono::milliseconds(100)));
-  if (!flushed.ok()) log_.warn("producer not flushed", {{"error", flushed.error().describe()}});
-  if (durable_producer_) {
-    left = std::chrono::duration_cast<std::chrono::milliseconds>(
+  // Both producers (with exactly_once, the durable one too) within what is left of the time.
+  for (kafka::Producer* producer : {producer_.get(), durable_producer_.get()}) {
+    if (producer == nullptr) continue;
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
         deadline - std::chrono::steady_clock::now());
-    flushed = durable_producer_->flush(std::max(left, std::chrono::milliseconds(100)));
-    if (!flushed.ok()) {
-      log_.warn("producer not flushed", {{"error", flushed.error().describe()}});
-    }
+    auto flushed = producer->flush(std::max(left, std::chrono::milliseconds(100)));
+    if (!flushed.ok()) log_.warn("producer not flushed", {{"error", flushed.error().describe()}});
   }
   // The last asynchronous commit's outcome first, so that it cannot land after the final one.
   // The partitions are paused meanwhile; a job polled anyway is left uncommitted for the next
