@@ -19,6 +19,7 @@
 
 #include "bench/bench_util.h"
 #include "bench/worker_harness.h"
+#include "core/buffer_pool.h"
 
 namespace {
 
@@ -64,6 +65,7 @@ RunResult runOnce(int argc, char** argv, int merchants, int64_t followers, bool 
   for (int i = 0; i < merchants; ++i) jobs.push_back({"ovh-" + std::to_string(i), benchAppid("ovh", i)});
 
   const std::string load = loadAverage();
+  const BufferPoolStats pool0 = BufferPool::bodies().stats();
   const auto cpu0 = threadCpu();
   const double proc0 = processCpuSeconds();
   const double machine0 = machineCpuSeconds();
@@ -81,6 +83,7 @@ RunResult runOnce(int argc, char** argv, int merchants, int64_t followers, bool 
   const double proc1 = processCpuSeconds();
   const double machine1 = machineCpuSeconds();
   const auto cpu1 = threadCpu();
+  const BufferPoolStats pool1 = BufferPool::bodies().stats();
   const WorkerStats stats = h.worker().stats();
   std::vector<sandbox::CallLogEntry> log;  // user/get calls only (not quota/get)
   for (auto& e : h.sandbox().callLog()) {
@@ -147,6 +150,10 @@ RunResult runOnce(int argc, char** argv, int merchants, int64_t followers, bool 
     t.info("lane cycle, call k -> k+1, median", fmt("%.0f ms", percentile(gaps, 0.5)));
     t.info("lane cycle, call k -> k+1, p90", fmt("%.0f ms", percentile(gaps, 0.9)));
   }
+  t.info("answer buffers allocated / used again / freed as over the pool's budget",
+         fmt("%llu / %llu / %llu", static_cast<unsigned long long>(pool1.allocated - pool0.allocated),
+             static_cast<unsigned long long>(pool1.reused - pool0.reused),
+             static_cast<unsigned long long>(pool1.dropped - pool0.dropped)));
   t.info("produce errors", fmt("%lld", static_cast<long long>(stats.produce_errors)));
   if (eos) {
     t.info("transactions committed / aborted",

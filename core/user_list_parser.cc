@@ -7,6 +7,10 @@
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
+#if defined(__SSE2__) && defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#include <immintrin.h>
+#define FANPULL_OPENID_AVX2 1
+#endif
 
 #include "core/error_class.h"
 
@@ -59,6 +63,82 @@ inline size_t simdOpenIdLength(const char* p, const char* end) {
   uint32_t before = (1u << len) - 1;  // len <= 31
   if (len == 0 || (safe & before) != before) return 0;
   return len;
+}
+#endif
+
+#if defined(FANPULL_OPENID_AVX2)
+// The same test with one 32-byte load, the URL-safe bytes found by two table lookups (low and
+// high nibble): a byte is URL-safe when its two entries share a bit. Bit 0: digits (high 3),
+// bit 1: 'A'-'O' and 'a'-'o' (high 4 and 6, low 1-F), bit 2: 'P'-'Z' and 'p'-'z' (high 5 and 7,
+// low 0-A), bit 3: '_' (0x5F), bit 4: '-' (0x2D). High nibbles 8-F match nothing.
+__attribute__((target("avx2"))) inline size_t avx2OpenIdLength(const char* p, const char* end) {
+  if (end - p < 32) return 0;
+  const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  const uint32_t quotes = static_cast<uint32_t>(
+      _mm256_movemask_epi8(_mm256_cmpeq_epi8(v, _mm256_set1_epi8('"'))));
+  if (quotes == 0) return 0;
+  const unsigned len = static_cast<unsigned>(__builtin_ctz(quotes));
+  if (len == 0) return 0;
+  const __m256i low_table = _mm256_setr_epi8(5, 7, 7, 7, 7, 7, 7, 7, 7, 7, 6, 2, 2, 18, 2, 10,  //
+                                             5, 7, 7, 7, 7, 7, 7, 7, 7, 7, 6, 2, 2, 18, 2, 10);
+  const __m256i high_table = _mm256_setr_epi8(0, 0, 16, 1, 2, 12, 2, 4, 0, 0, 0, 0, 0, 0, 0, 0,  //
+                                              0, 0, 16, 1, 2, 12, 2, 4, 0, 0, 0, 0, 0, 0, 0, 0);
+  const __m256i nibble = _mm256_set1_epi8(0x0F);
+  const __m256i low = _mm256_and_si256(v, nibble);
+  const __m256i high = _mm256_and_si256(_mm256_srli_epi16(v, 4), nibble);
+  const __m256i both = _mm256_and_si256(_mm256_shuffle_epi8(low_table, low),
+                                        _mm256_shuffle_epi8(high_table, high));
+  const uint32_t unsafe = static_cast<uint32_t>(
+      _mm256_movemask_epi8(_mm256_cmpeq_epi8(both, _mm256_setzero_si256())));
+  const uint32_t before = (1u << len) - 1;  // len <= 31
+  if ((unsafe & before) != 0) return 0;
+  return len;
+}
+#endif
+
+// Which vector code reads the OpenIDs (detail::setOpenIdScan); chosen once from the CPU.
+detail::OpenIdScan detectedScan() {
+#if defined(FANPULL_OPENID_AVX2)
+  __builtin_cpu_init();  // runs from a static initializer, before libgcc's own may have run
+  if (__builtin_cpu_supports("avx2")) return detail::OpenIdScan::kAvx2;
+#endif
+#if defined(__SSE2__)
+  return detail::OpenIdScan::kSse2;
+#else
+  return detail::OpenIdScan::kScalar;
+#endif
+}
+detail::OpenIdScan g_scan = detectedScan();
+
+// The OpenIDs WeChat sends back to back as "id","id",...: from p (after an opening quote), as
+// many as `room` allows while each is 1-31 URL-safe bytes closed by a quote and followed by ,"
+// (then the next one). Each is handed to keep(start, length); returns how many, and leaves *p
+// after the last one's closing quote (unchanged when none). The general loop takes what is left,
+// so a byte this refuses is only read again, byte by byte. Inlined into its callers, so that
+// Length is inlined with their vector code.
+template <size_t (*Length)(const char*, const char*), class Keep>
+__attribute__((always_inline)) inline size_t compactRun(const char** p, const char* end,
+                                                        size_t room, Keep&& keep) {
+  const char* at = *p;
+  size_t n = 0;
+  while (n < room) {
+    const size_t len = Length(at, end);
+    if (len == 0) break;
+    keep(at, len);
+    ++n;
+    const char* after = at + len + 1;
+    *p = after;
+    if (n == room || end - after < 2 || after[0] != ',' || after[1] != '"') break;
+    at = after + 2;
+  }
+  return n;
+}
+
+#if defined(FANPULL_OPENID_AVX2)
+template <class Keep>
+__attribute__((target("avx2"))) size_t compactRunAvx2(const char** p, const char* end, size_t room,
+                                                      Keep&& keep) {
+  return compactRun<avx2OpenIdLength>(p, end, room, keep);
 }
 #endif
 
@@ -273,16 +353,11 @@ class Scanner {
       }
       if (*p_ != '"') return fail("openid " + std::to_string(index) + " is not a string");
       const char* start = ++p_;
-#if defined(__SSE2__)
-      if (size_t len = simdOpenIdLength(p_, end_)) {
-        keep(page, std::string_view(start, len));
-        p_ += len + 1;
-      } else if (!scanOpenId(page, start, index, slow)) {
+      // As a rule every OpenID from here on in one run; otherwise this one, byte by byte.
+      if (compactOpenIds(page, static_cast<size_t>(kMaxOpenIdsPerPage) - index) == 0 &&
+          !scanOpenId(page, start, index, slow)) {
         return false;
       }
-#else
-      if (!scanOpenId(page, start, index, slow)) return false;
-#endif
       skipWs();
       if (atEnd()) return truncated();
       if (*p_ == ',') {
@@ -293,7 +368,7 @@ class Scanner {
         ++p_;
         return true;
       }
-      return fail("expected ',' or ']' after openid " + std::to_string(index));
+      return fail("expected ',' or ']' after openid " + std::to_string(page.size() - 1));
     }
   }
 
@@ -405,6 +480,24 @@ class Scanner {
     if (out) out->append(p_, n);
     p_ += n;
     return true;
+  }
+
+  // The run of back-to-back OpenIDs from p_ (compactRun) with the chosen vector code; 0 when
+  // the next one is not in that shape, or without vector code.
+  size_t compactOpenIds(FollowerPage& page, size_t room) {
+    auto take = [&](const char* at, size_t len) { keep(page, std::string_view(at, len)); };
+    switch (g_scan) {
+#if defined(FANPULL_OPENID_AVX2)
+      case detail::OpenIdScan::kAvx2:
+        return compactRunAvx2(&p_, end_, room, take);
+#endif
+#if defined(__SSE2__)
+      case detail::OpenIdScan::kSse2:
+        return compactRun<simdOpenIdLength>(&p_, end_, room, take);
+#endif
+      default:
+        return 0;
+    }
   }
 
   void keep(FollowerPage& page, std::string_view id) {
@@ -558,6 +651,16 @@ Result<FollowerPage> parse(std::string_view body, bool in_place) {
 }
 
 }  // namespace
+
+namespace detail {
+OpenIdScan openIdScan() { return g_scan; }
+
+bool setOpenIdScan(OpenIdScan scan) {
+  if (scan > detectedScan()) return false;
+  g_scan = scan;
+  return true;
+}
+}  // namespace detail
 
 Result<FollowerPage> parseUserListAnswer(std::string_view body) { return parse(body, false); }
 

@@ -27,4 +27,14 @@ inline Result<FollowerPage> parseUserListAnswer(const char* body) {
   return parseUserListAnswer(std::string_view(body));
 }
 
+namespace detail {
+// The vector code that reads OpenIDs: AVX2 where the CPU has it, else SSE2 (every x86-64), else
+// byte by byte. Tests set each in turn to hold them to the same answers; not for other callers
+// (not synchronised with parses under way).
+enum class OpenIdScan { kScalar, kSse2, kAvx2 };
+OpenIdScan openIdScan();
+// Sets the code to use, when this build and CPU have it; returns whether it did.
+bool setOpenIdScan(OpenIdScan scan);
+}  // namespace detail
+
 }  // namespace fanpull

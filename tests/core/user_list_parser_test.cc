@@ -1,6 +1,7 @@
 #include <catch2/catch.hpp>
 
 #include <string>
+#include <vector>
 
 #include "core/user_list_parser.h"
 
@@ -238,4 +239,86 @@ TEST_CASE("deeply nested unknown values are refused without a stack overflow", "
   std::string deep = "{\"total\":1,\"count\":0,\"next_openid\":\"\",\"x\":" + std::string(100000, '[') +
                      std::string(100000, ']') + "}";
   requireMalformed(deep, "nested too deeply");
+}
+
+namespace {
+
+// Restores the OpenID scan the CPU chose when a test that set another one ends.
+struct ScanGuard {
+  detail::OpenIdScan was = detail::openIdScan();
+  ~ScanGuard() { detail::setOpenIdScan(was); }
+};
+
+// The OpenIDs a parse took, or its error's cause.
+std::string outcome(std::string body, bool in_place) {
+  Result<FollowerPage> r = in_place ? parseUserListAnswer(std::move(body)) : parseUserListAnswer(std::string_view(body));
+  if (!r.ok()) return "error: " + r.error().cause;
+  std::string ids;
+  for (size_t i = 0; i < r->size(); ++i) ids.append(r->openid(i)).push_back(' ');
+  return ids;
+}
+
+std::string compactPage(const std::vector<std::string>& ids, const std::string& separator = ",") {
+  std::string list;
+  for (size_t i = 0; i < ids.size(); ++i) list += (i ? separator + "\"" : "\"") + ids[i] + "\"";
+  return "{\"total\":" + std::to_string(ids.size()) + ",\"count\":" + std::to_string(ids.size()) +
+         ",\"data\":{\"openid\":[" + list + "]},\"next_openid\":\"\"}";
+}
+
+}  // namespace
+
+TEST_CASE("every OpenID scan (AVX2, SSE2, byte by byte) gives the same OpenIDs and the same errors",
+          "[core][unit]") {
+  ScanGuard guard;
+  std::vector<std::string> bodies;
+  // Lengths around the vector code's limits (31 bytes in one 32-byte load) and the format's (64).
+  for (size_t len : {1, 2, 15, 16, 27, 28, 29, 30, 31, 32, 33, 63, 64, 65}) {
+    std::vector<std::string> ids;
+    for (int i = 0; i < 40; ++i) ids.push_back(std::string(len - 1, 'a' + i % 26) + std::to_string(i % 10));
+    bodies.push_back(compactPage(ids));
+    bodies.push_back(compactPage(ids, " , "));  // whitespace between them
+  }
+  // Every byte value at the start, middle and end of the 20th OpenID of 28 of a compact page.
+  for (int byte = 0; byte < 256; ++byte) {
+    for (size_t at : {0, 13, 27}) {
+      std::vector<std::string> ids;
+      for (int i = 0; i < 40; ++i) ids.push_back(oid(i));
+      ids[20][at] = static_cast<char>(byte);
+      bodies.push_back(compactPage(ids));
+    }
+  }
+  // A run that ends: at the end of the array, at an escaped OpenID, at a non-string, cut short.
+  bodies.push_back(pageBody(23000, 0, 10000, oid(9999)));
+  bodies.push_back(compactPage({oid(0), oid(1), "o\\u002dA_", oid(2)}));
+  bodies.push_back(R"({"total":3,"count":3,"data":{"openid":["abc","def",7]},"next_openid":""})");
+  bodies.push_back(pageBody(23000, 0, 40, "").substr(0, 600));
+  {
+    std::vector<std::string> ids;
+    for (int i = 0; i < 10001; ++i) ids.push_back(oid(i));
+    bodies.push_back(compactPage(ids));  // more than 10,000
+  }
+
+  using detail::OpenIdScan;
+  const std::vector<OpenIdScan> scans = {OpenIdScan::kScalar, OpenIdScan::kSse2, OpenIdScan::kAvx2};
+  REQUIRE(detail::setOpenIdScan(OpenIdScan::kScalar));
+  std::vector<std::string> expected;
+  size_t accepted = 0;
+  for (const auto& body : bodies) {
+    expected.push_back(outcome(body, false));
+    if (expected.back().rfind("error: ", 0) != 0) ++accepted;
+    CHECK(outcome(body, true) == expected.back());
+  }
+  // The byte-by-byte reading is the reference: it accepts exactly the URL-safe bytes.
+  CHECK(accepted == 14 * 2 - 2 + 64 * 3 + 1 + 1);  // lengths 65 refused; 64 URL-safe bytes
+  for (OpenIdScan scan : scans) {
+    if (!detail::setOpenIdScan(scan)) {
+      WARN("this CPU lacks the scan numbered " << static_cast<int>(scan));
+      continue;
+    }
+    for (size_t i = 0; i < bodies.size(); ++i) {
+      INFO("scan " << static_cast<int>(scan) << ", body " << i << ": " << bodies[i].substr(0, 160));
+      CHECK(outcome(bodies[i], false) == expected[i]);
+      CHECK(outcome(bodies[i], true) == expected[i]);
+    }
+  }
 }
