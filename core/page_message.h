@@ -35,7 +35,8 @@ Result<std::vector<std::string>> encodePageMessages(const PageIdentity& id, cons
 Result<std::vector<std::string>> encodePageMessages(const PageIdentity& id, FollowerPage&& page,
                                                    size_t max_bytes);
 
-// Appends s as a JSON string literal (quotes included), escaping as RFC 8259 requires.
+// Appends s as a JSON string literal (quotes included), escaping as RFC 8259 requires, with the
+// escapes nlohmann::json dump() writes (\b \f \n \r \t, \u00xx for other control characters).
 void appendJsonString(std::string& out, std::string_view s);
 
 }  // namespace fanpull

@@ -46,23 +46,37 @@ std::string encodeEvent(const JobEvent& event, TimePoint now) {
   return out;
 }
 
+// Written field by field (two of these per page): the bytes nlohmann::json's dump() gives for
+// the same object, keys in its (sorted) order, so that records written before and after read
+// alike (StateStore reads "state" and "updated_ms" without parsing).
 std::string encodeProgress(const ProgressRecord& p) {
-  json j = {{"job_id", p.job_id},
-            {"appid", p.appid},
-            {"state", p.state},
-            {"seq", p.seq},
-            {"cursor", p.cursor},
-            {"openids", p.openids},
-            {"source", {{"topic", p.source_topic},
-                        {"partition", p.source_partition},
-                        {"offset", p.source_offset}}},
-            {"retry_at_ms", p.retry_at_ms},
-            {"updated_ms", p.updated_ms}};
-  if (p.events_partition >= 0 && p.events_offset >= 0) {
-    j["events"] = {{"partition", p.events_partition}, {"offset", p.events_offset}};
+  std::string out;
+  out.reserve(192 + p.job_id.size() + p.appid.size() + p.cursor.size() + p.source_topic.size() +
+              p.end_event.size() + p.end_event.size() / 8);
+  out += "{\"appid\":";
+  appendJsonString(out, p.appid);
+  out += ",\"cursor\":";
+  appendJsonString(out, p.cursor);
+  if (!p.end_event.empty()) {
+    out += ",\"end_event\":";
+    appendJsonString(out, p.end_event);
   }
-  if (!p.end_event.empty()) j["end_event"] = p.end_event;
-  return j.dump();
+  if (p.events_partition >= 0 && p.events_offset >= 0) {
+    out += ",\"events\":{\"offset\":" + std::to_string(p.events_offset) +
+           ",\"partition\":" + std::to_string(p.events_partition) + "}";
+  }
+  out += ",\"job_id\":";
+  appendJsonString(out, p.job_id);
+  out += ",\"openids\":" + std::to_string(p.openids);
+  out += ",\"retry_at_ms\":" + std::to_string(p.retry_at_ms);
+  out += ",\"seq\":" + std::to_string(p.seq);
+  out += ",\"source\":{\"offset\":" + std::to_string(p.source_offset) +
+         ",\"partition\":" + std::to_string(p.source_partition) + ",\"topic\":";
+  appendJsonString(out, p.source_topic);
+  out += "},\"state\":";
+  appendJsonString(out, p.state);
+  out += ",\"updated_ms\":" + std::to_string(p.updated_ms) + "}";
+  return out;
 }
 
 std::optional<ProgressRecord> parseProgress(std::string_view value) {

@@ -3,8 +3,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdint>
+#include <string>
+#include <vector>
 
 #include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
 
 #include "kafka/embedded_broker.h"
 #include "kafka/producer.h"
@@ -128,4 +132,60 @@ TEST_CASE("a topic scan reads each partition from its offset to the end it had w
   REQUIRE(none.ok());
   CHECK(*none == 0);
   CHECK(visited == 0);
+}
+
+TEST_CASE("a progress record is written byte for byte as a JSON library's dump writes it",
+          "[worker][unit]") {
+  // The reference: the record as a JSON object, dumped (keys sorted, compact). Records written
+  // before the encoder was written by hand read the same, and StateStore finds "state" and
+  // "updated_ms" in both without parsing.
+  auto reference = [](const ProgressRecord& p) {
+    nlohmann::json j = {{"job_id", p.job_id},
+                        {"appid", p.appid},
+                        {"state", p.state},
+                        {"seq", p.seq},
+                        {"cursor", p.cursor},
+                        {"openids", p.openids},
+                        {"source", {{"topic", p.source_topic},
+                                    {"partition", p.source_partition},
+                                    {"offset", p.source_offset}}},
+                        {"retry_at_ms", p.retry_at_ms},
+                        {"updated_ms", p.updated_ms}};
+    if (p.events_partition >= 0 && p.events_offset >= 0) {
+      j["events"] = {{"partition", p.events_partition}, {"offset", p.events_offset}};
+    }
+    if (!p.end_event.empty()) j["end_event"] = p.end_event;
+    return j.dump();
+  };
+  std::vector<ProgressRecord> records;
+  records.push_back(record("running", 1000));
+  ProgressRecord ending = record("ending", 1764000000000);
+  ending.events_partition = 0;
+  ending.events_offset = 0;
+  ending.end_event = R"({"job_id":"j-1","status":"failed","error":{"errmsg":"a \"quoted\" \\ path"}})";
+  records.push_back(ending);
+  ProgressRecord deferred = record("deferred", INT64_MAX);
+  deferred.retry_at_ms = 1764043200000;
+  deferred.seq = 0;
+  deferred.cursor = "";
+  deferred.source_offset = -1;
+  deferred.events_partition = 3;  // no offset: not written
+  records.push_back(deferred);
+  ProgressRecord odd = record("completed", 1);
+  std::string control;
+  for (int c = 0; c < 0x20; ++c) control.push_back(static_cast<char>(c));
+  odd.job_id = "job " + control + "\x7f \xE7\xB3\xBB\xE7\xBB\x9F / \\ \"";
+  odd.end_event = "\t\n";
+  odd.openids = INT64_MIN;
+  records.push_back(odd);
+  for (const ProgressRecord& p : records) {
+    INFO(reference(p));
+    CHECK(encodeProgress(p) == reference(p));
+    auto back = parseProgress(encodeProgress(p));
+    if (p.state != "ending" || !p.end_event.empty()) {
+      REQUIRE(back);
+      CHECK(back->job_id == p.job_id);
+      CHECK(back->updated_ms == p.updated_ms);
+    }
+  }
 }
