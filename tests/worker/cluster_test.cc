@@ -1,8 +1,12 @@
 // A worker on a three-broker Apache Kafka cluster (replication factor 3, 2 in sync) while one
 // broker is killed: partition leadership moves to the survivors and the worker goes on without
 // losing a page or failing a job, calling WeChat again at most for a walk the group moved.
-// Only a real cluster can show this.
+// Only a real cluster can show this. And a stop with every broker of the cluster killed.
+#include <Poco/Process.h>
+
 #include <catch2/catch.hpp>
+#include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "support/worker_fixture.h"
 
@@ -60,4 +64,45 @@ TEST_CASE("a broker of three killed mid-run moves its leaders and loses no page"
   }
   WARN("calls made again across the 6 walks: " << extra);
   WARN("deliveries that failed and were produced again: " << f.worker().stats().produce_errors);
+}
+
+TEST_CASE("SIGTERM with every broker of a cluster killed exits within shutdown_timeout_ms and "
+          "the steps' bounds, having called WeChat no more than the walk needs",
+          "[worker][kafka]") {
+  auto cluster = TestKafka::startCluster(3);
+  INFO((cluster.ok() ? std::string() : cluster.error().describe()));
+  REQUIRE(cluster.ok());
+  TestKafka* kafka = cluster->get();
+  auto walk = merchant("wxclustergone", 60000);  // 7 calls
+  walk.latency_ms = 400;
+  WorkerFixture f({walk}, 3, std::move(*cluster));
+  nlohmann::json config = nlohmann::json::parse(std::ifstream(f.writeConfig()));
+  config["shutdown_timeout_ms"] = 1500;
+  const std::string path = f.dir().write("gone.json", config.dump(2));
+  f.enqueueJob("j-clustergone", "wxclustergone");
+
+  auto worker = f.launchWorker(path, "worker");
+  f.waitForStatus({"j-clustergone"}, {"started"}, std::chrono::seconds(60));
+  f.waitForUserGetCalls("wxclustergone", 2);
+  for (int node = 1; node <= 3; ++node) REQUIRE(kafka->killBroker(node).ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  const auto t0 = std::chrono::steady_clock::now();
+  Poco::Process::requestTermination(worker.id());
+  const int code = worker.wait();
+  const auto took = std::chrono::steady_clock::now() - t0;
+  INFO(f.childLogs());
+  INFO("exit after " << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
+                     << " ms");
+  CHECK(code == 0);
+  // The bounds of a stop (docs/RUNBOOK.md): 1.5 s for calls and deliveries, at most 5 s for
+  // the commit, 5 s to leave the group, 1 s for a producer to give up what it holds and 2 s for
+  // its purged messages' reports, and 3 s of margin.
+  CHECK(took < std::chrono::milliseconds(1500 + 5000 + 5000 + 1000 + 2000 + 3000));
+  CHECK(!f.childLogLines("\"worker stopped\"").empty());
+  // With nowhere to write its pages the worker stops calling once the undelivered budget and
+  // the walk's calls are spent: never more calls than the walk has.
+  CHECK(f.sandbox().calls("wxclustergone", sandbox::kEndpointUserGet) <= 7);
+  WARN("exit " << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
+                << " ms after SIGTERM; WeChat calls: "
+                << f.sandbox().calls("wxclustergone", sandbox::kEndpointUserGet));
 }
