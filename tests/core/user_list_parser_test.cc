@@ -287,6 +287,26 @@ TEST_CASE("every OpenID scan (AVX2, SSE2, byte by byte) gives the same OpenIDs a
       bodies.push_back(compactPage(ids));
     }
   }
+  // OpenIDs of one length with one of another length among them, at each place.
+  for (int odd = 0; odd < 40; ++odd) {
+    std::vector<std::string> ids;
+    for (int i = 0; i < 40; ++i) ids.push_back(i == odd ? oid(i).substr(0, 27) : oid(i));
+    bodies.push_back(compactPage(ids));
+  }
+  // Each separator byte after the 10th OpenID replaced by every other byte value ("a";"b",
+  // "a",,"b", "a","b" with the quote gone, ...).
+  for (int byte = 0; byte < 256; ++byte) {
+    for (size_t at : {0, 1}) {
+      std::vector<std::string> ids;
+      for (int i = 0; i < 40; ++i) ids.push_back(oid(i));
+      std::string body = compactPage(ids);
+      // After the tenth's closing quote: the list starts with the first's opening quote, and
+      // each OpenID takes its 28 bytes, two quotes and a comma.
+      const size_t after_tenth = body.find("[\"") + 1 + 9 * 31 + 30;
+      body[after_tenth + at] = static_cast<char>(byte);
+      bodies.push_back(body);
+    }
+  }
   // A run that ends: at the end of the array, at an escaped OpenID, at a non-string, cut short.
   bodies.push_back(pageBody(23000, 0, 10000, oid(9999)));
   bodies.push_back(compactPage({oid(0), oid(1), "o\\u002dA_", oid(2)}));
@@ -309,7 +329,9 @@ TEST_CASE("every OpenID scan (AVX2, SSE2, byte by byte) gives the same OpenIDs a
     CHECK(outcome(body, true) == expected.back());
   }
   // The byte-by-byte reading is the reference: it accepts exactly the URL-safe bytes.
-  CHECK(accepted == 14 * 2 - 2 + 64 * 3 + 1 + 1);  // lengths 65 refused; 64 URL-safe bytes
+  // Lengths of 65 refused; 64 URL-safe bytes; every page with one shorter OpenID; of the
+  // separators only the byte that was there (whitespace instead drops the comma or the quote).
+  CHECK(accepted == 14 * 2 - 2 + 64 * 3 + 40 + 1 + 1 + 1 + 1);
   for (OpenIdScan scan : scans) {
     if (!detail::setOpenIdScan(scan)) {
       WARN("this CPU lacks the scan numbered " << static_cast<int>(scan));
