@@ -353,6 +353,24 @@ class WorkerFixture {
     Poco::Process::requestTermination(child.id());
     return child.wait();
   }
+  // SIGTERM to `child`, a worker whose brokers are all gone and whose config sets
+  // shutdown_timeout_ms 1500: checks that it exits 0 within a stop's bounds (docs/RUNBOOK.md:
+  // 1.5 s for calls and deliveries, at most 5 s for the commit, 5 s to leave the group, 1 s for
+  // a producer to give up what it holds and 2 s for its purged messages' reports, and 3 s of
+  // margin) with "worker stopped" logged; returns how long it took.
+  std::chrono::milliseconds checkStopWithBrokersGone(Poco::ProcessHandle& child) {
+    const auto t0 = std::chrono::steady_clock::now();
+    Poco::Process::requestTermination(child.id());
+    const int code = child.wait();
+    const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::steady_clock::now() - t0);
+    INFO(childLogs());
+    INFO("exit after " << took.count() << " ms");
+    CHECK(code == 0);
+    CHECK(took < std::chrono::milliseconds(1500 + 5000 + 5000 + 1000 + 2000 + 3000));
+    CHECK(!childLogLines("\"worker stopped\"").empty());
+    return took;
+  }
 #endif
   // Every line of the child processes' logs that contains `needle`, each prefixed with its log.
   std::string childLogLines(const std::string& needle) {
