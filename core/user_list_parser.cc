@@ -68,9 +68,10 @@ inline size_t simdOpenIdLength(const char* p, const char* end) {
 
 #if defined(FANPULL_OPENID_AVX2)
 // The same test with one 32-byte load. The bytes that are not URL-safe are found by two table
-// lookups (low and high nibble): a byte is URL-safe when its two entries share a bit. Bit 0: digits (high 3),
-// bit 1: 'A'-'O' and 'a'-'o' (high 4 and 6, low 1-F), bit 2: 'P'-'Z' and 'p'-'z' (high 5 and 7,
-// low 0-A), bit 3: '_' (0x5F), bit 4: '-' (0x2D). High nibbles 8-F match nothing.
+// lookups (low and high nibble): a byte is URL-safe when its two entries share a bit. Bit 0:
+// digits (high 3), bit 1: 'A'-'O' and 'a'-'o' (high 4 and 6, low 1-F), bit 2: 'P'-'Z' and
+// 'p'-'z' (high 5 and 7, low 0-A), bit 3: '_' (0x5F), bit 4: '-' (0x2D). High nibbles 8-F match
+// nothing.
 __attribute__((target("avx2"))) inline uint32_t avx2UnsafeMask(__m256i v) {
   const __m256i low_table = _mm256_setr_epi8(5, 7, 7, 7, 7, 7, 7, 7, 7, 7, 6, 2, 2, 18, 2, 10,  //
                                              5, 7, 7, 7, 7, 7, 7, 7, 7, 7, 6, 2, 2, 18, 2, 10);
@@ -131,7 +132,9 @@ inline size_t sse2SameLengthRun(const char* at, const char* end, size_t len, siz
     const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(at + 16));
     const uint32_t quotes = quoteMask16(a) | (quoteMask16(b) << 16);
     const uint32_t safe = urlSafeMask16(a) | (urlSafeMask16(b) << 16);
-    if ((quotes & window) != quotes_wanted || at[len + 1] != ',' || (safe & before) != before) break;
+    if ((quotes & window) != quotes_wanted || at[len + 1] != ',' || (safe & before) != before) {
+      break;
+    }
     ++k;
     at += stride;
   }
