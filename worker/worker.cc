@@ -921,12 +921,7 @@ void Worker::onRevoked(const std::vector<kafka::TopicPartition>& partitions, boo
   // worker stops, only within what is left of its shutdown_timeout.
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   if (drain_deadline_) deadline = std::min(deadline, *drain_deadline_);
-  for (const auto& run : runs) {
-    while (!aborted_ && (run->calling > 0 || run->pending > 0) &&
-           std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
-  }
+  waitForRuns(runs, deadline);
   if (!lost) commitOffsets(true);
   for (const auto& tp : partitions) {
     state_.forget(tp.partition);
@@ -941,6 +936,17 @@ void Worker::onRevoked(const std::vector<kafka::TopicPartition>& partitions, boo
             {{"count", partitions.size()}, {"jobs", runs.size()}});
 }
 
+void Worker::waitForRuns(const std::vector<std::shared_ptr<Run>>& runs,
+                         std::chrono::steady_clock::time_point deadline) {
+  // After an aborted transaction nothing more is written: no run is waited for.
+  for (const auto& run : runs) {
+    while (!aborted_ && (run->calling > 0 || run->pending > 0) &&
+           std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  }
+}
+
 void Worker::shutdown() {
   log_.info("worker stopping");
   auto deadline = std::chrono::steady_clock::now() + options_.shutdown_timeout;
@@ -953,13 +959,7 @@ void Worker::shutdown() {
       runs.push_back(run);
     }
   }
-  // After an aborted transaction nothing more is written: no run is waited for.
-  for (const auto& run : runs) {
-    while (!aborted_ && (run->calling > 0 || run->pending > 0) &&
-           std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
-  }
+  waitForRuns(runs, deadline);
   // Both producers (with exactly_once, the durable one too) within what is left of the time.
   for (kafka::Producer* producer : {producer_.get(), durable_producer_.get()}) {
     if (producer == nullptr) continue;

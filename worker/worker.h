@@ -179,6 +179,10 @@ class Worker {
   void onCommitted(const Result<std::vector<kafka::PartitionOffset>>& outcome);
   void updatePause();
   void shutdown();
+  // Until none of `runs` has a call under way or a write not yet settled, the deadline passes,
+  // or a transaction was aborted (nothing more is written then).
+  void waitForRuns(const std::vector<std::shared_ptr<Run>>& runs,
+                   std::chrono::steady_clock::time_point deadline);
 
   // The life of one job, on executor threads.
   void schedule(const std::shared_ptr<Run>& run, TimePoint when);
