@@ -123,7 +123,7 @@ detail::OpenIdScan g_scan = detectedScan();
 inline size_t sse2SameLengthRun(const char* at, const char* end, size_t len, size_t max) {
   if (len == 0 || len > 29) return 0;  // the closing quote and ," within the 32 bytes
   const size_t stride = len + 3;
-  const uint32_t window = (1u << (len + 3)) - 1;
+  const uint32_t window = static_cast<uint32_t>((uint64_t{1} << (len + 3)) - 1);  // len + 3 <= 32
   const uint32_t quotes_wanted = (1u << len) | (1u << (len + 2));
   const uint32_t before = (1u << len) - 1;
   size_t k = 0;
@@ -147,7 +147,7 @@ __attribute__((target("avx2"))) inline size_t avx2SameLengthRun(const char* at, 
                                                                 size_t len, size_t max) {
   if (len == 0 || len > 29) return 0;  // the closing quote and ," within the 32 bytes
   const size_t stride = len + 3;
-  const uint32_t window = (1u << (len + 3)) - 1;
+  const uint32_t window = static_cast<uint32_t>((uint64_t{1} << (len + 3)) - 1);  // len + 3 <= 32
   const uint32_t quotes_wanted = (1u << len) | (1u << (len + 2));
   const uint32_t before = (1u << len) - 1;
   const __m256i quote = _mm256_set1_epi8('"');
