@@ -49,30 +49,28 @@ inline unsigned quoteMask16(__m128i v) {
   return static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('"'))));
 }
 
-// Length of the OpenID that starts at p (the byte after its opening quote) when it is 1-31
-// URL-safe bytes closed by a quote, all within the next 32 bytes; 0 otherwise (the caller then
-// takes the byte-by-byte path, which also reports the problem).
-inline size_t simdOpenIdLength(const char* p, const char* end) {
-  if (end - p < 32) return 0;
-  __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
-  __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16));
-  uint32_t quotes = quoteMask16(a) | (quoteMask16(b) << 16);
-  if (quotes == 0) return 0;
-  uint32_t safe = urlSafeMask16(a) | (urlSafeMask16(b) << 16);
-  unsigned len = static_cast<unsigned>(__builtin_ctz(quotes));
-  uint32_t before = (1u << len) - 1;  // len <= 31
-  if (len == 0 || (safe & before) != before) return 0;
-  return len;
+// What the vector code reads of the 32 bytes at p: bit i of `quotes` set where byte i is '"',
+// bit i of `unsafe` where it is outside [A-Za-z0-9_-]. One function per instruction set; what is
+// done with them is written once below.
+struct Masks32 {
+  uint32_t quotes;
+  uint32_t unsafe;
+};
+
+inline Masks32 sse2Masks(const char* p) {
+  const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16));
+  return {quoteMask16(a) | (quoteMask16(b) << 16), ~(urlSafeMask16(a) | (urlSafeMask16(b) << 16))};
 }
 #endif
 
 #if defined(FANPULL_OPENID_AVX2)
-// The same test with one 32-byte load. The bytes that are not URL-safe are found by two table
-// lookups (low and high nibble): a byte is URL-safe when its two entries share a bit. Bit 0:
-// digits (high 3), bit 1: 'A'-'O' and 'a'-'o' (high 4 and 6, low 1-F), bit 2: 'P'-'Z' and
-// 'p'-'z' (high 5 and 7, low 0-A), bit 3: '_' (0x5F), bit 4: '-' (0x2D). High nibbles 8-F match
-// nothing.
-__attribute__((target("avx2"))) inline uint32_t avx2UnsafeMask(__m256i v) {
+// With one 32-byte load. The bytes that are not URL-safe are found by two table lookups (low
+// and high nibble): a byte is URL-safe when its two entries share a bit. Bit 0: digits (high 3),
+// bit 1: 'A'-'O' and 'a'-'o' (high 4 and 6, low 1-F), bit 2: 'P'-'Z' and 'p'-'z' (high 5 and 7,
+// low 0-A), bit 3: '_' (0x5F), bit 4: '-' (0x2D). High nibbles 8-F match nothing.
+__attribute__((target("avx2"))) inline Masks32 avx2Masks(const char* p) {
+  const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
   const __m256i low_table = _mm256_setr_epi8(5, 7, 7, 7, 7, 7, 7, 7, 7, 7, 6, 2, 2, 18, 2, 10,  //
                                              5, 7, 7, 7, 7, 7, 7, 7, 7, 7, 6, 2, 2, 18, 2, 10);
   const __m256i high_table = _mm256_setr_epi8(0, 0, 16, 1, 2, 12, 2, 4, 0, 0, 0, 0, 0, 0, 0, 0,  //
@@ -82,21 +80,9 @@ __attribute__((target("avx2"))) inline uint32_t avx2UnsafeMask(__m256i v) {
   const __m256i high = _mm256_and_si256(_mm256_srli_epi16(v, 4), nibble);
   const __m256i both = _mm256_and_si256(_mm256_shuffle_epi8(low_table, low),
                                         _mm256_shuffle_epi8(high_table, high));
-  return static_cast<uint32_t>(
-      _mm256_movemask_epi8(_mm256_cmpeq_epi8(both, _mm256_setzero_si256())));
-}
-
-__attribute__((target("avx2"))) inline size_t avx2OpenIdLength(const char* p, const char* end) {
-  if (end - p < 32) return 0;
-  const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
-  const uint32_t quotes = static_cast<uint32_t>(
-      _mm256_movemask_epi8(_mm256_cmpeq_epi8(v, _mm256_set1_epi8('"'))));
-  if (quotes == 0) return 0;
-  const unsigned len = static_cast<unsigned>(__builtin_ctz(quotes));
-  if (len == 0) return 0;
-  const uint32_t before = (1u << len) - 1;  // len <= 31
-  if ((avx2UnsafeMask(v) & before) != 0) return 0;
-  return len;
+  return {static_cast<uint32_t>(_mm256_movemask_epi8(_mm256_cmpeq_epi8(v, _mm256_set1_epi8('"')))),
+          static_cast<uint32_t>(
+              _mm256_movemask_epi8(_mm256_cmpeq_epi8(both, _mm256_setzero_si256())))};
 }
 #endif
 
@@ -114,25 +100,42 @@ detail::OpenIdScan detectedScan() {
 }
 detail::OpenIdScan g_scan = detectedScan();
 
+#if defined(__SSE2__)
+// The functions below are inlined into their callers, so that Load is inlined with the vector
+// code of the caller (compactRunAvx2 is compiled for AVX2).
+using LoadMasks = Masks32 (*)(const char*);
+
+// Length of the OpenID that starts at p (the byte after its opening quote) when it is 1-31
+// URL-safe bytes closed by a quote, all within the next 32 bytes; 0 otherwise (the caller then
+// takes the byte-by-byte path, which also reports the problem).
+template <LoadMasks Load>
+__attribute__((always_inline)) inline size_t openIdLength(const char* p, const char* end) {
+  if (end - p < 32) return 0;
+  const Masks32 m = Load(p);
+  if (m.quotes == 0) return 0;
+  const unsigned len = static_cast<unsigned>(__builtin_ctz(m.quotes));
+  const uint32_t before = (1u << len) - 1;  // len <= 31
+  if (len == 0 || (m.unsafe & before) != 0) return 0;
+  return len;
+}
+
 // How many OpenIDs from `at` (after an opening quote) are, one after the other, exactly `len`
 // URL-safe bytes closed by a quote and followed by ,": the common case of a page, where every
 // OpenID has the length of the first. At most `max`. Each OpenID is checked with one 32-byte
 // load at a fixed stride from the one before, so the CPU reads ahead instead of waiting for
 // each one's length.
-#if defined(__SSE2__)
-inline size_t sse2SameLengthRun(const char* at, const char* end, size_t len, size_t max) {
+template <LoadMasks Load>
+__attribute__((always_inline)) inline size_t sameLengthRun(const char* at, const char* end,
+                                                           size_t len, size_t max) {
   if (len == 0 || len > 29) return 0;  // the closing quote and ," within the 32 bytes
   const size_t stride = len + 3;
-  const uint32_t window = static_cast<uint32_t>((uint64_t{1} << (len + 3)) - 1);  // len + 3 <= 32
+  const uint32_t window = static_cast<uint32_t>((uint64_t{1} << (len + 3)) - 1);  // <= 32 bits
   const uint32_t quotes_wanted = (1u << len) | (1u << (len + 2));
   const uint32_t before = (1u << len) - 1;
   size_t k = 0;
   while (k < max && end - at >= 32) {
-    const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(at));
-    const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(at + 16));
-    const uint32_t quotes = quoteMask16(a) | (quoteMask16(b) << 16);
-    const uint32_t safe = urlSafeMask16(a) | (urlSafeMask16(b) << 16);
-    if ((quotes & window) != quotes_wanted || at[len + 1] != ',' || (safe & before) != before) {
+    const Masks32 m = Load(at);
+    if ((m.quotes & window) != quotes_wanted || at[len + 1] != ',' || (m.unsafe & before) != 0) {
       break;
     }
     ++k;
@@ -140,47 +143,19 @@ inline size_t sse2SameLengthRun(const char* at, const char* end, size_t len, siz
   }
   return k;
 }
-#endif
-
-#if defined(FANPULL_OPENID_AVX2)
-__attribute__((target("avx2"))) inline size_t avx2SameLengthRun(const char* at, const char* end,
-                                                                size_t len, size_t max) {
-  if (len == 0 || len > 29) return 0;  // the closing quote and ," within the 32 bytes
-  const size_t stride = len + 3;
-  const uint32_t window = static_cast<uint32_t>((uint64_t{1} << (len + 3)) - 1);  // len + 3 <= 32
-  const uint32_t quotes_wanted = (1u << len) | (1u << (len + 2));
-  const uint32_t before = (1u << len) - 1;
-  const __m256i quote = _mm256_set1_epi8('"');
-  size_t k = 0;
-  while (k < max && end - at >= 32) {
-    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(at));
-    const uint32_t quotes =
-        static_cast<uint32_t>(_mm256_movemask_epi8(_mm256_cmpeq_epi8(v, quote)));
-    if ((quotes & window) != quotes_wanted || at[len + 1] != ',' ||
-        (avx2UnsafeMask(v) & before) != 0) {
-      break;
-    }
-    ++k;
-    at += stride;
-  }
-  return k;
-}
-#endif
 
 // The OpenIDs WeChat sends back to back as "id","id",...: from p (after an opening quote), as
 // many as `room` allows while each is 1-31 URL-safe bytes closed by a quote and followed by ,"
 // (then the next one). Each is handed to keep(start, length); returns how many, and leaves *p
 // after the last one's closing quote (unchanged when none). The general loop takes what is left,
-// so a byte this refuses is only read again, byte by byte. Inlined into its callers, so that
-// Length and SameLength are inlined with their vector code.
-template <size_t (*Length)(const char*, const char*),
-          size_t (*SameLength)(const char*, const char*, size_t, size_t), class Keep>
+// so a byte this refuses is only read again, byte by byte.
+template <LoadMasks Load, class Keep>
 __attribute__((always_inline)) inline size_t compactRun(const char** p, const char* end,
                                                         size_t room, Keep&& keep) {
   const char* at = *p;
   size_t n = 0;
   while (n < room) {
-    const size_t len = Length(at, end);
+    const size_t len = openIdLength<Load>(at, end);
     if (len == 0) break;
     keep(at, len);
     ++n;
@@ -189,19 +164,20 @@ __attribute__((always_inline)) inline size_t compactRun(const char** p, const ch
     if (n == room || end - after < 2 || after[0] != ',' || after[1] != '"') break;
     at = after + 2;
     // Then those of the same length, checked first and taken after.
-    const size_t same = SameLength(at, end, len, room - n);
+    const size_t same = sameLengthRun<Load>(at, end, len, room - n);
     for (size_t k = 0; k < same; ++k, at += len + 3) keep(at, len);
     n += same;
     if (same > 0) *p = at - 2;  // after the last one's closing quote; `at` is the next one
   }
   return n;
 }
+#endif
 
 #if defined(FANPULL_OPENID_AVX2)
 template <class Keep>
 __attribute__((target("avx2"))) size_t compactRunAvx2(const char** p, const char* end, size_t room,
                                                       Keep&& keep) {
-  return compactRun<avx2OpenIdLength, avx2SameLengthRun>(p, end, room, keep);
+  return compactRun<avx2Masks>(p, end, room, keep);
 }
 #endif
 
@@ -556,7 +532,7 @@ class Scanner {
 #endif
 #if defined(__SSE2__)
       case detail::OpenIdScan::kSse2:
-        return compactRun<simdOpenIdLength, sse2SameLengthRun>(&p_, end_, room, take);
+        return compactRun<sse2Masks>(&p_, end_, room, take);
 #endif
       default:
         return 0;
