@@ -300,9 +300,10 @@ class WorkerFixture {
     return log_lines_;
   }
 
-  // A worker config file for a `fanpull run` child process against this fixture.
-  std::string writeConfig(int max_in_flight = 8, const nlohmann::json& properties = {}) {
-    nlohmann::json c = {
+  // A worker config for a `fanpull run` child process against this fixture, for a test to
+  // change before it writes it (writeConfig writes it as it is).
+  nlohmann::json config(int max_in_flight = 8, const nlohmann::json& properties = {}) {
+    return {
         {"kafka",
          {{"bootstrap_servers", world_.kafka().bootstrapServers()},
           {"group_id", world_.group()},
@@ -323,7 +324,10 @@ class WorkerFixture {
         {"rate_limit", {{"requests_per_second", 1000}, {"burst", 1000}, {"daily_calls", 0}}},
         {"http", {{"listen", "127.0.0.1:0"}}},
         {"log", {{"level", "info"}, {"format", "json"}}}};
-    return world_.dir().write("worker.json", c.dump(2));
+  }
+  // config() in the fixture's folder as worker.json; returns its path.
+  std::string writeConfig(int max_in_flight = 8, const nlohmann::json& properties = {}) {
+    return world_.dir().write("worker.json", config(max_in_flight, properties).dump(2));
   }
 
   // Starts `fanpull run` on this fixture's config; its log goes to a file of the fixture's folder

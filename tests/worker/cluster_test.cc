@@ -3,7 +3,6 @@
 // losing a page or failing a job, calling WeChat again at most for a walk the group moved.
 // Only a real cluster can show this. And a stop with every broker of the cluster killed.
 #include <catch2/catch.hpp>
-#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "support/worker_fixture.h"
@@ -74,7 +73,7 @@ TEST_CASE("SIGTERM with every broker of a cluster killed exits within shutdown_t
   auto walk = merchant("wxclustergone", 60000);  // 7 calls
   walk.latency_ms = 400;
   WorkerFixture f({walk}, 3, std::move(*cluster));
-  nlohmann::json config = nlohmann::json::parse(std::ifstream(f.writeConfig()));
+  nlohmann::json config = f.config();
   config["shutdown_timeout_ms"] = 1500;
   const std::string path = f.dir().write("gone.json", config.dump(2));
   f.enqueueJob("j-clustergone", "wxclustergone");

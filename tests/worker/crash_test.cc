@@ -210,7 +210,7 @@ TEST_CASE("a merchant's daily calls stay within daily_calls and WeChat's quota a
   merchant_a.latency_ms = 150;
   merchant_a.daily_quota = 7;
   WorkerFixture f({merchant_a}, 2);
-  nlohmann::json c = nlohmann::json::parse(std::ifstream(f.writeConfig(8)));
+  nlohmann::json c = f.config(8);
   c["rate_limit"]["daily_calls"] = 6;
   const std::string config = f.dir().write("worker-budget.json", c.dump(2));
   f.enqueueJob("j-budget-kill", "wxbudgetkill");
@@ -264,7 +264,7 @@ std::vector<sandbox::Account> fleetMerchants(const std::string& prefix, int n) {
 std::string exactlyOnceConfig(WorkerFixture& f, int64_t daily_calls) {
   nlohmann::json properties = fastGroup();
   properties["transaction.timeout.ms"] = "5000";
-  nlohmann::json c = nlohmann::json::parse(std::ifstream(f.writeConfig(8, properties)));
+  nlohmann::json c = f.config(8, properties);
   c["kafka"]["exactly_once"] = true;
   c["rate_limit"]["daily_calls"] = daily_calls;
   return f.dir().write("worker-eos.json", c.dump(2));

@@ -38,7 +38,7 @@ std::string writeMachine(WorkerFixture& f, const std::string& name,
   const auto component = sandbox::demoComponent();
   f.dir().write(name + "/ticket.txt", component.verify_ticket);
   f.dir().write(name + "/state.key", encodeBase64(key) + "\n");
-  nlohmann::json c = nlohmann::json::parse(std::ifstream(f.writeConfig(8, properties)));
+  nlohmann::json c = f.config(8, properties);
   c["component"] = {{"appid", component.appid},
                     {"appsecret", component.appsecret},
                     {"verify_ticket_file", dir + "/ticket.txt"}};

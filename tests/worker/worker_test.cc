@@ -883,7 +883,7 @@ TEST_CASE("SIGTERM with every broker down exits within shutdown_timeout_ms and t
   auto walk = merchant("wxgone", 60000);
   walk.latency_ms = 400;
   WorkerFixture f({walk});
-  nlohmann::json config = nlohmann::json::parse(std::ifstream(f.writeConfig()));
+  nlohmann::json config = f.config();
   config["shutdown_timeout_ms"] = 1500;
   const std::string path = f.dir().write("gone.json", config.dump(2));
   f.enqueueJob("j-gone", "wxgone");
