@@ -1,5 +1,6 @@
 #include "worker/job_walk.h"
 
+#include <cstddef>
 #include <utility>
 
 namespace fanpull {
@@ -123,16 +124,16 @@ bool JobWalk::delivered(int64_t seq) {
   const int64_t index = seq - checkpoint_.seq;
   if (index < 0 || index >= static_cast<int64_t>(in_flight_.size())) return false;
   in_flight_[static_cast<size_t>(index)].delivered = true;
-  bool moved = false;
-  while (!in_flight_.empty() && in_flight_.front().delivered) {
-    const WalkPage& page = in_flight_.front().page;
+  size_t settled = 0;
+  while (settled < in_flight_.size() && in_flight_[settled].delivered) {
+    WalkPage& page = in_flight_[settled].page;
     checkpoint_.seq = page.seq + 1;
     checkpoint_.openids += page.count;
-    checkpoint_.cursor = page.cursor_after;
-    in_flight_.pop_front();
-    moved = true;
+    checkpoint_.cursor = std::move(page.cursor_after);
+    ++settled;
   }
-  return moved;
+  in_flight_.erase(in_flight_.begin(), in_flight_.begin() + static_cast<std::ptrdiff_t>(settled));
+  return settled > 0;
 }
 
 }  // namespace fanpull

@@ -17,6 +17,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <list>
 #include <map>
 #include <optional>
 #include <string>
@@ -83,7 +84,9 @@ class Lanes {
   size_t queued() const { return queued_; }
 
  private:
-  using Lane = std::deque<Job>;  // front: the job running, waiting for its time, or parked
+  // Front: the job running, waiting for its time, or parked. A list: most lanes hold one job, and
+  // an empty deque already allocates more than half a kilobyte.
+  using Lane = std::list<Job>;
   std::map<std::string, Lane> lanes_;
   size_t queued_ = 0;
 };
