@@ -13,6 +13,7 @@
 #include "core/error_class.h"
 #include "core/page_message.h"
 #include "kafka/topic_scan.h"
+#include "worker/job_intake.h"
 #include "worker/messages.h"
 #include "worker/metrics.h"
 
@@ -404,71 +405,55 @@ void Worker::onMessage(const kafka::ConsumedMessage& m) {
   }
   Result<Job> job = parseJob(m.value);
   if (!job.ok()) {
-    // Name the job in its rejected event when the producer gave a usable job_id and appid (the
-    // key only when it is a valid appid: events are UTF-8 JSON whatever the input was).
-    if (m.key && validateJob({"x", *m.key, ""}).ok()) run->job.appid = *m.key;
-    if (m.value.size() <= kMaxJobBytes) {
-      nlohmann::json j = nlohmann::json::parse(m.value, nullptr, /*allow_exceptions=*/false);
-      if (j.is_object()) {
-        Job named;
-        if (auto id = j.find("job_id"); id != j.end() && id->is_string()) named.job_id = *id;
-        if (auto app = j.find("appid"); app != j.end() && app->is_string()) named.appid = *app;
-        Job check = named;
-        if (check.appid.empty()) check.appid = "x";
-        if (validateJob(check).ok()) run->job.job_id = named.job_id;
-        Job app_check{"x", named.appid, ""};
-        if (validateJob(app_check).ok()) run->job.appid = named.appid;
-      }
-    }
+    run->job = nameRejectedJob(m.value, m.key);
     reject(run, job.error());
     return;
   }
   run->job = job.value();
 
-  std::optional<ProgressRecord> record = state_.find(m.partition, run->job.job_id);
-  bool same_source = record && record->source_topic == m.topic &&
-                     record->source_partition == m.partition && record->source_offset == m.offset;
-  bool duplicate = false;
+  std::optional<JobSource> queued;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     auto active = active_.find(run->job.job_id);
     if (active != active_.end()) {
-      duplicate = !(active->second->topic == m.topic && active->second->partition == m.partition &&
-                    active->second->offset == m.offset);
-      if (!duplicate) return;  // the same message again: already queued here
+      queued = JobSource{active->second->topic, active->second->partition,
+                         active->second->offset};
     }
   }
-  if (!duplicate && record && !same_source) duplicate = true;
-  if (duplicate) {
-    log_.info("duplicate job ignored", {{"job_id", run->job.job_id}, {"appid", run->job.appid}});
-    auto r = run;
-    produceAll(run, {eventMessage(*run, "duplicate")},
-               [this, r] { finishOffset(r->topic, r->partition, r->offset); },
-               finishedInside(*run));
-    count(&WorkerStats::jobs_by_status, "duplicate");
-    return;
-  }
-  if (record && same_source) {
-    if (record->state == kProgressCompleted || record->state == kProgressFailed) {
+  std::optional<ProgressRecord> record;
+  if (!queued) record = state_.find(m.partition, run->job.job_id);
+  const IntakeDecision intake =
+      decideIntake(run->job, {m.topic, m.partition, m.offset}, queued, record);
+  run->events_partition = intake.events_partition;
+  run->events_offset = intake.events_offset;
+  switch (intake.kind) {
+    case IntakeDecision::Kind::kQueuedAlready:
+      return;
+    case IntakeDecision::Kind::kDuplicate: {
+      log_.info("duplicate job ignored", {{"job_id", run->job.job_id}, {"appid", run->job.appid}});
+      auto r = run;
+      produceAll(run, {eventMessage(*run, "duplicate")},
+                 [this, r] { finishOffset(r->topic, r->partition, r->offset); },
+                 finishedInside(*run));
+      count(&WorkerStats::jobs_by_status, "duplicate");
+      return;
+    }
+    case IntakeDecision::Kind::kEndedAlready:
       // Delivered again after a restart: its outcome is already in the events topic.
       finishOffset(m.topic, m.partition, m.offset);
       return;
-    }
-    run->events_partition = record->events_partition;
-    run->events_offset = record->events_offset;
-    if (record->state == kProgressEnding) {
+    case IntakeDecision::Kind::kSettleEnding:
       settleEnding(run, *record);
       return;
-    }
-    run->resumed = true;
-    run->walk = JobWalk(options_.backoff, {record->seq, record->cursor, record->openids});
-    run->checkpointed = record->seq;
-    if (record->state == kProgressDeferred) {
-      run->resume_at = TimePoint(std::chrono::milliseconds(record->retry_at_ms));
-    }
-  } else {
-    run->walk = JobWalk(options_.backoff, {0, run->job.next_openid, 0});
+    case IntakeDecision::Kind::kResume:
+      run->resumed = true;
+      run->checkpointed = intake.from.seq;
+      run->resume_at = intake.resume_at;
+      break;
+    case IntakeDecision::Kind::kStart:
+      break;
   }
+  run->walk = JobWalk(options_.backoff, intake.from);
 
   bool start_now = false;
   {
