@@ -805,8 +805,7 @@ void Worker::restoreState(const std::vector<kafka::TopicPartition>& partitions) 
       if (calls.day_end_ms != today_end) continue;
       limiter_.spendAtLeastToday(appid, now, calls.reserved);
       std::lock_guard<std::mutex> lock(mutex_);
-      Reservation& r = reservationLocked(appid, today_end);
-      r.reserved = std::max(r.reserved, calls.reserved);
+      reservations_.acknowledged(appid, today_end, calls.reserved);
     }
     // Done records past their 7 days: tombstones, so that compaction removes them.
     for (const auto& key : restored->expired) {
@@ -1149,17 +1148,13 @@ bool Worker::callReserved(const std::shared_ptr<Run>& run, TimePoint now) {
   const int64_t limit = limiter_.dailyCalls(appid);
   if (limit <= 0) return true;  // no daily budget to keep
   const int64_t used = limiter_.usedToday(appid, now);
-  if (used >= limit) return true;  // the limiter defers the walk
   CallsReserved record;
   record.appid = appid;
   record.day_end_ms = unixMs(nextBeijingMidnight(now));
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    if (used < reservationLocked(appid, record.day_end_ms).reserved) return true;
-    // Reserved in blocks of a tenth of the budget (1 to 10 calls): a record per call would cost
-    // a round trip to the brokers per call; a crash wastes at most the rest of a block.
-    const int64_t block = std::clamp<int64_t>(limit / 10, 1, 10);
-    record.reserved = std::min(limit, used + block);
+    record.reserved = reservations_.toReserve(appid, record.day_end_ms, used, limit);
+    if (record.reserved == 0) return true;
     ++stats_.calls_reservations;
   }
   run->pending++;  // a revocation or a stop waits for the reservation
@@ -1168,8 +1163,7 @@ bool Worker::callReserved(const std::shared_ptr<Run>& run, TimePoint now) {
   durable_outbox_->send(appid, std::move(out), [this, run, record](const Result<kafka::Delivery>& d) {
     if (d.ok()) {
       std::lock_guard<std::mutex> lock(mutex_);
-      Reservation& r = reservations_[record.appid];
-      if (r.day_end_ms == record.day_end_ms) r.reserved = std::max(r.reserved, record.reserved);
+      reservations_.acknowledged(record.appid, record.day_end_ms, record.reserved);
     }
     std::optional<Error> failed;
     if (!d.ok()) failed = d.error();
@@ -1188,12 +1182,6 @@ bool Worker::callReserved(const std::shared_ptr<Run>& run, TimePoint now) {
     });
   });
   return false;
-}
-
-Worker::Reservation& Worker::reservationLocked(const std::string& appid, int64_t day_end_ms) {
-  Reservation& r = reservations_[appid];
-  if (r.day_end_ms != day_end_ms) r = {day_end_ms, 0};  // a new Beijing day: nothing reserved
-  return r;
 }
 
 bool Worker::quotaDue(const std::string& appid, TimePoint now) {

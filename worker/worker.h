@@ -33,6 +33,7 @@
 #include "kafka/topic_scan.h"
 #include "tenants/tenant_registry.h"
 #include "tenants/token_source.h"
+#include "worker/call_reservations.h"
 #include "worker/executor.h"
 #include "worker/job.h"
 #include "worker/job_ending.h"
@@ -332,13 +333,7 @@ class Worker {
   std::map<std::string, TimePoint> quota_asked_;  // by appid: end of the Beijing day last asked
   OffsetTracker offsets_;                                      // jobs topic partitions
   std::set<kafka::TopicPartition> unrestored_;  // assigned, state not read yet: kept paused
-  struct Reservation {
-    int64_t day_end_ms = 0;  // the Beijing day it counts for
-    int64_t reserved = 0;    // calls acknowledged by the state topic that day
-  };
-  std::map<std::string, Reservation> reservations_;  // by appid
-  // `appid`'s reservation for the day ending at `day_end_ms` (mutex_ held).
-  Reservation& reservationLocked(const std::string& appid, int64_t day_end_ms);
+  CallReservations reservations_;  // the daily calls the state topic acknowledged
   std::mutex random_mutex_;                                    // guards random_
   SeededRandom random_;
   WorkerStats stats_;
