@@ -3,6 +3,7 @@
 #include <chrono>
 #include <optional>
 #include <string>
+#include <utility>
 
 #include "worker/job_intake.h"
 
@@ -79,19 +80,20 @@ TEST_CASE("the same message after a restart resumes, settles or is over by its s
     CHECK(d.events_partition == 1);
     CHECK(d.events_offset == 77);
   }
-  SECTION("running: the walk goes on from its checkpoint at once, not from the start cursor") {
-    IntakeDecision d = decideIntake(kJob, kHere, std::nullopt, recordOf(kProgressRunning));
-    CHECK(d.kind == IntakeDecision::Kind::kResume);
-    CHECK(d.from == WalkCheckpoint{3, "oCursor3", 30000});
-    CHECK(d.resume_at == TimePoint{});
-    CHECK(d.events_partition == 1);
-    CHECK(d.events_offset == 77);
-  }
-  SECTION("deferred: the walk goes on from its checkpoint at its retry time") {
-    IntakeDecision d = decideIntake(kJob, kHere, std::nullopt, recordOf(kProgressDeferred));
-    CHECK(d.kind == IntakeDecision::Kind::kResume);
-    CHECK(d.from == WalkCheckpoint{3, "oCursor3", 30000});
-    CHECK(d.resume_at == TimePoint(std::chrono::milliseconds(1796400000000)));
+  SECTION("running or deferred: the walk goes on from its checkpoint, not the start cursor") {
+    // Running: at once; deferred: at its retry time.
+    for (const auto& [state, at] :
+         {std::pair<const char*, TimePoint>{kProgressRunning, TimePoint{}},
+          std::pair<const char*, TimePoint>{kProgressDeferred,
+                                            TimePoint(std::chrono::milliseconds(1796400000000))}}) {
+      INFO(state);
+      IntakeDecision d = decideIntake(kJob, kHere, std::nullopt, recordOf(state));
+      CHECK(d.kind == IntakeDecision::Kind::kResume);
+      CHECK(d.from == WalkCheckpoint{3, "oCursor3", 30000});
+      CHECK(d.resume_at == at);
+      CHECK(d.events_partition == 1);
+      CHECK(d.events_offset == 77);
+    }
   }
 }
 
