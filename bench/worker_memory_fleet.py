@@ -8,13 +8,18 @@ processes, so the figures are the worker's alone: its resident memory sampled ev
 (VmRSS) and the kernel's peak (VmHWM), from the first job to the last completed one (read from
 the worker's /metrics). Prints one line per fleet, then the ratio of the peaks.
 
+With --runs R the fleets run R times, alternating, and the medians of the peaks and of the
+ratios are printed last (the short fleet's peak moves from run to run with how many of its first
+answers arrive together).
+
   bench/worker_memory_fleet.py [--binary build/fanpull] [--fleets 100,1000] [--followers 20000]
-                               [--in-flight 64] [--latency-ms 20]
+                               [--in-flight 64] [--latency-ms 20] [--runs 1]
 """
 import argparse
 import json
 import os
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -133,23 +138,42 @@ def main():
     parser.add_argument("--latency-ms", type=int, default=20)
     parser.add_argument("--max-undelivered-mb", type=int, default=0,
                         help="kafka.max_undelivered_bytes in MiB (0: the worker's default)")
+    parser.add_argument("--runs", type=int, default=1,
+                        help="how many times each fleet runs (alternating); medians at the end")
     args = parser.parse_args()
+    if args.runs < 1:
+        parser.error("--runs must be at least 1")
     with open("/proc/loadavg") as f:
         print(f"load average before: {f.read().split()[0]}")
-    results = []
-    for n in [int(x) for x in args.fleets.split(",")]:
-        r = run_fleet(os.path.abspath(args.binary), n, args.followers, args.in_flight,
-                      args.latency_ms, args.max_undelivered_mb)
-        results.append(r)
-        print(f"{r['merchants']:6d} merchants x {args.followers} followers, {args.in_flight} in "
-              f"flight: worker RSS idle {r['rss_idle_mb']:.1f} MB, peak {r['vmhwm_mb']:.1f} MB "
-              f"(VmHWM; sampled {r['peak_sampled_mb']:.1f} MB), {r['pages']:.0f} pages in "
-              f"{r['seconds']:.1f} s ({r['pages_per_second']:.0f} pages/s), "
-              f"{r['buffers']:.0f} answer buffers allocated", flush=True)
-    if len(results) >= 2:
-        print(f"peak ratio {results[-1]['merchants']} / {results[0]['merchants']} merchants: "
-              f"{results[-1]['vmhwm_mb'] / results[0]['vmhwm_mb']:.3f}")
-
+    fleets = [int(x) for x in args.fleets.split(",")]
+    peaks = {n: [] for n in fleets}
+    ratios = []
+    for run in range(args.runs):
+        if args.runs > 1:
+            print(f"run {run + 1} of {args.runs}:")
+        results = []
+        for n in fleets:
+            r = run_fleet(os.path.abspath(args.binary), n, args.followers, args.in_flight,
+                          args.latency_ms, args.max_undelivered_mb)
+            results.append(r)
+            peaks[n].append(r["vmhwm_mb"])
+            print(f"{r['merchants']:6d} merchants x {args.followers} followers, {args.in_flight} in "
+                  f"flight: worker RSS idle {r['rss_idle_mb']:.1f} MB, peak {r['vmhwm_mb']:.1f} MB "
+                  f"(VmHWM; sampled {r['peak_sampled_mb']:.1f} MB), {r['pages']:.0f} pages in "
+                  f"{r['seconds']:.1f} s ({r['pages_per_second']:.0f} pages/s), "
+                  f"{r['buffers']:.0f} answer buffers allocated", flush=True)
+        if len(results) >= 2:
+            ratio = results[-1]["vmhwm_mb"] / results[0]["vmhwm_mb"]
+            ratios.append(ratio)
+            print(f"peak ratio {results[-1]['merchants']} / {results[0]['merchants']} merchants: "
+                  f"{ratio:.3f}", flush=True)
+    if args.runs > 1:
+        for n in fleets:
+            print(f"median peak, {n} merchants: {statistics.median(peaks[n]):.1f} MB "
+                  f"({' / '.join(f'{p:.1f}' for p in peaks[n])})")
+        if ratios:
+            print(f"median peak ratio {fleets[-1]} / {fleets[0]} merchants: "
+                  f"{statistics.median(ratios):.3f} ({' / '.join(f'{x:.3f}' for x in ratios)})")
 
 if __name__ == "__main__":
     sys.exit(main())
