@@ -10,7 +10,6 @@
 #include <string_view>
 
 #include "core/clock.h"
-#include "core/error.h"
 #include "worker/job.h"
 #include "worker/job_walk.h"
 #include "worker/messages.h"
