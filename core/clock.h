@@ -41,5 +41,9 @@ TimePoint nextMinute(TimePoint t);
 std::string formatBeijing(TimePoint t);
 
 inline TimePoint fromUnixSeconds(int64_t s) { return TimePoint(std::chrono::seconds(s)); }
+// Milliseconds since the Unix epoch (the records' *_ms fields).
+inline int64_t toUnixMs(TimePoint t) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+}
 
 }  // namespace fanpull

@@ -208,9 +208,7 @@ Result<StateRestore> StateStore::restore(int32_t partition, TimePoint now,
   });
   if (!read.ok()) return read.error();
   out.records = *read;
-  const int64_t oldest_kept =
-      std::chrono::duration_cast<std::chrono::milliseconds>((now - kDoneKept).time_since_epoch())
-          .count();
+  const int64_t oldest_kept = toUnixMs(now - kDoneKept);
   for (auto it = jobs.begin(); it != jobs.end();) {
     if (it->second.rank == kRankDone && updatedMsField(it->second.value) < oldest_kept) {
       out.expired.push_back(jobStateKey(it->first));

@@ -82,10 +82,6 @@ class CountedCall {
   std::atomic<int>& calling_;
 };
 
-int64_t unixMs(TimePoint t) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
-}
-
 // KIP-447: one transactional id per worker process, unique in the fleet (hostname, pid and a
 // random tag); the consumer group's generation fences a worker that lost its partitions.
 std::string transactionalId(const std::string& group_id) {
@@ -152,6 +148,8 @@ Result<kafka::Done> Worker::start() {
   auto producer = kafka::Producer::create(po);
   if (!producer.ok()) return producer.error();
   producer_ = std::move(producer).value();
+  // A page message leaves room for its headers within the producer's message.max.bytes.
+  records_.emplace(options_.topics, producer_->maxMessageBytes() - 1024);
   if (options_.exactly_once) {
     if (auto failed = producer_->initTransactions(std::chrono::seconds(30))) {
       return Error::of(ErrorClass::kUnknown,
@@ -800,7 +798,7 @@ void Worker::restoreState(const std::vector<kafka::TopicPartition>& partitions) 
                                  {"ms", static_cast<int64_t>(restored->took.count())}});
     // What the merchants' previous owners reserved today counts as spent here.
     const TimePoint now = clock_.now();
-    const int64_t today_end = unixMs(nextBeijingMidnight(now));
+    const int64_t today_end = toUnixMs(nextBeijingMidnight(now));
     for (const auto& [appid, calls] : restored->calls) {
       if (calls.day_end_ms != today_end) continue;
       limiter_.spendAtLeastToday(appid, now, calls.reserved);
@@ -1150,7 +1148,7 @@ bool Worker::callReserved(const std::shared_ptr<Run>& run, TimePoint now) {
   const int64_t used = limiter_.usedToday(appid, now);
   CallsReserved record;
   record.appid = appid;
-  record.day_end_ms = unixMs(nextBeijingMidnight(now));
+  record.day_end_ms = toUnixMs(nextBeijingMidnight(now));
   {
     std::lock_guard<std::mutex> lock(mutex_);
     record.reserved = reservations_.toReserve(appid, record.day_end_ms, used, limit);
@@ -1664,20 +1662,8 @@ void Worker::releaseLane(const std::shared_ptr<Run>& run) {
 
 std::vector<Worker::Outgoing> Worker::pageMessages(const std::shared_ptr<Run>& run,
                                                    FollowerPage& page, int64_t seq, bool last) {
-  PageIdentity id{run->job.job_id, run->job.appid, seq, last};
-  std::vector<Outgoing> out;
   const int64_t openids = static_cast<int64_t>(page.size());
-  // The page's buffer becomes its message when it fits in one (no copy of the OpenIDs).
-  auto parts = encodePageMessages(id, std::move(page), producer_->maxMessageBytes() - 1024);
-  if (!parts.ok()) {
-    // Cannot happen with a sane message.max.bytes; one message is still better than none.
-    parts = std::vector<std::string>{encodePageMessage(id, page)};
-  }
-  for (size_t i = 0; i < parts->size(); ++i) {
-    kafka::Headers headers = {{kHeaderJobId, run->job.job_id}, {kHeaderSeq, std::to_string(seq)}};
-    if (parts->size() > 1) headers.push_back({kHeaderPart, std::to_string(i)});
-    out.push_back({options_.topics.pages, std::move((*parts)[i]), std::move(headers)});
-  }
+  std::vector<Outgoing> out = records_->page(run->job, page, seq, last);
   {
     std::lock_guard<std::mutex> lock(mutex_);
     stats_.pages += 1;
@@ -1699,47 +1685,22 @@ std::vector<Worker::Outgoing> Worker::startedMessages(const Run& run) {
 Worker::Outgoing Worker::eventMessage(const Run& run, const std::string& status,
                                       const std::optional<Error>& error,
                                       std::optional<TimePoint> retry_at) {
-  JobEvent event;
-  event.job_id = run.job.job_id;
-  event.appid = run.job.appid;
-  event.status = status;
-  const WalkCheckpoint at = checkpointOf(run);
-  event.pages = at.seq;
-  event.openids = at.openids;
-  event.error = error;
-  event.retry_at = retry_at;
   const TimePoint now = clock_.now();
+  std::optional<int64_t> affordable;
   if (status == "started" || status == "deferred") {
-    event.pages_affordable_today = limiter_.leftToday(run.job.appid, now);
+    affordable = limiter_.leftToday(run.job.appid, now);
   }
-  return {options_.topics.events, encodeEvent(event, now), {}};
+  return records_->event(run.job, checkpointOf(run), status, now, error, retry_at, affordable);
 }
 
 std::vector<Worker::Outgoing> Worker::checkpointMessages(const Run& run,
                                                          const std::string& state,
                                                          TimePoint retry_at,
                                                          const std::string& end_event) {
-  ProgressRecord p;
-  p.job_id = run.job.job_id;
-  p.appid = run.job.appid;
-  p.state = state;
-  const WalkCheckpoint at = checkpointOf(run);
-  p.seq = at.seq;
-  p.cursor = at.cursor;
-  p.openids = at.openids;
-  p.source_topic = run.topic;
-  p.source_partition = run.partition;
-  p.source_offset = run.offset;
-  p.retry_at_ms = retry_at == TimePoint{} ? 0 : unixMs(retry_at);
-  p.updated_ms = unixMs(clock_.now());
-  p.events_partition = run.events_partition;
-  p.events_offset = run.events_offset;
-  p.end_event = end_event;
-  std::vector<Outgoing> out;
-  out.emplace_back(options_.topics.state, state_.apply(run.partition, p), kafka::Headers{},
-                   jobStateKey(p.job_id), run.partition);
-  out.push_back({options_.topics.progress, encodeProgress(p), {}});
-  return out;
+  const ProgressRecord p = JobRecords::progress(
+      run.job, {run.topic, run.partition, run.offset}, checkpointOf(run), state, clock_.now(),
+      {run.events_partition, run.events_offset}, retry_at, end_event);
+  return records_->checkpoint(p, state_.apply(run.partition, p));
 }
 
 int64_t Worker::valueBytes(const std::vector<Outgoing>& messages) {

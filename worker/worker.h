@@ -37,6 +37,7 @@
 #include "worker/executor.h"
 #include "worker/job.h"
 #include "worker/job_ending.h"
+#include "worker/job_records.h"
 #include "worker/job_walk.h"
 #include "worker/lanes.h"
 #include "worker/offset_tracker.h"
@@ -300,6 +301,7 @@ class Worker {
   Clock& clock_;
   RateLimiter limiter_;
   StateStore state_;
+  std::optional<JobRecords> records_;  // once the producer says how large a message may be
 
   // Declared before the producer, so they outlive the delivery reports it serves as it closes.
   // With exactly_once, sink_ is transactional and durable_outbox_ (a second, plain producer)
