@@ -6,7 +6,10 @@ jobs queued at once, `wechat.max_in_flight` K (default 64). The embedded broker 
 broker`) and the WeChat sandbox (`fanpull sandbox`, answers after --latency-ms) run as their own
 processes, so the figures are the worker's alone: its resident memory sampled every 50 ms
 (VmRSS) and the kernel's peak (VmHWM), from the first job to the last completed one (read from
-the worker's /metrics). Prints one line per fleet, then the ratio of the peaks.
+the worker's /metrics). Prints one line per fleet, then the ratio of the peaks, and how much the
+peak grows per merchant beside the answer buffers (their capacity, read from
+fanpull_answer_buffers_kept_bytes once every page is delivered: bounded by
+kafka.max_undelivered_bytes whatever the fleet, and as many as the run's answers bunched).
 
 With --runs R the fleets run R times, alternating, and the medians of the peaks and of the
 ratios are printed last (the short fleet's peak moves from run to run with how many of its first
@@ -113,10 +116,13 @@ def run_fleet(binary, merchants, followers, in_flight, latency_ms, max_undeliver
         seconds = time.time() - t0
         pages = metric(address, "fanpull_pages_total")
         buffers = metric(address, "fanpull_answer_buffers_allocated_total")
+        # Once every page is delivered each answer buffer is back in the pool: their capacity.
+        buffer_bytes = metric(address, "fanpull_answer_buffers_kept_bytes")
         hwm = status_kb(worker.pid, "VmHWM")
         return {"merchants": merchants, "rss_idle_mb": rss_idle / 1024,
                 "peak_sampled_mb": peak_sampled / 1024, "vmhwm_mb": hwm / 1024,
-                "seconds": seconds, "pages": pages, "buffers": buffers, "pages_per_second": pages / seconds}
+                "seconds": seconds, "pages": pages, "buffers": buffers,
+                "buffers_mb": buffer_bytes / (1 << 20), "pages_per_second": pages / seconds}
     finally:
         for p in (worker, sandbox, broker):
             if p is not None:
@@ -148,6 +154,7 @@ def main():
     fleets = [int(x) for x in args.fleets.split(",")]
     peaks = {n: [] for n in fleets}
     ratios = []
+    growth = []
     for run in range(args.runs):
         if args.runs > 1:
             print(f"run {run + 1} of {args.runs}:")
@@ -161,12 +168,22 @@ def main():
                   f"flight: worker RSS idle {r['rss_idle_mb']:.1f} MB, peak {r['vmhwm_mb']:.1f} MB "
                   f"(VmHWM; sampled {r['peak_sampled_mb']:.1f} MB), {r['pages']:.0f} pages in "
                   f"{r['seconds']:.1f} s ({r['pages_per_second']:.0f} pages/s), "
-                  f"{r['buffers']:.0f} answer buffers allocated", flush=True)
+                  f"{r['buffers']:.0f} answer buffers allocated ({r['buffers_mb']:.1f} MB, "
+                  f"peak less them {r['vmhwm_mb'] - r['buffers_mb']:.1f} MB)", flush=True)
         if len(results) >= 2:
-            ratio = results[-1]["vmhwm_mb"] / results[0]["vmhwm_mb"]
+            first, last = results[0], results[-1]
+            ratio = last["vmhwm_mb"] / first["vmhwm_mb"]
             ratios.append(ratio)
-            print(f"peak ratio {results[-1]['merchants']} / {results[0]['merchants']} merchants: "
-                  f"{ratio:.3f}", flush=True)
+            # What grows with merchants, apart from the answer buffers (bounded by
+            # kafka.max_undelivered_bytes whatever the fleet; how many a run allocates depends
+            # on how its answers bunch together).
+            per_merchant_kb = ((last["vmhwm_mb"] - last["buffers_mb"]) -
+                               (first["vmhwm_mb"] - first["buffers_mb"])) * 1024 / max(
+                                   1, last["merchants"] - first["merchants"])
+            growth.append(per_merchant_kb)
+            print(f"peak ratio {last['merchants']} / {first['merchants']} merchants: "
+                  f"{ratio:.3f}; beside the answer buffers the peak grows by "
+                  f"{per_merchant_kb:.1f} KB per merchant", flush=True)
     if args.runs > 1:
         for n in fleets:
             print(f"median peak, {n} merchants: {statistics.median(peaks[n]):.1f} MB "
@@ -174,6 +191,8 @@ def main():
         if ratios:
             print(f"median peak ratio {fleets[-1]} / {fleets[0]} merchants: "
                   f"{statistics.median(ratios):.3f} ({' / '.join(f'{x:.3f}' for x in ratios)})")
+            print(f"median growth beside the answer buffers: {statistics.median(growth):.1f} KB "
+                  f"per merchant ({' / '.join(f'{x:.1f}' for x in growth)})")
 
 if __name__ == "__main__":
     sys.exit(main())
