@@ -116,12 +116,14 @@ def run_fleet(binary, merchants, followers, in_flight, latency_ms, max_undeliver
         seconds = time.time() - t0
         pages = metric(address, "fanpull_pages_total")
         buffers = metric(address, "fanpull_answer_buffers_allocated_total")
+        budget_waits = metric(address, "fanpull_undelivered_budget_waits_total")
         # Once every page is delivered each answer buffer is back in the pool: their capacity.
         buffer_bytes = metric(address, "fanpull_answer_buffers_kept_bytes")
         hwm = status_kb(worker.pid, "VmHWM")
         return {"merchants": merchants, "rss_idle_mb": rss_idle / 1024,
                 "peak_sampled_mb": peak_sampled / 1024, "vmhwm_mb": hwm / 1024,
                 "seconds": seconds, "pages": pages, "buffers": buffers,
+                "budget_waits": budget_waits,
                 "buffers_mb": buffer_bytes / (1 << 20), "pages_per_second": pages / seconds}
     finally:
         for p in (worker, sandbox, broker):
@@ -169,7 +171,8 @@ def main():
                   f"(VmHWM; sampled {r['peak_sampled_mb']:.1f} MB), {r['pages']:.0f} pages in "
                   f"{r['seconds']:.1f} s ({r['pages_per_second']:.0f} pages/s), "
                   f"{r['buffers']:.0f} answer buffers allocated ({r['buffers_mb']:.1f} MB, "
-                  f"peak less them {r['vmhwm_mb'] - r['buffers_mb']:.1f} MB)", flush=True)
+                  f"peak less them {r['vmhwm_mb'] - r['buffers_mb']:.1f} MB), "
+                  f"{r['budget_waits']:.0f} waits for the undelivered budget", flush=True)
         if len(results) >= 2:
             first, last = results[0], results[-1]
             ratio = last["vmhwm_mb"] / first["vmhwm_mb"]
