@@ -11,7 +11,6 @@
 
 #include "core/buffer_pool.h"
 #include "core/error_class.h"
-#include "core/page_message.h"
 #include "kafka/topic_scan.h"
 #include "worker/job_intake.h"
 #include "worker/messages.h"
