@@ -139,4 +139,24 @@ bool RateLimiter::cappedToday(const std::string& appid, TimePoint now) {
   return entryLocked(appid).budget.capped(now);
 }
 
+size_t RateLimiter::forgetIdle(TimePoint now, const std::set<std::string>& busy) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  size_t forgotten = 0;
+  for (auto it = entries_.begin(); it != entries_.end();) {
+    const Entry& e = it->second;
+    if (!busy.count(it->first) && e.bucket.full(now) && e.budget.untouched(now)) {
+      it = entries_.erase(it);
+      ++forgotten;
+    } else {
+      ++it;
+    }
+  }
+  return forgotten;
+}
+
+size_t RateLimiter::size() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return entries_.size();
+}
+
 }  // namespace fanpull

@@ -8,6 +8,7 @@
 #include <map>
 #include <optional>
 #include <mutex>
+#include <set>
 #include <string>
 
 #include "core/clock.h"
@@ -42,6 +43,8 @@ class TokenBucket {
   bool tryAcquire(TimePoint now);
 
   Duration interval() const { return interval_; }
+  // True when every permit is free at `now` (the bucket is as a new one would be).
+  bool full(TimePoint now) const { return tat_ <= now; }
 
  private:
   Duration interval_;   // 1 / rate
@@ -74,6 +77,9 @@ class DailyBudget {
   void cap(TimePoint now, int64_t remain);
   // True when cap() was told on the Beijing day of `now`.
   bool capped(TimePoint now) const;
+  // True when nothing was spent, exhausted or capped on the Beijing day of `now` (the budget is
+  // as a new one would be that day).
+  bool untouched(TimePoint now) const { return day_ != beijingDay(now); }
 
  private:
   void roll(TimePoint now);  // a new Beijing day starts with nothing spent and no cap
@@ -119,6 +125,15 @@ class RateLimiter {
   void capToday(const std::string& appid, TimePoint now, int64_t remain);
   // True once capToday() was told for `appid` on the Beijing day of `now`.
   bool cappedToday(const std::string& appid, TimePoint now);
+
+  // Forgets the AppIDs not in `busy` whose bucket is full and whose budget is untouched on the
+  // Beijing day of `now`: what is kept of them is what a new entry would hold, but for their
+  // own limits, which setLimit() gives again before their next call. So a worker's memory
+  // follows the merchants it serves these days, not every merchant it ever served. Returns how
+  // many were forgotten.
+  size_t forgetIdle(TimePoint now, const std::set<std::string>& busy);
+  // AppIDs with an entry.
+  size_t size();
 
  private:
   struct Entry {

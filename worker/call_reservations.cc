@@ -26,4 +26,17 @@ int64_t CallReservations::reserved(const std::string& appid, int64_t day_end_ms)
   return it != days_.end() && it->second.day_end_ms == day_end_ms ? it->second.reserved : 0;
 }
 
+size_t CallReservations::forgetBefore(int64_t day_end_ms) {
+  size_t forgotten = 0;
+  for (auto it = days_.begin(); it != days_.end();) {
+    if (it->second.day_end_ms < day_end_ms) {
+      it = days_.erase(it);
+      ++forgotten;
+    } else {
+      ++it;
+    }
+  }
+  return forgotten;
+}
+
 }  // namespace fanpull

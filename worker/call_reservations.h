@@ -9,6 +9,7 @@
 // with its mutex.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -35,6 +36,12 @@ class CallReservations {
 
   // The reservation's step for a budget of `limit` calls a day: a tenth of it, 1 to 10 calls.
   static int64_t blockOf(int64_t limit);
+
+  // Forgets the days that ended before `day_end_ms` (they cover no call after it); returns how
+  // many merchants' were forgotten.
+  size_t forgetBefore(int64_t day_end_ms);
+  // Merchants with a day known.
+  size_t size() const { return days_.size(); }
 
  private:
   struct Day {

@@ -20,6 +20,7 @@
 #include <list>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -51,6 +52,13 @@ class Lanes {
       return std::nullopt;
     }
     return it->second.front();
+  }
+
+  // The merchants with a job queued or running.
+  std::set<std::string> appids() const {
+    std::set<std::string> out;
+    for (const auto& entry : lanes_) out.insert(out.end(), entry.first);
+    return out;
   }
 
   // Drops every job for which gone(job) holds (revoked partitions). Returns the new fronts of the

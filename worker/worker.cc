@@ -64,6 +64,10 @@ struct Worker::Run {
 
 namespace {
 
+// How often the poll thread forgets what it keeps of merchants idle since an earlier Beijing day
+// (forgetIdleMerchants).
+constexpr std::chrono::hours kForgetIdleMerchantsEvery{1};
+
 // A stopping worker's last two steps after its shutdown_timeout (committing the offsets, leaving
 // the group) each wait at most this long for brokers that may be gone.
 constexpr std::chrono::milliseconds kFinalStepTimeout{5000};
@@ -331,6 +335,7 @@ void Worker::pollLoop() {
   auto last_reload = last_commit;
   auto last_restore = last_commit;
   auto last_buffers_check = last_commit;
+  auto last_forget = last_commit;
   uint64_t answers_at_check = 0;
   while (!stopping_) {
     auto polled = consumer_->poll(std::chrono::milliseconds(100));
@@ -384,9 +389,40 @@ void Worker::pollLoop() {
       answers_at_check = answers;
       last_buffers_check = now;
     }
+    if (now - last_forget >= kForgetIdleMerchantsEvery) {
+      forgetIdleMerchants();
+      last_forget = now;
+    }
     updatePause();
   }
   shutdown();
+}
+
+void Worker::forgetIdleMerchants() {
+  const TimePoint now = clock_.now();
+  const TimePoint day_end = nextBeijingMidnight(now);
+  std::set<std::string> busy;
+  size_t reservations = 0;
+  size_t quota_days = 0;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    // Only this thread queues jobs in new lanes, so none becomes busy before the limiter below.
+    busy = lanes_.appids();
+    reservations = reservations_.forgetBefore(toUnixMs(day_end));
+    for (auto it = quota_asked_.begin(); it != quota_asked_.end();) {
+      if (it->second < day_end) {
+        it = quota_asked_.erase(it);
+        ++quota_days;
+      } else {
+        ++it;
+      }
+    }
+  }
+  const size_t limits = limiter_.forgetIdle(now, busy);
+  if (limits + reservations + quota_days == 0) return;
+  log_.info("idle merchants forgotten", {{"limits", limits},
+                                         {"reservations", reservations},
+                                         {"quota_days", quota_days}});
 }
 
 void Worker::onMessage(const kafka::ConsumedMessage& m) {

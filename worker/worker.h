@@ -180,6 +180,11 @@ class Worker {
   void abortClosedTransaction(const Error& why, const std::set<kafka::TopicPartition>& leaving);
   void onCommitted(const Result<std::vector<kafka::PartitionOffset>>& outcome);
   void updatePause();
+  // Poll thread, hourly: forgets the rate limits, call reservations and quota days of merchants
+  // with no job here and nothing spent today (RateLimiter::forgetIdle), and every earlier day's
+  // reservations and quota asks, so the worker's memory follows the merchants it serves these
+  // days rather than every merchant it ever served.
+  void forgetIdleMerchants();
   void shutdown();
   // Until none of `runs` has a call under way or a write not yet settled, the deadline passes,
   // or a transaction was aborted (nothing more is written then).

@@ -200,3 +200,35 @@ TEST_CASE("a tenant's own limit replaces the default", "[core][unit]") {
   CHECK(limiter.tryAcquire("wxFast", clock.now()).kind == Admission::Kind::kGo);
   CHECK(limiter.tryAcquire("wxFast", clock.now()).kind == Admission::Kind::kGo);
 }
+
+TEST_CASE("merchants idle since an earlier Beijing day are forgotten; busy ones and today's are kept",
+          "[core][unit]") {
+  // 2026-11-27 10:00 in Beijing; the next Beijing day starts 14 hours later.
+  const TimePoint day1 = fromUnixSeconds(1795744800);
+  const TimePoint midnight = day1 + 14h;
+  REQUIRE(nextBeijingMidnight(day1) == midnight);
+  RateLimiter limiter(RateLimit{1, 1, 5});
+  for (const char* appid : {"wxIdle", "wxBusy", "wxSpentToday", "wxCappedToday"}) {
+    REQUIRE(limiter.tryAcquire(appid, day1).kind == Admission::Kind::kGo);
+  }
+  // One call every 10,000 s (2.8 hours), the last at 23:50.
+  limiter.setLimit("wxSlow", RateLimit{0.0001, 1, 5});
+  REQUIRE(limiter.tryAcquire("wxSlow", midnight - 10min).kind == Admission::Kind::kGo);
+  REQUIRE(limiter.size() == 5);
+  // Nothing is idle on the day its calls were made.
+  CHECK(limiter.forgetIdle(midnight - 1min, {}) == 0);
+
+  // 00:10 the next Beijing day.
+  const TimePoint day2 = midnight + 10min;
+  limiter.spendAtLeastToday("wxSpentToday", day2, 1);
+  limiter.capToday("wxCappedToday", day2, 100);
+  CHECK(limiter.forgetIdle(day2, {"wxBusy"}) == 1);  // wxIdle only
+  CHECK(limiter.size() == 4);
+  CHECK(limiter.usedToday("wxSpentToday", day2) == 1);
+  CHECK(limiter.cappedToday("wxCappedToday", day2));
+  // wxSlow's bucket is not full yet: forgetting it would let its next call go early.
+  CHECK(limiter.tryAcquire("wxSlow", day2).kind == Admission::Kind::kWait);
+  // A forgotten merchant comes back with the defaults until its limits are set again.
+  CHECK(limiter.dailyCalls("wxIdle") == 5);
+  CHECK(limiter.size() == 5);
+}

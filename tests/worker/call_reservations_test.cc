@@ -65,3 +65,19 @@ TEST_CASE("a previous owner's reservation read at a restore counts as spent here
   CHECK(r.toReserve("wxA", kDay1, 29, 50) == 0);
   CHECK(r.toReserve("wxA", kDay1, 30, 50) == 35);
 }
+
+TEST_CASE("an earlier day's reservations are forgotten, today's are kept",
+          "[worker][unit][reservations]") {
+  CallReservations r;
+  r.acknowledged("wxYesterday", kDay1, 5);
+  r.acknowledged("wxToday", kDay2, 3);
+  REQUIRE(r.size() == 2);
+
+  CHECK(r.forgetBefore(kDay1) == 0);  // kDay1 is not before itself
+  CHECK(r.forgetBefore(kDay2) == 1);
+  CHECK(r.size() == 1);
+  CHECK(r.reserved("wxYesterday", kDay1) == 0);
+  CHECK(r.reserved("wxToday", kDay2) == 3);
+  // Forgotten or not, yesterday's reservation covers no call today.
+  CHECK(r.toReserve("wxYesterday", kDay2, 0, 50) == 5);
+}

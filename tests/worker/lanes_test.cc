@@ -1,5 +1,6 @@
 #include <catch2/catch.hpp>
 
+#include <set>
 #include <string>
 #include <vector>
 
@@ -26,8 +27,10 @@ TEST_CASE("a merchant's jobs run one at a time in the order they came", "[worker
   CHECK(lanes.finish("wxA", "a1") == std::optional<std::string>("a2"));
   CHECK(lanes.finish("wxA", "a2") == std::optional<std::string>("a3"));
   CHECK(lanes.queued() == 2);
+  CHECK(lanes.appids() == std::set<std::string>{"wxA", "wxB"});
   CHECK_FALSE(lanes.finish("wxA", "a3").has_value());  // the lane is empty and goes
   CHECK(lanes.lanes() == 1);
+  CHECK(lanes.appids() == std::set<std::string>{"wxB"});  // a merchant with no job is not busy
   CHECK(lanes.add("wxA", "a4"));  // a new job of a merchant whose lane went starts at once
 }
 
