@@ -48,7 +48,7 @@ void appendLogfmtText(std::string& out, std::string_view s) {
 }
 
 std::string utcTimestamp(TimePoint t) {
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+  const int64_t ms = toUnixMs(t);
   std::time_t s = static_cast<std::time_t>(ms / 1000);
   std::tm tm{};
   gmtime_r(&s, &tm);

@@ -7,13 +7,6 @@
 #include "core/redactor.h"
 
 namespace fanpull {
-namespace {
-
-int64_t unixMs(TimePoint t) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
-}
-
-}  // namespace
 
 ComponentTokenSource::ComponentTokenSource(ComponentSettings settings, HttpTransport& transport,
                                            TokenStore& store, Clock& clock, Logger& log)
@@ -245,8 +238,8 @@ Result<AccessToken> ComponentTokenSource::doRefresh(const std::string& appid,
     std::lock_guard<std::mutex> lock(mutex_);
     file_token = entries_[appid].file_refresh_token;
   }
-  TokenState state{tokens->refresh_token, tokens->access_token, unixMs(token.expires_at),
-                   unixMs(now), file_token};
+  TokenState state{tokens->refresh_token, tokens->access_token, toUnixMs(token.expires_at),
+                   toUnixMs(now), file_token};
   Result<bool> saved = store_.save(appid, state);
   {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -293,7 +286,7 @@ Result<ComponentToken> ComponentTokenSource::componentToken(const std::string& s
   if (!fetched.ok()) {
     fetched = fetchComponentToken();
     if (fetched.ok() && share_) {
-      const int64_t expires_at_ms = unixMs(clock_.now() + fetched->expires_in);
+      const int64_t expires_at_ms = toUnixMs(clock_.now() + fetched->expires_in);
       Result<bool> shared =
           share_->share(settings_.appid, SharedComponentToken{fetched->token, expires_at_ms});
       if (!shared.ok()) {
