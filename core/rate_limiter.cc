@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/erase_if.h"
+
 namespace fanpull {
 
 TokenBucket::TokenBucket(double requests_per_second, int burst)
@@ -141,17 +143,10 @@ bool RateLimiter::cappedToday(const std::string& appid, TimePoint now) {
 
 size_t RateLimiter::forgetIdle(TimePoint now, const std::set<std::string>& busy) {
   std::lock_guard<std::mutex> lock(mutex_);
-  size_t forgotten = 0;
-  for (auto it = entries_.begin(); it != entries_.end();) {
-    const Entry& e = it->second;
-    if (!busy.count(it->first) && e.bucket.full(now) && e.budget.untouched(now)) {
-      it = entries_.erase(it);
-      ++forgotten;
-    } else {
-      ++it;
-    }
-  }
-  return forgotten;
+  return eraseIf(entries_, [&](const auto& entry) {
+    const Entry& e = entry.second;
+    return !busy.count(entry.first) && e.bucket.full(now) && e.budget.untouched(now);
+  });
 }
 
 size_t RateLimiter::size() {

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "core/erase_if.h"
+
 namespace fanpull {
 
 int64_t CallReservations::blockOf(int64_t limit) { return std::clamp<int64_t>(limit / 10, 1, 10); }
@@ -27,16 +29,8 @@ int64_t CallReservations::reserved(const std::string& appid, int64_t day_end_ms)
 }
 
 size_t CallReservations::forgetBefore(int64_t day_end_ms) {
-  size_t forgotten = 0;
-  for (auto it = days_.begin(); it != days_.end();) {
-    if (it->second.day_end_ms < day_end_ms) {
-      it = days_.erase(it);
-      ++forgotten;
-    } else {
-      ++it;
-    }
-  }
-  return forgotten;
+  return eraseIf(days_,
+                 [day_end_ms](const auto& day) { return day.second.day_end_ms < day_end_ms; });
 }
 
 }  // namespace fanpull

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/buffer_pool.h"
+#include "core/erase_if.h"
 #include "core/error_class.h"
 #include "kafka/topic_scan.h"
 #include "worker/job_intake.h"
@@ -409,14 +410,7 @@ void Worker::forgetIdleMerchants() {
     // Only this thread queues jobs in new lanes, so none becomes busy before the limiter below.
     busy = lanes_.appids();
     reservations = reservations_.forgetBefore(toUnixMs(day_end));
-    for (auto it = quota_asked_.begin(); it != quota_asked_.end();) {
-      if (it->second < day_end) {
-        it = quota_asked_.erase(it);
-        ++quota_days;
-      } else {
-        ++it;
-      }
-    }
+    quota_days = eraseIf(quota_asked_, [&](const auto& asked) { return asked.second < day_end; });
   }
   const size_t limits = limiter_.forgetIdle(now, busy);
   if (limits + reservations + quota_days == 0) return;
