@@ -364,6 +364,7 @@ int runCommand(const CliArgs& args, std::ostream& /*out*/, std::ostream& err) {
   options.properties = config.kafka.properties;
   options.max_in_flight = static_cast<size_t>(config.wechat.max_in_flight);
   options.max_undelivered_bytes = config.kafka.max_undelivered_bytes;
+  options.max_queued_jobs = static_cast<size_t>(config.kafka.max_queued_jobs);
   options.shutdown_timeout = std::chrono::milliseconds(config.shutdown_timeout_ms);
   options.default_limit = {config.rate_limit.requests_per_second,
                            static_cast<int>(config.rate_limit.burst), config.rate_limit.daily_calls};

@@ -222,11 +222,13 @@ std::variant<WorkerConfig, std::vector<ConfigProblem>> parseWorkerConfig(const s
     r.problem("kafka", "required: an object with bootstrap_servers");
   } else if (r.object(*kafka, "kafka",
                       {"bootstrap_servers", "group_id", "topics", "properties",
-                       "max_undelivered_bytes", "exactly_once", "transaction_interval_ms"})) {
+                       "max_undelivered_bytes", "max_queued_jobs", "exactly_once",
+                       "transaction_interval_ms"})) {
     r.str(*kafka, "kafka", "bootstrap_servers", &c.kafka.bootstrap_servers, true);
     r.str(*kafka, "kafka", "group_id", &c.kafka.group_id);
     r.integer(*kafka, "kafka", "max_undelivered_bytes", &c.kafka.max_undelivered_bytes,
               1024 * 1024, int64_t{1} << 40);
+    r.integer(*kafka, "kafka", "max_queued_jobs", &c.kafka.max_queued_jobs, 1, 10'000'000);
     if (auto eos = kafka->find("exactly_once"); eos != kafka->end()) {
       if (!eos->is_boolean()) {
         r.problem("kafka.exactly_once", "expected true or false, got " +
@@ -409,6 +411,7 @@ std::variant<WorkerConfig, std::vector<ConfigProblem>> parseWorkerConfig(const s
   }
 
   if (!problems.empty()) return problems;
+  if (c.kafka.max_queued_jobs == 0) c.kafka.max_queued_jobs = 16 * c.wechat.max_in_flight;
   return c;
 }
 

@@ -33,6 +33,10 @@ struct KafkaConfig {
   // Bytes of messages produced and not yet delivered, at most: above it no new call to WeChat
   // starts until deliveries catch up (walks already started go first).
   int64_t max_undelivered_bytes = 16 * 1024 * 1024;
+  // Jobs ready to run in the worker (running or queued, apart from those deferred to another
+  // day), at most: at it the jobs partitions are paused, the rest of a backlog waiting in Kafka.
+  // Sixteen times wechat.max_in_flight unless the file says (0 before parseWorkerConfig sets it).
+  int64_t max_queued_jobs = 0;
   // Transactions (docs/CONTRACTS.md, docs/RELIABILITY.md): pages, events, checkpoints and input
   // offsets committed together. Needs Apache Kafka; the embedded broker cannot honour it.
   bool exactly_once = false;

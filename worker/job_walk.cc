@@ -33,6 +33,12 @@ WalkPage JobWalk::emit(bool last, int64_t count, std::string cursor_after) {
   return page;
 }
 
+int64_t JobWalk::fetchedOpenids() const {
+  int64_t openids = checkpoint_.openids;
+  for (const InFlight& f : in_flight_) openids += f.page.count;
+  return openids;
+}
+
 WalkDecision JobWalk::answer(const FollowerPage& page) {
   WalkDecision d;
   if (over_) {

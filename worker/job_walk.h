@@ -72,6 +72,8 @@ class JobWalk {
   size_t undelivered() const { return in_flight_.size(); }
   // The seq the next page will have (pages produced so far, resumed ones included).
   int64_t emitted() const { return next_seq_; }
+  // OpenIDs in the pages produced so far, delivered or not (resumed ones included).
+  int64_t fetchedOpenids() const;
   // The last page was produced: the walk makes no more calls.
   bool over() const { return over_; }
   // Failed attempts since the last answer (each error of class retryable or unknown counts one).

@@ -5,7 +5,8 @@
 //
 // Lanes: one per AppID. A merchant's jobs run one at a time, in the order they arrived; a queued
 // job is only its handle, whatever its size, so memory grows with jobs queued by a few hundred
-// bytes each, never by a page.
+// bytes each, never by a page; and the worker bounds the jobs ready to run (ready()) by pausing
+// its jobs partitions, so a backlog beyond waits in Kafka, not in memory.
 //
 // UndeliveredBudget: what is fetched but not yet delivered stays under a byte budget
 // (kafka.max_undelivered_bytes). A call reserves the bytes its page will likely take before it is
@@ -14,6 +15,7 @@
 // not grow with the number of merchants.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -33,25 +35,43 @@ class Lanes {
   // Queues `job` behind the jobs of `appid`. True when it is the lane's only job: start it now.
   bool add(const std::string& appid, Job job) {
     Lane& lane = lanes_[appid];
-    lane.push_back(std::move(job));
+    lane.jobs.push_back(std::move(job));
     ++queued_;
-    return lane.size() == 1;
+    if (lane.held) ++held_;
+    return lane.jobs.size() == 1;
   }
 
   // `job` is over. When it was its lane's front, the lane's next job (to start now), if any; a
   // job that is not its lane's front (dropped from it, or settled twice) hands nothing on.
   std::optional<Job> finish(const std::string& appid, const Job& job) {
     auto it = lanes_.find(appid);
-    if (it == lanes_.end() || it->second.empty() || !(it->second.front() == job)) {
+    if (it == lanes_.end() || it->second.jobs.empty() || !(it->second.jobs.front() == job)) {
       return std::nullopt;
     }
-    it->second.pop_front();
+    Lane& lane = it->second;
+    unhold(lane);  // the hold was its front's
+    lane.jobs.pop_front();
     --queued_;
-    if (it->second.empty()) {
+    if (lane.jobs.empty()) {
       lanes_.erase(it);
       return std::nullopt;
     }
-    return it->second.front();
+    return lane.jobs.front();
+  }
+
+  // The front of `appid`'s lane waits for a time far off (a deferral to the next Beijing day):
+  // while `held`, the lane's jobs do not count as ready(). finish() or hold(appid, false) ends
+  // it. Nothing for an appid without a lane.
+  void hold(const std::string& appid, bool held) {
+    auto it = lanes_.find(appid);
+    if (it == lanes_.end()) return;
+    Lane& lane = it->second;
+    if (held && !lane.held) {
+      lane.held = true;
+      held_ += lane.jobs.size();
+    } else if (!held) {
+      unhold(lane);
+    }
   }
 
   // The merchants with a job queued or running.
@@ -68,20 +88,22 @@ class Lanes {
     std::vector<Job> restart;
     for (auto it = lanes_.begin(); it != lanes_.end();) {
       Lane& lane = it->second;
-      const bool front_left = gone(lane.front());
-      for (auto j = lane.begin(); j != lane.end();) {
+      const bool front_left = gone(lane.jobs.front());
+      if (front_left) unhold(lane);
+      for (auto j = lane.jobs.begin(); j != lane.jobs.end();) {
         if (gone(*j)) {
-          j = lane.erase(j);
+          j = lane.jobs.erase(j);
           --queued_;
+          if (lane.held) --held_;
         } else {
           ++j;
         }
       }
-      if (lane.empty()) {
+      if (lane.jobs.empty()) {
         it = lanes_.erase(it);
         continue;
       }
-      if (front_left) restart.push_back(lane.front());
+      if (front_left) restart.push_back(lane.jobs.front());
       ++it;
     }
     return restart;
@@ -90,13 +112,26 @@ class Lanes {
   size_t lanes() const { return lanes_.size(); }
   // Jobs in every lane, the running ones included.
   size_t queued() const { return queued_; }
+  // Jobs in the lanes not held: running, or to run as soon as a call is free. What the worker
+  // bounds by pausing its jobs partitions (kafka.max_queued_jobs); a held lane's jobs wait for
+  // their day whatever the worker does, so they cannot keep the partitions paused.
+  size_t ready() const { return queued_ - held_; }
 
  private:
-  // Front: the job running, waiting for its time, or parked. A list: most lanes hold one job, and
-  // an empty deque already allocates more than half a kilobyte.
-  using Lane = std::list<Job>;
+  // jobs.front(): the job running, waiting for its time, or parked. A list: most lanes hold one
+  // job, and an empty deque already allocates more than half a kilobyte.
+  struct Lane {
+    std::list<Job> jobs;
+    bool held = false;
+  };
+  void unhold(Lane& lane) {
+    if (!lane.held) return;
+    lane.held = false;
+    held_ -= lane.jobs.size();
+  }
   std::map<std::string, Lane> lanes_;
   size_t queued_ = 0;
+  size_t held_ = 0;  // jobs in held lanes
 };
 
 template <typename Job>
@@ -106,6 +141,8 @@ class UndeliveredBudget {
   // 28 characters, quoted, and the message's other fields), so that the first calls of a fleet
   // of large merchants do not all go at once on a guess that is five times too small.
   static constexpr int64_t kFirstPageEstimate = 10000 * 31 + 1024;
+  static constexpr int64_t kFullPage = 10000;       // OpenIDs in a full page of getFans
+  static constexpr int64_t kEmptyPageBytes = 1024;  // a page of count 0 and its headers, about
 
   // The bytes a walk's first page will likely take, given the last estimate and a first page
   // just produced: a larger page is taken at once, a smaller one moves it by an eighth of the
@@ -113,6 +150,19 @@ class UndeliveredBudget {
   // walks, and one of mixed sizes reserves for the large ones.
   static int64_t nextEstimate(int64_t estimate, int64_t page_bytes) {
     return page_bytes >= estimate ? page_bytes : estimate - (estimate - page_bytes) / 8;
+  }
+
+  // What a walk's next page will likely take, after a page of `page_bytes` holding `count`
+  // OpenIDs, when WeChat said the merchant has `total` followers (0: not said) and `fetched`
+  // were fetched so far: as many more as are left, up to a full page (10,000), at this page's
+  // size per OpenID; a walk with none left expects the empty last page (docs/WECHAT.md). Only a
+  // guess for the budget: followers gained during the walk make the page larger than expected,
+  // by at most one page per walk.
+  static int64_t nextPageEstimate(int64_t page_bytes, int64_t count, int64_t total,
+                                  int64_t fetched) {
+    if (count <= 0 || total <= 0) return page_bytes;
+    const int64_t left = std::min<int64_t>(std::max<int64_t>(total - fetched, 0), kFullPage);
+    return std::max<int64_t>(kEmptyPageBytes, page_bytes / count * left);
   }
 
   explicit UndeliveredBudget(int64_t max_bytes) : max_bytes_(max_bytes) {}

@@ -60,7 +60,8 @@ struct Worker::Run {
   std::shared_ptr<OutboxRecord> ending_event;
   std::atomic<int> calling{0};  // a call to WeChat in progress
   std::atomic<int> pending{0};  // messages produced, not yet delivered
-  std::atomic<int64_t> last_page_bytes{0};  // the message bytes of its latest page (0: none yet)
+  // What its next page will likely take in message bytes (0: no page yet; see callOnce).
+  std::atomic<int64_t> next_page_bytes{0};
 };
 
 namespace {
@@ -252,6 +253,8 @@ Result<kafka::Done> Worker::start() {
   co.bootstrap_servers = options_.bootstrap_servers;
   co.group_id = options_.group_id;
   co.properties = kafka::withoutProducerOnly(options_.properties);
+  // librdkafka keeps up to 100,000 messages a partition fetched ahead by default: a backlog of
+  // jobs would sit in its queue rather than in Kafka. Ahead of the worker's own bound, no more.
   co.on_assigned = [this](const std::vector<kafka::TopicPartition>& p) { onAssigned(p); };
   co.on_revoked = [this](const std::vector<kafka::TopicPartition>& p, bool lost) {
     onRevoked(p, lost);
@@ -339,7 +342,13 @@ void Worker::pollLoop() {
   auto last_forget = last_commit;
   uint64_t answers_at_check = 0;
   while (!stopping_) {
-    auto polled = consumer_->poll(std::chrono::milliseconds(100));
+    // Paused, nothing comes: a short wait, so the partitions resume as soon as jobs run out.
+    bool paused = false;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      paused = paused_;
+    }
+    auto polled = consumer_->poll(std::chrono::milliseconds(paused ? 10 : 100));
     if (!polled.ok()) {
       log_.warn("kafka consumer error", {{"error", polled.error().describe()}});
     } else if (polled->has_value()) {
@@ -488,7 +497,7 @@ void Worker::onMessage(const kafka::ConsumedMessage& m) {
     active_[run->job.job_id] = run;
     start_now = lanes_.add(run->job.appid, run);
   }
-  if (start_now) schedule(run, run->resume_at);
+  if (start_now) startFront(run);
 }
 
 std::vector<std::string> readinessProblems(const WorkerStats& stats) {
@@ -723,8 +732,11 @@ void Worker::updatePause() {
   std::vector<kafka::TopicPartition> assigned;
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    if (!paused_ && lanes_.queued() >= options_.max_queued_jobs) pause = true;
-    if (paused_ && lanes_.queued() <= options_.max_queued_jobs / 2) resume = true;
+    // Jobs deferred to another day do not count: they cannot keep the partitions paused.
+    const size_t bound =
+        options_.max_queued_jobs > 0 ? options_.max_queued_jobs : 16 * options_.max_in_flight;
+    if (!paused_ && lanes_.ready() >= bound) pause = true;
+    if (paused_ && lanes_.ready() <= bound / 2) resume = true;
     assigned = offsets_.partitions();
   }
   if (assigned.empty() || (!pause && !resume)) return;
@@ -742,7 +754,7 @@ void Worker::updatePause() {
   std::lock_guard<std::mutex> lock(mutex_);
   paused_ = pause;
   log_.info(pause ? "jobs partitions paused: too many jobs queued" : "jobs partitions resumed",
-            {{"queued", lanes_.queued()}});
+            {{"queued", lanes_.queued()}, {"ready", lanes_.ready()}});
 }
 
 void Worker::onAssigned(const std::vector<kafka::TopicPartition>& partitions) {
@@ -927,7 +939,7 @@ void Worker::onRevoked(const std::vector<kafka::TopicPartition>& partitions, boo
     // by now; it must never commit.
     abortTransaction(Error::of(ErrorClass::kRetryable, "partitions lost to the group"), revoked);
   }
-  for (const auto& next : restart) schedule(next, next->resume_at);
+  for (const auto& next : restart) startFront(next);
   // Calls in flight finish and their pages are delivered before the partitions go; while the
   // worker stops, only within what is left of its shutdown_timeout.
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
@@ -1006,6 +1018,17 @@ void Worker::shutdown() {
 // ---------------------------------------------------------------------------------------------
 // Lanes and steps, on executor threads.
 
+void Worker::startFront(const std::shared_ptr<Run>& run) {
+  if (run->resume_at > clock_.now()) {
+    // Read back deferred: it waits for its day as one deferred here would, its lane held.
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!run->deferred) ++stats_.deferred;
+    run->deferred = true;
+    lanes_.hold(run->job.appid, true);
+  }
+  schedule(run, run->resume_at);
+}
+
 void Worker::schedule(const std::shared_ptr<Run>& run, TimePoint when) {
   auto task = [this, run] { guardedStep(run); };
   if (when == TimePoint{} || when <= clock_.now()) {
@@ -1038,6 +1061,7 @@ void Worker::step(const std::shared_ptr<Run>& run) {
     std::lock_guard<std::mutex> lock(mutex_);
     --stats_.deferred;
     run->deferred = false;
+    lanes_.hold(run->job.appid, false);
   }
   if (run->cancelled || stopping_) return abandon(run);
   if (!run->begun && !begin(run)) return;
@@ -1106,12 +1130,13 @@ void Worker::releaseUndelivered(int64_t fetched) {
 void Worker::callOnce(const std::shared_ptr<Run>& run) {
   // Memory stays bounded whatever the number of merchants: no new page is fetched while too
   // much is waiting to be delivered. The answer being fetched counts in the budget as the page
-  // it will likely become until the call is over and its page, if any, is produced: as large
-  // as the walk's previous page (a page after a full one is full, or the smaller last), and for
-  // a walk's first call, as recent first pages were. Not an average over every page: when many
-  // walks end at once, their small last pages would bring it down to a few KB, and the calls
-  // it then lets go would fetch full pages.
-  const int64_t reserved = run->last_page_bytes > 0 ? run->last_page_bytes.load()
+  // it will likely become until the call is over and its page, if any, is produced: the
+  // followers WeChat said are left, at the walk's previous page's size per OpenID (a full page,
+  // a smaller last one, or the empty page that ends a list of whole pages), and for a walk's
+  // first call, as recent first pages were. Not an average over every page: when many walks
+  // end at once, their small last pages would bring it down to a few KB, and the calls it then
+  // lets go would fetch full pages.
+  const int64_t reserved = run->next_page_bytes > 0 ? run->next_page_bytes.load()
                                                     : first_page_bytes_.load();
   if (!withinUndeliveredBudget(run, reserved)) return;
   TimePoint now = clock_.now();
@@ -1258,12 +1283,16 @@ void Worker::onPage(const std::shared_ptr<Run>& run, FollowerPage& page) {
   }
   // Produced as soon as it arrives (docs/CONTRACTS.md, Page); its checkpoint follows its delivery.
   const WalkPage out = *decision.page;
+  const int64_t fetched = run->walk.fetchedOpenids();
   lock.unlock();
   auto r = run;
+  const int64_t total = page.total;
   std::vector<Outgoing> messages = pageMessages(run, page, out.seq, out.last);
   const int64_t bytes = valueBytes(messages);
   // What the walk's next answer, and other walks' first ones, will likely cost.
-  if (run->last_page_bytes.exchange(bytes) == 0) {
+  const int64_t next = UndeliveredBudget<std::shared_ptr<Run>>::nextPageEstimate(
+      bytes, out.count, total, fetched);
+  if (run->next_page_bytes.exchange(next) == 0) {
     int64_t estimate = first_page_bytes_.load();
     while (!first_page_bytes_.compare_exchange_weak(
         estimate, UndeliveredBudget<std::shared_ptr<Run>>::nextEstimate(estimate, bytes))) {
@@ -1609,6 +1638,7 @@ void Worker::defer(const std::shared_ptr<Run>& run, TimePoint until, const Error
     std::lock_guard<std::mutex> lock(mutex_);
     if (!run->deferred) ++stats_.deferred;
     run->deferred = true;
+    lanes_.hold(run->job.appid, true);
   }
   std::vector<Outgoing> out = checkpointMessages(*run, kProgressDeferred, until);
   out.push_back(eventMessage(*run, "deferred", error, until));
@@ -1683,7 +1713,7 @@ void Worker::releaseLane(const std::shared_ptr<Run>& run) {
     if (!following) return;
     next = std::move(*following);
   }
-  if (!stopping_) schedule(next, next->resume_at);
+  if (!stopping_) startFront(next);
 }
 
 // ---------------------------------------------------------------------------------------------

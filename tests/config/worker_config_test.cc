@@ -274,6 +274,24 @@ TEST_CASE("kafka.exactly_once and transaction_interval_ms are read and checked",
   CHECK(std::get<WorkerConfig>(d).kafka.transaction_interval_ms == 100);
 }
 
+TEST_CASE("kafka.max_queued_jobs is read and checked, sixteen times max_in_flight by default",
+          "[config][unit]") {
+  auto r = parseWorkerConfig(R"({"kafka": {"bootstrap_servers": "b:9092", "max_queued_jobs": 50},
+      "tenants_file": "t.json"})", "/w.json", noEnv());
+  REQUIRE(std::holds_alternative<WorkerConfig>(r));
+  CHECK(std::get<WorkerConfig>(r).kafka.max_queued_jobs == 50);
+  CHECK(hasProblem(problemsOf(R"({"kafka": {"bootstrap_servers": "b:9092", "max_queued_jobs": 0},
+      "tenants_file": "t.json"})"), "kafka.max_queued_jobs", "expected 1 to 10000000"));
+  auto d = parseWorkerConfig(R"({"kafka": {"bootstrap_servers": "b:9092"},
+      "wechat": {"max_in_flight": 64}, "tenants_file": "t.json"})", "/w.json", noEnv());
+  REQUIRE(std::holds_alternative<WorkerConfig>(d));
+  CHECK(std::get<WorkerConfig>(d).kafka.max_queued_jobs == 1024);
+  auto e = parseWorkerConfig(R"({"kafka": {"bootstrap_servers": "b:9092"},
+      "tenants_file": "t.json"})", "/w.json", noEnv());
+  REQUIRE(std::holds_alternative<WorkerConfig>(e));
+  CHECK(std::get<WorkerConfig>(e).kafka.max_queued_jobs == 512);  // max_in_flight 32
+}
+
 TEST_CASE("shutdown_timeout_ms is read and checked, 30 s by default", "[config][unit]") {
   auto r = parseWorkerConfig(R"({"kafka": {"bootstrap_servers": "b:9092"},
       "shutdown_timeout_ms": 15000, "tenants_file": "t.json"})", "/w.json", noEnv());

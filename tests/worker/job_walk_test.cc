@@ -161,6 +161,20 @@ TEST_CASE("the checkpoint follows deliveries in order, whatever order they come 
   CHECK(walk.undelivered() == 0);
 }
 
+TEST_CASE("the OpenIDs fetched count the pages out and the checkpoint resumed from",
+          "[worker][walk][unit]") {
+  JobWalk walk({}, WalkCheckpoint{3, "o30", 30000});
+  CHECK(walk.fetchedOpenids() == 30000);
+  walk.answer(page({"a", "b"}, "b"));
+  walk.answer(page({"c"}, "c"));
+  CHECK(walk.fetchedOpenids() == 30003);  // neither page delivered yet
+  CHECK_FALSE(walk.delivered(4));  // out of order: the checkpoint waits for page 3
+  CHECK(walk.fetchedOpenids() == 30003);
+  CHECK(walk.delivered(3));
+  CHECK(walk.fetchedOpenids() == 30003);  // now all in the checkpoint
+  CHECK(walk.checkpoint().openids == 30003);
+}
+
 TEST_CASE("token_invalid renews once; a second refusal in a row fails the job",
           "[worker][walk][unit]") {
   FractionRandom random(0.5);

@@ -1,5 +1,6 @@
 #include <catch2/catch.hpp>
 
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -77,6 +78,49 @@ TEST_CASE("a thousand queued jobs cost their handles and start one per merchant"
   CHECK(lanes.queued() == 1000);
 }
 
+TEST_CASE("a held lane's jobs are queued but not ready until its front moves on",
+          "[worker][unit][lanes]") {
+  Lanes<std::string> lanes;
+  CHECK(lanes.add("wxA", "a1"));
+  CHECK_FALSE(lanes.add("wxA", "a2"));
+  CHECK(lanes.add("wxB", "b1"));
+  CHECK(lanes.ready() == 3);
+  // a1 is deferred to the next day: its lane's two jobs wait whatever the worker does.
+  lanes.hold("wxA", true);
+  lanes.hold("wxA", true);  // twice is once
+  CHECK(lanes.queued() == 3);
+  CHECK(lanes.ready() == 1);
+  CHECK_FALSE(lanes.add("wxA", "a3"));  // behind the held front: not ready either
+  CHECK(lanes.ready() == 1);
+  lanes.hold("wxC", true);  // no lane: nothing
+  CHECK(lanes.ready() == 1);
+  // Its day came: a1 runs again.
+  lanes.hold("wxA", false);
+  CHECK(lanes.ready() == 4);
+  lanes.hold("wxA", true);
+  // A held front that ends hands on a job that is ready.
+  CHECK(lanes.finish("wxA", "a1") == std::optional<std::string>("a2"));
+  CHECK(lanes.ready() == 3);
+  CHECK(lanes.queued() == 3);
+}
+
+TEST_CASE("revoking jobs of a held lane keeps ready() true to what stays",
+          "[worker][unit][lanes]") {
+  Lanes<std::string> lanes;
+  for (const char* job : {"a1", "xa2", "a3"}) lanes.add("wxA", job);
+  for (const char* job : {"xb1", "b2"}) lanes.add("wxB", job);
+  lanes.hold("wxA", true);
+  lanes.hold("wxB", true);
+  CHECK(lanes.ready() == 0);
+  auto gone = [](const std::string& job) { return job[0] == 'x'; };
+  // wxA keeps its held front (a1) and a3; wxB's front left, so b2 starts: ready.
+  CHECK(lanes.drop(gone) == Jobs{"b2"});
+  CHECK(lanes.queued() == 3);
+  CHECK(lanes.ready() == 1);
+  lanes.hold("wxA", false);
+  CHECK(lanes.ready() == 3);
+}
+
 TEST_CASE("calls reserve their bytes under the budget and are parked over it",
           "[worker][unit][lanes]") {
   UndeliveredBudget<std::string> budget(1000);
@@ -134,4 +178,23 @@ TEST_CASE("a first page's estimate takes a larger page at once and a smaller one
   for (int i = 0; i < 50; ++i) estimate = Budget::nextEstimate(estimate, 5000);
   CHECK(estimate < 5000 + 1000);
   CHECK(estimate >= 5000);
+}
+
+TEST_CASE("a walk's next page is expected as large as the followers WeChat says are left",
+          "[worker][unit][lanes]") {
+  using Budget = UndeliveredBudget<std::string>;
+  // A full page of 10,000 OpenIDs in 310,000 bytes: 31 bytes each.
+  // 20,000 followers, 10,000 fetched: another full page.
+  CHECK(Budget::nextPageEstimate(310000, 10000, 20000, 10000) == 310000);
+  // 15,000 followers: the 5,000 left.
+  CHECK(Budget::nextPageEstimate(310000, 10000, 15000, 10000) == 155000);
+  // Never more than a full page, however many are left.
+  CHECK(Budget::nextPageEstimate(310000, 10000, 1000000, 10000) == 310000);
+  // None left (a list of whole pages ends with an empty page): the empty page's size.
+  CHECK(Budget::nextPageEstimate(310000, 10000, 20000, 20000) == Budget::kEmptyPageBytes);
+  // Followers lost during the walk: fetched beyond the total reads as none left.
+  CHECK(Budget::nextPageEstimate(310000, 10000, 19000, 20000) == Budget::kEmptyPageBytes);
+  // No total said, or a page without OpenIDs: as large as this page.
+  CHECK(Budget::nextPageEstimate(310000, 10000, 0, 10000) == 310000);
+  CHECK(Budget::nextPageEstimate(900, 0, 20000, 20000) == 900);
 }

@@ -10,6 +10,8 @@
 #include <csignal>
 #include <functional>
 #include <fstream>
+#include <map>
+#include <set>
 
 #include "core/buffer_pool.h"
 #include "support/shifted_clock.h"
@@ -823,6 +825,50 @@ TEST_CASE("too many queued jobs pause the jobs partitions and every job still co
   for (const auto& job : jobs) {
     std::string appid = job.substr(2, job.rfind('-') - 2);
     f.requireFollowers(job, appid, 15000);
+  }
+}
+
+TEST_CASE("jobs deferred to the next day do not keep the jobs partitions paused",
+          "[worker][integration][kafka]") {
+  // max_queued_jobs 2 and three merchants deferred by 45009: the worker holds three jobs that
+  // cannot run today, yet the jobs that come after them are read and complete.
+  std::vector<sandbox::Account> accounts;
+  std::vector<std::string> held;
+  for (int i = 0; i < 3; ++i) {
+    auto a = merchant("wxheld" + std::to_string(i), 20000);
+    a.daily_quota = 1;  // the second call is refused with 45009
+    a.quota_get_errcode = 76022;
+    accounts.push_back(a);
+    held.push_back(a.appid);
+  }
+  for (int i = 0; i < 3; ++i) accounts.push_back(merchant("wxfree" + std::to_string(i), 100));
+  WorkerFixture f(accounts);
+  auto options = f.options();
+  options.max_queued_jobs = 2;
+  f.startWorker(options);
+  std::set<std::string> deferred;
+  for (const auto& appid : held) {
+    f.enqueueJob("j-" + appid, appid);
+    deferred.insert("j-" + appid);
+  }
+  f.waitForStatus(deferred, {"deferred"});
+  std::map<std::string, int64_t> calls;
+  for (const auto& appid : held) calls[appid] = f.sandbox().calls(appid, sandbox::kEndpointUserGet);
+  std::set<std::string> free;
+  for (int i = 0; i < 3; ++i) {
+    const std::string appid = "wxfree" + std::to_string(i);
+    f.enqueueJob("j-" + appid, appid);
+    free.insert("j-" + appid);
+  }
+  f.waitForStatus(free, {"completed"}, std::chrono::seconds(30));
+  for (const auto& job : free) f.requireFollowers(job, job.substr(2), 100);
+  auto stats = f.worker().stats();
+  CHECK_FALSE(stats.partitions_paused);
+  CHECK(stats.deferred == 3);
+  CHECK(stats.jobs_queued == 3);  // the deferred jobs, still held here for their day
+  // Waiting for their day costs no call.
+  for (const auto& appid : held) {
+    CHECK(f.sandbox().calls(appid, sandbox::kEndpointUserGet) == calls[appid]);
   }
 }
 
