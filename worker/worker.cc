@@ -253,8 +253,6 @@ Result<kafka::Done> Worker::start() {
   co.bootstrap_servers = options_.bootstrap_servers;
   co.group_id = options_.group_id;
   co.properties = kafka::withoutProducerOnly(options_.properties);
-  // librdkafka keeps up to 100,000 messages a partition fetched ahead by default: a backlog of
-  // jobs would sit in its queue rather than in Kafka. Ahead of the worker's own bound, no more.
   co.on_assigned = [this](const std::vector<kafka::TopicPartition>& p) { onAssigned(p); };
   co.on_revoked = [this](const std::vector<kafka::TopicPartition>& p, bool lost) {
     onRevoked(p, lost);
