@@ -411,7 +411,9 @@ std::variant<WorkerConfig, std::vector<ConfigProblem>> parseWorkerConfig(const s
   }
 
   if (!problems.empty()) return problems;
-  if (c.kafka.max_queued_jobs == 0) c.kafka.max_queued_jobs = 16 * c.wechat.max_in_flight;
+  if (c.kafka.max_queued_jobs == 0) {
+    c.kafka.max_queued_jobs = kQueuedJobsPerCallInFlight * c.wechat.max_in_flight;
+  }
   return c;
 }
 

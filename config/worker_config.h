@@ -25,6 +25,10 @@ struct KafkaTopics {
   std::string state = "fanpull.state";
 };
 
+// kafka.max_queued_jobs when the file does not say: jobs ready to run per call in flight
+// (wechat.max_in_flight).
+constexpr int64_t kQueuedJobsPerCallInFlight = 16;
+
 struct KafkaConfig {
   std::string bootstrap_servers;  // required
   std::string group_id = "fanpull";

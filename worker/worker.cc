@@ -732,7 +732,9 @@ void Worker::updatePause() {
     std::lock_guard<std::mutex> lock(mutex_);
     // Jobs deferred to another day do not count: they cannot keep the partitions paused.
     const size_t bound =
-        options_.max_queued_jobs > 0 ? options_.max_queued_jobs : 16 * options_.max_in_flight;
+        options_.max_queued_jobs > 0
+            ? options_.max_queued_jobs
+            : static_cast<size_t>(kQueuedJobsPerCallInFlight) * options_.max_in_flight;
     if (!paused_ && lanes_.ready() >= bound) pause = true;
     if (paused_ && lanes_.ready() <= bound / 2) resume = true;
     assigned = offsets_.partitions();
@@ -1018,13 +1020,17 @@ void Worker::shutdown() {
 
 void Worker::startFront(const std::shared_ptr<Run>& run) {
   if (run->resume_at > clock_.now()) {
-    // Read back deferred: it waits for its day as one deferred here would, its lane held.
+    // Read back deferred: it waits for its day as one deferred here would.
     std::lock_guard<std::mutex> lock(mutex_);
-    if (!run->deferred) ++stats_.deferred;
-    run->deferred = true;
-    lanes_.hold(run->job.appid, true);
+    markDeferredLocked(*run);
   }
   schedule(run, run->resume_at);
+}
+
+void Worker::markDeferredLocked(Run& run) {
+  if (!run.deferred) ++stats_.deferred;
+  run.deferred = true;
+  lanes_.hold(run.job.appid, true);
 }
 
 void Worker::schedule(const std::shared_ptr<Run>& run, TimePoint when) {
@@ -1634,9 +1640,7 @@ void Worker::defer(const std::shared_ptr<Run>& run, TimePoint until, const Error
   auto r = run;
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    if (!run->deferred) ++stats_.deferred;
-    run->deferred = true;
-    lanes_.hold(run->job.appid, true);
+    markDeferredLocked(*run);
   }
   std::vector<Outgoing> out = checkpointMessages(*run, kProgressDeferred, until);
   out.push_back(eventMessage(*run, "deferred", error, until));

@@ -60,7 +60,7 @@ struct WorkerOptions {
   BackoffPolicy backoff;
   // kafka.max_queued_jobs: jobs ready to run here (running or queued, apart from those deferred
   // to another day), at most; at it the jobs partitions are paused, below half they resume.
-  // 0: sixteen times max_in_flight (what kafka.max_queued_jobs defaults to).
+  // 0: kQueuedJobsPerCallInFlight times max_in_flight (what kafka.max_queued_jobs defaults to).
   size_t max_queued_jobs = 0;
   // Produced but not yet delivered, at most (bytes): above it calls wait for deliveries, walks
   // already started before new ones, so memory does not grow with the merchants queued.
@@ -197,6 +197,8 @@ class Worker {
   // The life of one job, on executor threads.
   // A lane's front job starts: at once, or at the retry time it was read back deferred to.
   void startFront(const std::shared_ptr<Run>& run);
+  // `run`, its lane's front, waits for another day: counted deferred, its lane held. With mutex_.
+  void markDeferredLocked(Run& run);
   void schedule(const std::shared_ptr<Run>& run, TimePoint when);
   void step(const std::shared_ptr<Run>& run);
   // False when the undelivered bytes are at max_undelivered_bytes: the run is parked until a
