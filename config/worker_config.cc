@@ -4,10 +4,10 @@
 #include <limits>
 #include <fstream>
 #include <set>
-#include <sstream>
 
 #include <nlohmann/json.hpp>
 
+#include "core/file.h"
 #include "core/rate_limiter.h"
 
 namespace fanpull {
@@ -345,13 +345,10 @@ std::variant<WorkerConfig, std::vector<ConfigProblem>> parseWorkerConfig(const s
       *from = env_name;
     } else if (!file_key.empty()) {
       const std::string path = resolve(file, file_key);
-      std::ifstream in(path, std::ios::binary);
-      std::stringstream contents;
-      if (in) contents << in.rdbuf();
-      if (!in) {
+      if (std::optional<std::string> contents = readFile(path); !contents) {
         r.problem(file_name, path + ": cannot be read");
       } else {
-        keyOf(contents.str(), file_name, path + ": ");
+        keyOf(*contents, file_name, path + ": ");
         *from = path;
       }
     }
@@ -419,11 +416,9 @@ std::variant<WorkerConfig, std::vector<ConfigProblem>> parseWorkerConfig(const s
 
 std::variant<WorkerConfig, std::vector<ConfigProblem>> loadWorkerConfig(const std::string& path,
                                                                          const EnvLookup& env) {
-  std::ifstream in(path);
-  if (!in) return std::vector<ConfigProblem>{{path, "", "cannot read the file"}};
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return parseWorkerConfig(ss.str(), path, env);
+  std::optional<std::string> text = readFile(path);
+  if (!text) return std::vector<ConfigProblem>{{path, "", "cannot read the file"}};
+  return parseWorkerConfig(*text, path, env);
 }
 
 }  // namespace fanpull

@@ -2,10 +2,13 @@
 
 #include <sys/stat.h>
 
-#include <ctime>
-#include <fstream>
-#include <sstream>
+#include <malloc.h>
 
+#include <ctime>
+#include <functional>
+#include <string_view>
+
+#include "core/file.h"
 #include "tenants/permission.h"
 
 namespace fanpull {
@@ -39,33 +42,38 @@ TenantRegistry::Reload TenantRegistry::reloadIfChanged(std::vector<TenantProblem
     std::lock_guard<std::mutex> lock(mutex_);
     if (stamp.size >= 0 && stamp == stamp_ && !recent) return Reload::kUnchanged;
   }
-  std::ifstream in(path_);
-  if (!in) {
+  std::optional<std::string> content = readFile(path_);
+  if (!content) {
     problems->push_back({path_, "", "", "cannot read the file"});
     return Reload::kRejected;
   }
-  std::stringstream ss;
-  ss << in.rdbuf();
-  std::string content = ss.str();
+  // The registry keeps a digest of what it last read, not a copy of the file (a few megabytes
+  // for ten thousand merchants): its size and 64-bit hash, which an edit leaves equal by chance
+  // once in 2^64.
+  const Digest digest{content->size(), std::hash<std::string_view>{}(*content)};
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    if (content == content_ && stamp_.size >= 0) {
+    if (digest == digest_ && stamp_.size >= 0) {
       stamp_ = stamp;
       return Reload::kUnchanged;
     }
   }
-  TenantsLoad loaded = parseTenants(content, path_, options_);
+  TenantsLoad loaded = parseTenants(*content, path_, options_);
+  content.reset();
+  // Reading and parsing took some bytes per merchant, freed now; hand them back to the system
+  // rather than leave them in malloc's free lists.
+  malloc_trim(0);
   if (auto* found = std::get_if<std::vector<TenantProblem>>(&loaded)) {
     *problems = std::move(*found);
     std::lock_guard<std::mutex> lock(mutex_);
     stamp_ = stamp;  // report a broken edit once, not on every poll
-    content_ = content;
+    digest_ = digest;
     return Reload::kRejected;
   }
   std::lock_guard<std::mutex> lock(mutex_);
   current_ = std::get<std::shared_ptr<const TenantSet>>(loaded);
   stamp_ = stamp;
-  content_ = std::move(content);
+  digest_ = digest;
   return Reload::kReloaded;
 }
 

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -48,10 +49,15 @@ class TenantRegistry {
 
   const std::string path_;
   const TenantsOptions options_;
-  mutable std::mutex mutex_;  // guards current_, stamp_ and content_
+  mutable std::mutex mutex_;  // guards current_, stamp_ and digest_
   std::shared_ptr<const TenantSet> current_;
   Stamp stamp_;
-  std::string content_;
+  struct Digest {
+    size_t size = 0;
+    size_t hash = 0;
+    bool operator==(const Digest& o) const { return size == o.size && hash == o.hash; }
+  };
+  std::optional<Digest> digest_;  // of the content last read
 };
 
 }  // namespace fanpull

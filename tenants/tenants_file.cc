@@ -1,11 +1,10 @@
 #include "tenants/tenants_file.h"
 
-#include <fstream>
 #include <set>
-#include <sstream>
 
 #include <nlohmann/json.hpp>
 
+#include "core/file.h"
 #include "core/rate_limiter.h"
 #include "core/redactor.h"
 
@@ -65,16 +64,146 @@ std::shared_ptr<const Tenant> TenantSet::find(const std::string& appid) const {
   return it == tenants_.end() ? nullptr : it->second;
 }
 
+namespace {
+
+// Reads tenants[i] (`t`) into `tenants`, or adds what is wrong with it to `problems`.
+void readTenant(const json& t, size_t i, const std::string& file, const TenantsOptions& options,
+                std::map<std::string, std::shared_ptr<const Tenant>>& tenants,
+                std::vector<TenantProblem>& problems) {
+  auto problem = [&](const std::string& tenant, const std::string& key, const std::string& why) {
+    problems.push_back({file, tenant, key, why});
+  };
+  static const std::set<std::string> kKeys = {"appid", "authorizer_access_token",
+                                              "authorizer_refresh_token", "func_info",
+                                              "rate_limit"};
+  std::string name = "tenants[" + std::to_string(i) + "]";
+  if (!t.is_object()) {
+    problem(name, "", "expected an object");
+    return;
+  }
+  auto tenant = std::make_shared<Tenant>();
+  auto appid = t.find("appid");
+  if (appid == t.end()) {
+    problem(name, "appid", "required");
+  } else if (!appid->is_string() || !validAppid(appid->get<std::string>())) {
+    problem(name, "appid", "expected 1-64 characters of [A-Za-z0-9_-]");
+  } else {
+    tenant->appid = appid->get<std::string>();
+    name = tenant->appid;
+    if (tenants.count(tenant->appid)) problem(name, "appid", "duplicate appid");
+  }
+  for (const auto& item : t.items()) {
+    if (!kKeys.count(item.key())) {
+      problem(name, item.key(),
+              "unknown key (allowed: appid, authorizer_access_token, "
+              "authorizer_refresh_token, func_info, rate_limit)");
+    }
+  }
+  for (auto [key, out] : {std::pair<const char*, std::string*>{"authorizer_access_token",
+                                                                &tenant->authorizer_access_token},
+                          {"authorizer_refresh_token", &tenant->authorizer_refresh_token}}) {
+    auto v = t.find(key);
+    if (v == t.end()) continue;
+    if (!v->is_string() || v->get<std::string>().empty()) {
+      problem(name, key, "expected a non-empty string");
+    } else {
+      *out = v->get<std::string>();
+      Redactor::global().addSecret(*out);
+    }
+  }
+  if (tenant->authorizer_access_token.empty() && tenant->authorizer_refresh_token.empty() &&
+      !t.contains("authorizer_access_token") && !t.contains("authorizer_refresh_token")) {
+    problem(name, "authorizer_access_token",
+            "missing: give an authorizer_access_token, or an authorizer_refresh_token with the "
+            "component configured");
+  } else if (tenant->authorizer_access_token.empty() && !tenant->authorizer_refresh_token.empty() &&
+             !options.component_configured) {
+    problem(name, "authorizer_refresh_token",
+            "a refresh token needs the \"component\" section in the worker config; without it "
+            "give an authorizer_access_token");
+  }
+  if (auto fi = t.find("func_info"); fi != t.end()) {
+    std::vector<int> ids;
+    std::string why;
+    if (readFuncInfo(*fi, &ids, &why)) {
+      tenant->func_info = ids;
+    } else {
+      problem(name, "func_info", why);
+    }
+  }
+  if (auto rl = t.find("rate_limit"); rl != t.end()) {
+    if (!rl->is_object()) {
+      problem(name, "rate_limit", "expected an object");
+    } else {
+      for (const auto& item : rl->items()) {
+        const std::string& k = item.key();
+        const json& v = item.value();
+        if (k == "requests_per_second") {
+          if (!v.is_number() || !RateLimit::validRequestsPerSecond(v.get<double>())) {
+            problem(name, "rate_limit.requests_per_second",
+                    RateLimit::kRequestsPerSecondRange);
+          } else {
+            tenant->requests_per_second = v.get<double>();
+          }
+        } else if (k == "burst") {
+          if (!v.is_number_integer() || v.get<int64_t>() < 1 || v.get<int64_t>() > 1000000) {
+            problem(name, "rate_limit.burst", "expected an integer from 1 to 1000000");
+          } else {
+            tenant->burst = static_cast<int>(v.get<int64_t>());
+          }
+        } else if (k == "daily_calls") {
+          if (!v.is_number_integer() || v.get<int64_t>() < 0) {
+            problem(name, "rate_limit.daily_calls", "expected an integer >= 0 (0: no budget)");
+          } else {
+            tenant->daily_calls = v.get<int64_t>();
+          }
+        } else {
+          problem(name, "rate_limit." + k,
+                  "unknown key (allowed: requests_per_second, burst, daily_calls)");
+        }
+      }
+    }
+  }
+  if (!tenant->appid.empty() && !tenants.count(tenant->appid)) {
+    tenants.emplace(tenant->appid, tenant);
+  }
+}
+
+}  // namespace
+
 TenantsLoad parseTenants(const std::string& text, const std::string& file,
                          const TenantsOptions& options) {
   std::vector<TenantProblem> problems;
   auto problem = [&](const std::string& tenant, const std::string& key, const std::string& why) {
     problems.push_back({file, tenant, key, why});
   };
+  // Each tenant is read as soon as the parser has it and then dropped from the document, so a
+  // file of ten thousand merchants never stands whole in memory as JSON values (about a
+  // kilobyte each) beside the tenants read from it.
+  std::map<std::string, std::shared_ptr<const Tenant>> tenants;
+  size_t index = 0;
+  bool in_list = false;  // inside the top-level "tenants" array
+  std::string key;       // the top-level key being read
   json root;
   try {
-    root = json::parse(text);
+    root = json::parse(text, [&](int depth, json::parse_event_t event, json& parsed) {
+      if (depth == 1 && event == json::parse_event_t::key) {
+        key = parsed.get<std::string>();
+      } else if (depth == 1 && event == json::parse_event_t::array_start) {
+        in_list = key == "tenants";
+      } else if (depth == 1 && event == json::parse_event_t::array_end) {
+        in_list = false;
+      } else if (depth == 2 && in_list &&
+                 (event == json::parse_event_t::object_end ||
+                  event == json::parse_event_t::array_end ||
+                  event == json::parse_event_t::value)) {
+        readTenant(parsed, index++, file, options, tenants, problems);
+        return false;
+      }
+      return true;
+    });
   } catch (const json::exception& ex) {
+    problems.clear();
     problem("", "", std::string("not valid JSON: ") + ex.what());
     return problems;
   }
@@ -90,115 +219,14 @@ TenantsLoad parseTenants(const std::string& text, const std::string& file,
     problem("", "tenants", "required: an array of tenants");
     return problems;
   }
-
-  static const std::set<std::string> kKeys = {"appid", "authorizer_access_token",
-                                              "authorizer_refresh_token", "func_info",
-                                              "rate_limit"};
-  std::map<std::string, std::shared_ptr<const Tenant>> tenants;
-  for (size_t i = 0; i < list->size(); ++i) {
-    const json& t = (*list)[i];
-    std::string name = "tenants[" + std::to_string(i) + "]";
-    if (!t.is_object()) {
-      problem(name, "", "expected an object");
-      continue;
-    }
-    auto tenant = std::make_shared<Tenant>();
-    auto appid = t.find("appid");
-    if (appid == t.end()) {
-      problem(name, "appid", "required");
-    } else if (!appid->is_string() || !validAppid(appid->get<std::string>())) {
-      problem(name, "appid", "expected 1-64 characters of [A-Za-z0-9_-]");
-    } else {
-      tenant->appid = appid->get<std::string>();
-      name = tenant->appid;
-      if (tenants.count(tenant->appid)) problem(name, "appid", "duplicate appid");
-    }
-    for (const auto& item : t.items()) {
-      if (!kKeys.count(item.key())) {
-        problem(name, item.key(),
-                "unknown key (allowed: appid, authorizer_access_token, "
-                "authorizer_refresh_token, func_info, rate_limit)");
-      }
-    }
-    for (auto [key, out] : {std::pair<const char*, std::string*>{"authorizer_access_token",
-                                                                  &tenant->authorizer_access_token},
-                            {"authorizer_refresh_token", &tenant->authorizer_refresh_token}}) {
-      auto v = t.find(key);
-      if (v == t.end()) continue;
-      if (!v->is_string() || v->get<std::string>().empty()) {
-        problem(name, key, "expected a non-empty string");
-      } else {
-        *out = v->get<std::string>();
-        Redactor::global().addSecret(*out);
-      }
-    }
-    if (tenant->authorizer_access_token.empty() && tenant->authorizer_refresh_token.empty() &&
-        !t.contains("authorizer_access_token") && !t.contains("authorizer_refresh_token")) {
-      problem(name, "authorizer_access_token",
-              "missing: give an authorizer_access_token, or an authorizer_refresh_token with the "
-              "component configured");
-    } else if (tenant->authorizer_access_token.empty() && !tenant->authorizer_refresh_token.empty() &&
-               !options.component_configured) {
-      problem(name, "authorizer_refresh_token",
-              "a refresh token needs the \"component\" section in the worker config; without it "
-              "give an authorizer_access_token");
-    }
-    if (auto fi = t.find("func_info"); fi != t.end()) {
-      std::vector<int> ids;
-      std::string why;
-      if (readFuncInfo(*fi, &ids, &why)) {
-        tenant->func_info = ids;
-      } else {
-        problem(name, "func_info", why);
-      }
-    }
-    if (auto rl = t.find("rate_limit"); rl != t.end()) {
-      if (!rl->is_object()) {
-        problem(name, "rate_limit", "expected an object");
-      } else {
-        for (const auto& item : rl->items()) {
-          const std::string& k = item.key();
-          const json& v = item.value();
-          if (k == "requests_per_second") {
-            if (!v.is_number() || !RateLimit::validRequestsPerSecond(v.get<double>())) {
-              problem(name, "rate_limit.requests_per_second",
-                      RateLimit::kRequestsPerSecondRange);
-            } else {
-              tenant->requests_per_second = v.get<double>();
-            }
-          } else if (k == "burst") {
-            if (!v.is_number_integer() || v.get<int64_t>() < 1 || v.get<int64_t>() > 1000000) {
-              problem(name, "rate_limit.burst", "expected an integer from 1 to 1000000");
-            } else {
-              tenant->burst = static_cast<int>(v.get<int64_t>());
-            }
-          } else if (k == "daily_calls") {
-            if (!v.is_number_integer() || v.get<int64_t>() < 0) {
-              problem(name, "rate_limit.daily_calls", "expected an integer >= 0 (0: no budget)");
-            } else {
-              tenant->daily_calls = v.get<int64_t>();
-            }
-          } else {
-            problem(name, "rate_limit." + k,
-                    "unknown key (allowed: requests_per_second, burst, daily_calls)");
-          }
-        }
-      }
-    }
-    if (!tenant->appid.empty() && !tenants.count(tenant->appid)) {
-      tenants.emplace(tenant->appid, tenant);
-    }
-  }
   if (!problems.empty()) return problems;
   return std::make_shared<const TenantSet>(std::move(tenants));
 }
 
 TenantsLoad loadTenants(const std::string& path, const TenantsOptions& options) {
-  std::ifstream in(path);
-  if (!in) return std::vector<TenantProblem>{{path, "", "", "cannot read the file"}};
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return parseTenants(ss.str(), path, options);
+  std::optional<std::string> text = readFile(path);
+  if (!text) return std::vector<TenantProblem>{{path, "", "", "cannot read the file"}};
+  return parseTenants(*text, path, options);
 }
 
 }  // namespace fanpull

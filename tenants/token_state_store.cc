@@ -7,12 +7,12 @@
 
 #include <cerrno>
 #include <cstring>
-#include <fstream>
 #include <sstream>
 #include <thread>
 
 #include <nlohmann/json.hpp>
 
+#include "core/file.h"
 #include "core/redactor.h"
 
 namespace fanpull {
@@ -108,14 +108,12 @@ Result<std::map<std::string, TokenState>> parseState(const std::string& text,
 }
 
 Result<std::string> readAll(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) {
+  std::optional<std::string> text = readFile(path);
+  if (!text) {
     if (errno == ENOENT) return std::string();
     return storeError(path + ": cannot read: " + std::strerror(errno));
   }
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+  return std::move(*text);
 }
 
 }  // namespace

@@ -86,6 +86,29 @@ TEST_CASE("every problem of a tenants file names the file, tenant, key and reaso
   CHECK(ps[0].describe().rfind("/etc/fanpull/tenants.json: ", 0) == 0);
 }
 
+TEST_CASE("the tenants list is read element by element, whatever each element is",
+          "[tenants][unit]") {
+  // Each tenant is read as the parser finishes it: elements that are not objects, and objects
+  // nested deeper, are problems of their own element and do not shift the others' names.
+  auto ps = problemsOf(R"({"tenants": [
+      7, {"appid": "wxa", "authorizer_access_token": "x", "rate_limit": {"burst": {"a": 1}}},
+      [{"appid": "wxb"}], "wxc", {"appid": "wxd"}], "other": {"tenants": [1]}})");
+  CHECK(has(ps, "tenants[0]", "", "expected an object"));
+  CHECK(has(ps, "wxa", "rate_limit.burst", "from 1"));
+  CHECK(has(ps, "tenants[2]", "", "expected an object"));
+  CHECK(has(ps, "tenants[3]", "", "expected an object"));
+  CHECK(has(ps, "wxd", "authorizer_access_token", "missing"));
+  CHECK(has(ps, "", "other", "unknown key"));
+  CHECK(ps.size() == 6);
+
+  CHECK(has(problemsOf(R"({"tenants": {"wxa": {"appid": "wxa"}}})"), "", "tenants",
+            "required: an array"));
+  CHECK(has(problemsOf(R"([{"tenants": []}])"), "", "", "expected a JSON object"));
+  auto empty = parseTenants(R"({"tenants": []})", "t.json", {false});
+  REQUIRE(std::holds_alternative<std::shared_ptr<const TenantSet>>(empty));
+  CHECK(std::get<std::shared_ptr<const TenantSet>>(empty)->size() == 0);
+}
+
 TEST_CASE("a refresh token without the component configured is a problem", "[tenants][unit]") {
   auto ps = problemsOf(R"({"tenants": [{"appid": "wxa", "authorizer_refresh_token": "r"}]})",
                        /*component=*/false);
