@@ -11,17 +11,23 @@ peak grows per merchant beside the answer buffers (their capacity, read from
 fanpull_answer_buffers_kept_bytes once every page is delivered: bounded by
 kafka.max_undelivered_bytes whatever the fleet, and as many as the run's answers bunched).
 
+With --idle no job is queued: each fleet is a worker idle with N merchants in its tenants file,
+and its resident memory (and the anonymous part of it, its heap) once it owns the jobs partitions
+is printed, then what each merchant of the tenants file adds (reading a tenants file of ten
+thousand merchants must not cost the worker more than the merchants it read).
+
 With --runs R the fleets run R times, alternating, and the medians of the peaks and of the
 ratios are printed last (the short fleet's peak moves from run to run with how many of its first
 answers arrive together).
 
   bench/worker_memory_fleet.py [--binary build/fanpull] [--fleets 100,1000] [--followers 20000]
-                               [--in-flight 64] [--latency-ms 20] [--runs 1]
+                               [--in-flight 64] [--latency-ms 20] [--runs 1] [--idle]
 """
 import argparse
 import json
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -52,7 +58,8 @@ def metric(address, name, labels=""):
     return float(m.group(1)) if m else 0.0
 
 
-def run_fleet(binary, merchants, followers, in_flight, latency_ms, max_undelivered_mb):
+def run_fleet(binary, merchants, followers, in_flight, latency_ms, max_undelivered_mb,
+              idle=False):
     work = tempfile.mkdtemp(prefix="fanpull-memory-fleet-")
     appids = [f"wxmem{n:013d}" for n in range(merchants)]
     accounts = {"accounts": [
@@ -101,6 +108,10 @@ def run_fleet(binary, merchants, followers, in_flight, latency_ms, max_undeliver
         while metric(address, "fanpull_partitions_assigned") < 4:
             time.sleep(0.05)
         rss_idle = status_kb(worker.pid, "VmRSS")
+        if idle:
+            time.sleep(1)  # the tenants file is read at start; let the worker settle
+            return {"merchants": merchants, "rss_idle_mb": status_kb(worker.pid, "VmRSS") / 1024,
+                    "anon_idle_mb": status_kb(worker.pid, "RssAnon") / 1024}
         jobs = "".join(json.dumps({"job_id": f"j-{a}", "appid": a}) + "\n" for a in appids)
         t0 = time.time()
         subprocess.run([binary, "enqueue", "-b", bootstrap, "-"], input=jobs.encode(),
@@ -135,6 +146,7 @@ def run_fleet(binary, merchants, followers, in_flight, latency_ms, max_undeliver
                     p.wait(timeout=40)
                 except subprocess.TimeoutExpired:
                     p.kill()
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def main():
@@ -146,6 +158,8 @@ def main():
     parser.add_argument("--latency-ms", type=int, default=20)
     parser.add_argument("--max-undelivered-mb", type=int, default=0,
                         help="kafka.max_undelivered_bytes in MiB (0: the worker's default)")
+    parser.add_argument("--idle", action="store_true",
+                        help="no jobs: the idle worker's memory by the merchants in its tenants file")
     parser.add_argument("--runs", type=int, default=1,
                         help="how many times each fleet runs (alternating); medians at the end")
     args = parser.parse_args()
@@ -154,6 +168,21 @@ def main():
     with open("/proc/loadavg") as f:
         print(f"load average before: {f.read().split()[0]}")
     fleets = [int(x) for x in args.fleets.split(",")]
+    if args.idle:
+        idle = {n: [] for n in fleets}
+        for run in range(args.runs):
+            for n in fleets:
+                r = run_fleet(os.path.abspath(args.binary), n, args.followers, args.in_flight,
+                              args.latency_ms, args.max_undelivered_mb, idle=True)
+                idle[n].append(r)
+                print(f"{n:6d} merchants in the tenants file: worker idle RSS "
+                      f"{r['rss_idle_mb']:.1f} MB, of which anonymous {r['anon_idle_mb']:.1f} MB",
+                      flush=True)
+        anon = {n: statistics.median(r["anon_idle_mb"] for r in idle[n]) for n in fleets}
+        for a, b in zip(fleets, fleets[1:]):
+            print(f"from {a} to {b} merchants: {(anon[b] - anon[a]) * 1024 / (b - a):.2f} KB of "
+                  f"anonymous memory per merchant (medians of {args.runs} runs)")
+        return 0
     peaks = {n: [] for n in fleets}
     ratios = []
     growth = []
