@@ -19,6 +19,9 @@ int main(int argc, char** argv) {
   const int latency_ms = argc > 3 ? std::atoi(argv[3]) : 200;
   const size_t in_flight = argc > 4 ? static_cast<size_t>(std::atoi(argv[4])) : 64;
   const bool pipeline = argc > 5 ? std::atoi(argv[5]) != 0 : true;
+  // kafka.max_queued_jobs (0: its default, 16 x max_in_flight): a bound near max_in_flight
+  // pauses and resumes the jobs partitions all the time, which shows how soon jobs come again.
+  const size_t max_queued_jobs = argc > 6 ? static_cast<size_t>(std::atoll(argv[6])) : 0;
 
   setThreadName("bench-main");
   HarnessOptions ho;
@@ -29,6 +32,7 @@ int main(int argc, char** argv) {
   WorkerOptions wo = h.workerOptions();
   wo.max_in_flight = in_flight;
   wo.pipeline_calls = pipeline;
+  wo.max_queued_jobs = max_queued_jobs;
   h.startWorker(wo);
 
   std::vector<std::pair<std::string, std::string>> jobs;
@@ -73,9 +77,11 @@ int main(int argc, char** argv) {
       stats.jobs_by_status.count("completed") ? stats.jobs_by_status.at("completed") : 0;
 
   Table t(fmt("bench_latency_fleet: %d merchants x %lld followers, sandbox latency %d ms, "
-              "max_in_flight %zu, pipelined calls: %s, broker: %s",
+              "max_in_flight %zu, pipelined calls: %s, max_queued_jobs: %s, broker: %s",
               merchants, static_cast<long long>(followers), latency_ms, in_flight,
-              pipeline ? "yes" : "no", h.brokerName()));
+              pipeline ? "yes" : "no",
+              max_queued_jobs ? std::to_string(max_queued_jobs).c_str() : "default",
+              h.brokerName()));
   t.add("jobs completed", fmt("%lld / %d", static_cast<long long>(completed), merchants),
         fmt("%d", merchants), exactly(completed, merchants));
   t.add("WeChat user/get calls (sandbox log)", fmt("%lld", static_cast<long long>(user_get)),

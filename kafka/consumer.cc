@@ -342,6 +342,13 @@ Result<Done> Consumer::resume(const std::vector<TopicPartition>& partitions) {
   rd_kafka_resp_err_t err = rd_kafka_resume_partitions(impl_->rk.get(), plist.get());
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR) return detail::kafkaError(err, "resume");
   if (auto e = detail::firstPartitionError(plist.get(), "resume")) return *e;
+  // librdkafka 2.0.2 applies a resume on its main thread and leaves asleep the broker thread
+  // that fetches the partition: with nothing else to fetch there, that thread fetches again
+  // only when it next wakes by itself, up to a second later. A request to each leader wakes it
+  // at once: the latest offsets of the resumed partitions, asked of their leaders without
+  // waiting for the answer (timeout 0: sent, then given up; librdkafka drops the late answer).
+  for (int i = 0; i < plist->cnt; ++i) plist->elems[i].offset = RD_KAFKA_OFFSET_END;
+  (void)rd_kafka_offsets_for_times(impl_->rk.get(), plist.get(), 0);
   return Done{};
 }
 

@@ -104,6 +104,7 @@ class Consumer {
   // fetched beyond is dropped. Errors: a partition not assigned, or the timeout.
   Result<Done> seek(const std::vector<PartitionOffset>& offsets, std::chrono::milliseconds timeout);
   Result<Done> pause(const std::vector<TopicPartition>& partitions);
+  // Fetching starts again at once, not at the fetcher's next wake-up (see consumer.cc).
   Result<Done> resume(const std::vector<TopicPartition>& partitions);
 
   // The partitions currently assigned. Errors: a consumer error.
