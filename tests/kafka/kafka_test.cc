@@ -21,6 +21,7 @@
 #include "kafka/consumer.h"
 #include "kafka/embedded_broker.h"
 #include "kafka/producer.h"
+#include "support/test_kafka.h"
 #include "support/topic_reader.h"
 
 using namespace std::chrono_literals;
@@ -346,6 +347,54 @@ TEST_CASE("a paused partition delivers nothing until resumed, then continues whe
 
   auto unassigned = consumer->pause({{topic + ".other", 0}});
   CHECK_FALSE(unassigned.ok());
+}
+
+TEST_CASE("a resumed partition is fetched at once, not at the fetcher's next wake-up",
+          "[worker][integration][kafka]") {
+  // librdkafka 2.0.2 notices a resume only when the broker thread fetching the partition wakes
+  // by itself, up to a second later; Consumer::resume wakes it. Nine times: pause, a message
+  // arrives while paused, resume; the median time from the resume to the message is well under
+  // that second (under a millisecond here; left to librdkafka, about 700 ms every time).
+  auto broker = fanpull::testing::TestKafka::start();  // FANPULL_TEST_BROKER: either broker
+  INFO((broker.ok() ? std::string() : broker.error().describe()));
+  REQUIRE(broker.ok());
+  const std::string topic = uniqueName("resume");
+  REQUIRE((*broker)->createTopic(topic, 1).ok());
+  kafka::ProducerOptions producer_options;
+  producer_options.bootstrap_servers = (*broker)->bootstrapServers();
+  producer_options.log = kQuiet;
+  auto producer = kafka::Producer::create(producer_options);
+  REQUIRE(producer.ok());
+  produceAndFlush(**producer, topic, {"first"});
+  kafka::ConsumerOptions options;
+  options.bootstrap_servers = (*broker)->bootstrapServers();
+  options.group_id = uniqueName("group");
+  options.properties = {{"session.timeout.ms", "6000"},
+                        {"fetch.wait.max.ms", "50"}};  // no fetch still held by the broker
+  options.log = kQuiet;
+  auto consumer = makeConsumer(options);
+  REQUIRE(consumer->subscribe({topic}).ok());
+  REQUIRE(pollMessages(*consumer, 1, 30s).size() == 1);
+
+  std::vector<double> waits_ms;
+  for (int i = 0; i < 9; ++i) {
+    REQUIRE(consumer->pause({{topic, 0}}).ok());
+    produceAndFlush(**producer, topic, {"m" + std::to_string(i)});
+    CHECK(pollMessages(*consumer, 1, 300ms).empty());
+    const auto resumed = std::chrono::steady_clock::now();
+    REQUIRE(consumer->resume({{topic, 0}}).ok());
+    auto got = pollMessages(*consumer, 1, 10s);
+    REQUIRE(got.size() == 1);
+    CHECK(got[0].value == "m" + std::to_string(i));
+    waits_ms.push_back(std::chrono::duration<double, std::milli>(
+                           std::chrono::steady_clock::now() - resumed)
+                           .count());
+  }
+  std::sort(waits_ms.begin(), waits_ms.end());
+  std::ostringstream all;
+  for (double w : waits_ms) all << w << " ";
+  INFO("ms from resume to message, sorted: " << all.str());
+  CHECK(waits_ms[4] < 250);
 }
 
 TEST_CASE("a second member takes over half the partitions without the first losing the rest",
