@@ -1,9 +1,8 @@
 #include "tenants/component_token_source.h"
 
 #include <algorithm>
-#include <fstream>
-#include <sstream>
 
+#include "core/file.h"
 #include "core/redactor.h"
 
 namespace fanpull {
@@ -337,16 +336,14 @@ Result<ComponentToken> ComponentTokenSource::fetchComponentToken() {
   }
   // Read the ticket every time: WeChat pushes a new one every 10 minutes and the file is
   // rewritten by whatever receives the push.
-  std::ifstream in(settings_.verify_ticket_file);
-  if (!in) {
+  std::optional<std::string> read = readFile(settings_.verify_ticket_file);
+  if (!read) {
     std::lock_guard<std::mutex> lock(metrics_mutex_);
     ++metrics_.ticket_failures;
     return Error::of(ErrorClass::kRetryable,
                        "cannot read verify_ticket_file " + settings_.verify_ticket_file);
   }
-  std::stringstream ss;
-  ss << in.rdbuf();
-  std::string ticket = ss.str();
+  std::string ticket = std::move(*read);
   while (!ticket.empty() && (ticket.back() == '\n' || ticket.back() == '\r' ||
                              ticket.back() == ' ' || ticket.back() == '\t')) {
     ticket.pop_back();
