@@ -10,8 +10,10 @@
 #include <cstdlib>
 
 #include "bench/worker_harness.h"
+#include "core/malloc_arenas.h"
 
 int main(int argc, char** argv) {
+  fanpull::limitMallocArenas();  // as the fanpull executable does, before any thread
   using namespace fanpull;
   using namespace fanpull::bench;
   const int merchants = argc > 1 ? std::atoi(argv[1]) : 2000;

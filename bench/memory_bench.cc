@@ -16,6 +16,7 @@
 #include <cstdlib>
 
 #include "bench/worker_harness.h"
+#include "core/malloc_arenas.h"
 #include "sandbox/openids.h"
 
 namespace {
@@ -51,6 +52,7 @@ void warmSandbox(uint16_t port, const std::vector<std::string>& appids) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  fanpull::limitMallocArenas();  // as the fanpull executable does, before any thread
   const int merchants = argc > 1 ? std::atoi(argv[1]) : 10000;
   const int held = argc > 2 ? std::atoi(argv[2]) : 64;
   setThreadName("bench-main");

@@ -23,6 +23,7 @@
 #include "bench/bench_util.h"
 #include "bench/worker_harness.h"
 #include "core/buffer_pool.h"
+#include "core/malloc_arenas.h"
 
 namespace {
 
@@ -199,6 +200,7 @@ RunResult runOnce(int argc, char** argv, int merchants, int64_t followers, bool 
 }  // namespace
 
 int main(int argc, char** argv) {
+  fanpull::limitMallocArenas();  // as the fanpull executable does, before any thread
   const int merchants = argc > 1 ? std::atoi(argv[1]) : 100;
   const int64_t followers = argc > 2 ? std::atoll(argv[2]) : 100000;
   const bool pipeline = argc > 3 ? std::atoi(argv[3]) != 0 : true;
