@@ -11,8 +11,10 @@
 // UndeliveredBudget: what is fetched but not yet delivered stays under a byte budget
 // (kafka.max_undelivered_bytes). A call reserves the bytes its page will likely take before it is
 // made; over the budget, the job is parked instead. Room made by deliveries wakes walks already
-// under way before walks not begun, so started walks finish first and the pages held in memory do
-// not grow with the number of merchants.
+// under way before walks not begun; a walk not begun still begins whenever there is room, so with
+// a thousand jobs queued most of them are walks under way at once (their records, not their
+// pages: docs/BENCHMARKS.md, "Memory by fleet size"). The pages held in memory stay within the
+// budget whatever the number of merchants.
 #pragma once
 
 #include <algorithm>
