@@ -1,6 +1,6 @@
 // The process's malloc arenas, set by the fanpull executable and the worker benchmarks. glibc
 // gives a thread that finds its arena locked an arena of its own, up to eight per core, and each
-// arena keeps the memory freed in it. A worker runs some seventy threads (one per call in flight,
+// arena keeps the memory freed in it. A worker runs dozens of threads (one per call in flight,
 // librdkafka's, Poco's), so under load most of them get one, and what a burst of jobs allocated
 // and freed stays spread over them. With one arena the same work peaks about 1 to 2 MB lower for
 // the same CPU per page (docs/BENCHMARKS.md, "Memory by fleet size"). An operator who sets
