@@ -16,14 +16,20 @@ and its resident memory (and the anonymous part of it, its heap) once it owns th
 is printed, then what each merchant of the tenants file adds (reading a tenants file of ten
 thousand merchants must not cost the worker more than the merchants it read).
 
+With --timeline each fleet also prints, per 100 ms from its first walk, the walks begun, pages
+delivered and walks completed (from the worker's log), and the walks under way: whether walks run
+one after the other or side by side.
+
 With --runs R the fleets run R times, alternating, and the medians of the peaks and of the
 ratios are printed last (the short fleet's peak moves from run to run with how many of its first
 answers arrive together).
 
   bench/worker_memory_fleet.py [--binary build/fanpull] [--fleets 100,1000] [--followers 20000]
                                [--in-flight 64] [--latency-ms 20] [--runs 1] [--idle]
+                               [--timeline]
 """
 import argparse
+import datetime
 import json
 import os
 import re
@@ -58,8 +64,39 @@ def metric(address, name, labels=""):
     return float(m.group(1)) if m else 0.0
 
 
+def timeline(log_path, step=0.1):
+    """Lines of walks begun, pages delivered and walks completed per `step` seconds."""
+    events = []
+    with open(log_path) as f:
+        for line in f:
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if entry.get("msg") in ("job started", "page delivered", "job completed"):
+                ts = datetime.datetime.fromisoformat(entry["ts"].replace("Z", "+00:00"))
+                events.append((ts.timestamp(), entry["msg"]))
+    if not events:
+        return []
+    t0 = min(t for t, _ in events)
+    slots = {}
+    for t, msg in events:
+        counts = slots.setdefault(int((t - t0) / step), {})
+        counts[msg] = counts.get(msg, 0) + 1
+    lines = []
+    under_way = 0
+    for slot in range(max(slots) + 1):
+        counts = slots.get(slot, {})
+        begun = counts.get("job started", 0)
+        completed = counts.get("job completed", 0)
+        under_way += begun - completed
+        lines.append(f"  {slot * step:5.1f} s: {begun:5d} begun {counts.get('page delivered', 0):5d} "
+                     f"pages {completed:5d} completed {under_way:5d} under way")
+    return lines
+
+
 def run_fleet(binary, merchants, followers, in_flight, latency_ms, max_undelivered_mb,
-              idle=False):
+              idle=False, with_timeline=False):
     work = tempfile.mkdtemp(prefix="fanpull-memory-fleet-")
     appids = [f"wxmem{n:013d}" for n in range(merchants)]
     accounts = {"accounts": [
@@ -131,7 +168,8 @@ def run_fleet(binary, merchants, followers, in_flight, latency_ms, max_undeliver
         # Once every page is delivered each answer buffer is back in the pool: their capacity.
         buffer_bytes = metric(address, "fanpull_answer_buffers_kept_bytes")
         hwm = status_kb(worker.pid, "VmHWM")
-        return {"merchants": merchants, "rss_idle_mb": rss_idle / 1024,
+        walks = timeline(log_path) if with_timeline else []
+        return {"merchants": merchants, "rss_idle_mb": rss_idle / 1024, "timeline": walks,
                 "peak_sampled_mb": peak_sampled / 1024, "vmhwm_mb": hwm / 1024,
                 "seconds": seconds, "pages": pages, "buffers": buffers,
                 "budget_waits": budget_waits,
@@ -160,6 +198,8 @@ def main():
                         help="kafka.max_undelivered_bytes in MiB (0: the worker's default)")
     parser.add_argument("--idle", action="store_true",
                         help="no jobs: the idle worker's memory by the merchants in its tenants file")
+    parser.add_argument("--timeline", action="store_true",
+                        help="per 100 ms, the walks begun, pages delivered and walks completed")
     parser.add_argument("--runs", type=int, default=1,
                         help="how many times each fleet runs (alternating); medians at the end")
     args = parser.parse_args()
@@ -192,7 +232,8 @@ def main():
         results = []
         for n in fleets:
             r = run_fleet(os.path.abspath(args.binary), n, args.followers, args.in_flight,
-                          args.latency_ms, args.max_undelivered_mb)
+                          args.latency_ms, args.max_undelivered_mb,
+                          with_timeline=args.timeline)
             results.append(r)
             peaks[n].append(r["vmhwm_mb"])
             print(f"{r['merchants']:6d} merchants x {args.followers} followers, {args.in_flight} in "
@@ -202,6 +243,8 @@ def main():
                   f"{r['buffers']:.0f} answer buffers allocated ({r['buffers_mb']:.1f} MB, "
                   f"peak less them {r['vmhwm_mb'] - r['buffers_mb']:.1f} MB), "
                   f"{r['budget_waits']:.0f} waits for the undelivered budget", flush=True)
+            for line in r["timeline"]:
+                print(line, flush=True)
         if len(results) >= 2:
             first, last = results[0], results[-1]
             ratio = last["vmhwm_mb"] / first["vmhwm_mb"]
