@@ -16,11 +16,10 @@ std::optional<int> mallocArenasToSet(const char* malloc_arena_max, const char* g
   return 1;
 }
 
-int limitMallocArenas() {
+void limitMallocArenas() {
   const std::optional<int> arenas =
       mallocArenasToSet(std::getenv("MALLOC_ARENA_MAX"), std::getenv("GLIBC_TUNABLES"));
-  if (!arenas) return 0;
-  return mallopt(M_ARENA_MAX, *arenas) == 1 ? *arenas : 0;
+  if (arenas) mallopt(M_ARENA_MAX, *arenas);
 }
 
 }  // namespace fanpull

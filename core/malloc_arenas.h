@@ -16,7 +16,7 @@ namespace fanpull {
 std::optional<int> mallocArenasToSet(const char* malloc_arena_max, const char* glibc_tunables);
 
 // Applies mallocArenasToSet() to this process (mallopt M_ARENA_MAX); call it before any thread
-// starts. The arenas set, or 0 when the environment chose (or mallopt refused).
-int limitMallocArenas();
+// starts. Nothing when the environment chose.
+void limitMallocArenas();
 
 }  // namespace fanpull
