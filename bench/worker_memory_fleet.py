@@ -17,8 +17,8 @@ is printed, then what each merchant of the tenants file adds (reading a tenants 
 thousand merchants must not cost the worker more than the merchants it read).
 
 With --timeline each fleet also prints, per 100 ms from its first walk, the walks begun, pages
-delivered and walks completed (from the worker's log), and the walks under way: whether walks run
-one after the other or side by side.
+delivered and walks completed (from the worker's log), the walks under way (whether walks run one
+after the other or side by side) and the largest resident memory sampled: when the peak comes.
 
 With --runs R the fleets run R times, alternating, and the medians of the peaks and of the
 ratios are printed last (the short fleet's peak moves from run to run with how many of its first
@@ -34,6 +34,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -64,8 +65,9 @@ def metric(address, name, labels=""):
     return float(m.group(1)) if m else 0.0
 
 
-def timeline(log_path, step=0.1):
-    """Lines of walks begun, pages delivered and walks completed per `step` seconds."""
+def timeline(log_path, rss_samples, step=0.1):
+    """Lines of walks begun, pages delivered and walks completed per `step` seconds, and the
+    largest resident memory sampled in each (`rss_samples`: (time, KB) pairs)."""
     events = []
     with open(log_path) as f:
         for line in f:
@@ -90,13 +92,21 @@ def timeline(log_path, step=0.1):
         begun = counts.get("job started", 0)
         completed = counts.get("job completed", 0)
         under_way += begun - completed
+        rss = [kb for t, kb in rss_samples if int((t - t0) / step) == slot]
+        rss_text = f" RSS {max(rss) / 1024:5.1f} MB" if rss else ""
         lines.append(f"  {slot * step:5.1f} s: {begun:5d} begun {counts.get('page delivered', 0):5d} "
-                     f"pages {completed:5d} completed {under_way:5d} under way")
+                     f"pages {completed:5d} completed {under_way:5d} under way{rss_text}")
     return lines
 
 
+def pages_per_walk(followers):
+    """getFans pages of a walk: one per 10,000 OpenIDs, and the empty last page when the last
+    data page is full (docs/WECHAT.md)."""
+    return followers // 10000 + 1
+
+
 def run_fleet(binary, merchants, followers, in_flight, latency_ms, max_undelivered_mb,
-              idle=False, with_timeline=False):
+              idle=False, with_timeline=False, kafka_pause_ms=0):
     work = tempfile.mkdtemp(prefix="fanpull-memory-fleet-")
     appids = [f"wxmem{n:013d}" for n in range(merchants)]
     accounts = {"accounts": [
@@ -155,9 +165,24 @@ def run_fleet(binary, merchants, followers, in_flight, latency_ms, max_undeliver
                        stdout=subprocess.DEVNULL, check=True)
         peak_sampled = 0
         completed = 0
+        rss_samples = []
+        paused_at_pages = None
         while completed < merchants:
-            peak_sampled = max(peak_sampled, status_kb(worker.pid, "VmRSS"))
+            rss_samples.append((time.time(), status_kb(worker.pid, "VmRSS")))
+            peak_sampled = max(peak_sampled, rss_samples[-1][1])
             completed = metric(address, "fanpull_jobs_ended_total", '{outcome="completed"}')
+            if kafka_pause_ms and paused_at_pages is None:
+                # Kafka stalls once, a tenth of the way in (every walk of the short fleet still
+                # under way): the broker's process is stopped, then let go.
+                fetched = metric(address, "fanpull_pages_total")
+                if fetched * 10 >= merchants * pages_per_walk(followers):
+                    paused_at_pages = fetched
+                    broker.send_signal(signal.SIGSTOP)
+                    time.sleep(kafka_pause_ms / 1000)
+                    broker.send_signal(signal.SIGCONT)
+                else:
+                    time.sleep(0.005)
+                    continue
             if time.time() - t0 > 900:
                 raise RuntimeError(f"timed out with {completed} of {merchants} completed")
             time.sleep(0.05)
@@ -168,8 +193,9 @@ def run_fleet(binary, merchants, followers, in_flight, latency_ms, max_undeliver
         # Once every page is delivered each answer buffer is back in the pool: their capacity.
         buffer_bytes = metric(address, "fanpull_answer_buffers_kept_bytes")
         hwm = status_kb(worker.pid, "VmHWM")
-        walks = timeline(log_path) if with_timeline else []
+        walks = timeline(log_path, rss_samples) if with_timeline else []
         return {"merchants": merchants, "rss_idle_mb": rss_idle / 1024, "timeline": walks,
+                "paused_at_pages": paused_at_pages,
                 "peak_sampled_mb": peak_sampled / 1024, "vmhwm_mb": hwm / 1024,
                 "seconds": seconds, "pages": pages, "buffers": buffers,
                 "budget_waits": budget_waits,
@@ -200,6 +226,9 @@ def main():
                         help="no jobs: the idle worker's memory by the merchants in its tenants file")
     parser.add_argument("--timeline", action="store_true",
                         help="per 100 ms, the walks begun, pages delivered and walks completed")
+    parser.add_argument("--kafka-pause-ms", type=int, default=0,
+                        help="stop the broker's process this long once a tenth of the pages "
+                             "are fetched (0: no pause)")
     parser.add_argument("--runs", type=int, default=1,
                         help="how many times each fleet runs (alternating); medians at the end")
     args = parser.parse_args()
@@ -233,7 +262,7 @@ def main():
         for n in fleets:
             r = run_fleet(os.path.abspath(args.binary), n, args.followers, args.in_flight,
                           args.latency_ms, args.max_undelivered_mb,
-                          with_timeline=args.timeline)
+                          with_timeline=args.timeline, kafka_pause_ms=args.kafka_pause_ms)
             results.append(r)
             peaks[n].append(r["vmhwm_mb"])
             print(f"{r['merchants']:6d} merchants x {args.followers} followers, {args.in_flight} in "
@@ -242,7 +271,9 @@ def main():
                   f"{r['seconds']:.1f} s ({r['pages_per_second']:.0f} pages/s), "
                   f"{r['buffers']:.0f} answer buffers allocated ({r['buffers_mb']:.1f} MB, "
                   f"peak less them {r['vmhwm_mb'] - r['buffers_mb']:.1f} MB), "
-                  f"{r['budget_waits']:.0f} waits for the undelivered budget", flush=True)
+                  f"{r['budget_waits']:.0f} waits for the undelivered budget"
+                  + (f", Kafka stopped {args.kafka_pause_ms} ms at {r['paused_at_pages']:.0f} pages"
+                     if r["paused_at_pages"] is not None else ""), flush=True)
             for line in r["timeline"]:
                 print(line, flush=True)
         if len(results) >= 2:
