@@ -20,13 +20,20 @@ With --timeline each fleet also prints, per 100 ms from its first walk, the walk
 delivered and walks completed (from the worker's log), the walks under way (whether walks run one
 after the other or side by side) and the largest resident memory sampled: when the peak comes.
 
+With --kafka-pause-ms P the broker's process is stopped for P ms once a tenth of the pages are
+fetched, then let go: Kafka stalls as it does when a broker restarts or a leader moves. Each
+fleet's answers then wait until the undelivered budget is full, which is the peak a worker serving
+that fleet reaches sooner or later; without the stall a short run (100 merchants: 0.4 s) often ends
+before its first delivery hiccup and a long one rarely does, so the ratio measures the runs'
+lengths as much as the merchants (docs/BENCHMARKS.md, "Memory by fleet size").
+
 With --runs R the fleets run R times, alternating, and the medians of the peaks and of the
 ratios are printed last (the short fleet's peak moves from run to run with how many of its first
 answers arrive together).
 
   bench/worker_memory_fleet.py [--binary build/fanpull] [--fleets 100,1000] [--followers 20000]
                                [--in-flight 64] [--latency-ms 20] [--runs 1] [--idle]
-                               [--timeline]
+                               [--timeline] [--kafka-pause-ms 0]
 """
 import argparse
 import datetime
