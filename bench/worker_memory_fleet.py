@@ -2,11 +2,12 @@
 """Peak memory of a `fanpull run` worker process as the fleet grows.
 
 For each fleet size N (default 100 then 1000): N merchants of F followers (default 20,000), all N
-jobs queued at once, `wechat.max_in_flight` K (default 64). The embedded broker (`fanpull
-broker`) and the WeChat sandbox (`fanpull sandbox`, answers after --latency-ms) run as their own
-processes, so the figures are the worker's alone: its resident memory sampled every 50 ms
-(VmRSS) and the kernel's peak (VmHWM), from the first job to the last completed one (read from
-the worker's /metrics). Prints one line per fleet, then the ratio of the peaks, and how much the
+jobs queued at once, `wechat.max_in_flight` K (default 64). The broker (the embedded one,
+`fanpull broker`, or with --broker kafka Apache Kafka from scripts/kafka-broker, its topics
+created by `fanpull topics`) and the WeChat sandbox (`fanpull sandbox`, answers after
+--latency-ms) run as their own processes, so the figures are the worker's alone: its resident
+memory sampled every 50 ms (VmRSS) and the kernel's peak (VmHWM), from the first job to the last
+completed one (read from the worker's /metrics). Prints one line per fleet, then the ratio of the peaks, and how much the
 peak grows per merchant beside the answer buffers (their capacity, read from
 fanpull_answer_buffers_kept_bytes once every page is delivered: bounded by
 kafka.max_undelivered_bytes whatever the fleet, and as many as the run's answers bunched).
@@ -33,7 +34,7 @@ answers arrive together).
 
   bench/worker_memory_fleet.py [--binary build/fanpull] [--fleets 100,1000] [--followers 20000]
                                [--in-flight 64] [--latency-ms 20] [--runs 1] [--idle]
-                               [--timeline] [--kafka-pause-ms 0]
+                               [--timeline] [--kafka-pause-ms 0] [--broker embedded|kafka]
 """
 import argparse
 import datetime
@@ -48,6 +49,8 @@ import sys
 import tempfile
 import time
 import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def status_kb(pid, field):
@@ -112,8 +115,17 @@ def pages_per_walk(followers):
     return followers // 10000 + 1
 
 
+def broker_pids(broker, pid_file):
+    """The processes that serve Kafka: the embedded broker, or Apache Kafka's brokers (the JVMs
+    scripts/kafka-broker started; their PIDs in its --pid-file)."""
+    if pid_file is None:
+        return [broker.pid]
+    with open(pid_file) as f:
+        return [int(line.split()[1]) for line in f if line.strip()]
+
+
 def run_fleet(binary, merchants, followers, in_flight, latency_ms, max_undelivered_mb,
-              idle=False, with_timeline=False, kafka_pause_ms=0):
+              idle=False, with_timeline=False, kafka_pause_ms=0, kafka=False):
     work = tempfile.mkdtemp(prefix="fanpull-memory-fleet-")
     appids = [f"wxmem{n:013d}" for n in range(merchants)]
     accounts = {"accounts": [
@@ -124,8 +136,16 @@ def run_fleet(binary, merchants, followers, in_flight, latency_ms, max_undeliver
     with open(os.path.join(work, "tenants.json"), "w") as f:
         json.dump({"tenants": [{"appid": a, "authorizer_access_token": f"token-{a}",
                                 "func_info": [2]} for a in appids]}, f)
-    broker = subprocess.Popen([binary, "broker", "--partitions", "4"], stdout=subprocess.PIPE,
-                              stderr=subprocess.DEVNULL)
+    pid_file = None
+    if kafka:
+        # Apache Kafka (KRaft, one node, logs in RAM); it serves until its standard input closes.
+        pid_file = os.path.join(work, "kafka.pids")
+        broker = subprocess.Popen([os.path.join(ROOT, "scripts", "kafka-broker"), "--in-memory",
+                                   "--pid-file", pid_file], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    else:
+        broker = subprocess.Popen([binary, "broker", "--partitions", "4"],
+                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     sandbox = subprocess.Popen([binary, "sandbox", "--accounts",
                                 os.path.join(work, "accounts.json")],
                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
@@ -146,6 +166,9 @@ def run_fleet(binary, merchants, followers, in_flight, latency_ms, max_undeliver
             config["kafka"]["max_undelivered_bytes"] = max_undelivered_mb << 20
         with open(os.path.join(work, "worker.json"), "w") as f:
             json.dump(config, f)
+        if kafka:
+            subprocess.run([binary, "topics", "--config", "worker.json", "--partitions", "4"],
+                           cwd=work, stdout=subprocess.DEVNULL, check=True)
         log_path = os.path.join(work, "worker.log")
         worker = subprocess.Popen([binary, "run", "--config", "worker.json"], cwd=work,
                                   stdout=subprocess.DEVNULL, stderr=open(log_path, "w"))
@@ -184,9 +207,11 @@ def run_fleet(binary, merchants, followers, in_flight, latency_ms, max_undeliver
                 fetched = metric(address, "fanpull_pages_total")
                 if fetched * 10 >= merchants * pages_per_walk(followers):
                     paused_at_pages = fetched
-                    broker.send_signal(signal.SIGSTOP)
+                    for pid in broker_pids(broker, pid_file):
+                        os.kill(pid, signal.SIGSTOP)
                     time.sleep(kafka_pause_ms / 1000)
-                    broker.send_signal(signal.SIGCONT)
+                    for pid in broker_pids(broker, pid_file):
+                        os.kill(pid, signal.SIGCONT)
                 else:
                     time.sleep(0.005)
                     continue
@@ -233,6 +258,9 @@ def main():
                         help="no jobs: the idle worker's memory by the merchants in its tenants file")
     parser.add_argument("--timeline", action="store_true",
                         help="per 100 ms, the walks begun, pages delivered and walks completed")
+    parser.add_argument("--broker", choices=["embedded", "kafka"], default="embedded",
+                        help="the embedded broker (fanpull broker), or Apache Kafka started by "
+                             "scripts/kafka-broker (scripts/install-kafka installs it)")
     parser.add_argument("--kafka-pause-ms", type=int, default=0,
                         help="stop the broker's process this long once a tenth of the pages "
                              "are fetched (0: no pause)")
@@ -242,14 +270,15 @@ def main():
     if args.runs < 1:
         parser.error("--runs must be at least 1")
     with open("/proc/loadavg") as f:
-        print(f"load average before: {f.read().split()[0]}")
+        print(f"load average before: {f.read().split()[0]}; broker: {args.broker}")
     fleets = [int(x) for x in args.fleets.split(",")]
     if args.idle:
         idle = {n: [] for n in fleets}
         for run in range(args.runs):
             for n in fleets:
                 r = run_fleet(os.path.abspath(args.binary), n, args.followers, args.in_flight,
-                              args.latency_ms, args.max_undelivered_mb, idle=True)
+                              args.latency_ms, args.max_undelivered_mb, idle=True,
+                              kafka=args.broker == "kafka")
                 idle[n].append(r)
                 print(f"{n:6d} merchants in the tenants file: worker idle RSS "
                       f"{r['rss_idle_mb']:.1f} MB, of which anonymous {r['anon_idle_mb']:.1f} MB",
@@ -269,7 +298,8 @@ def main():
         for n in fleets:
             r = run_fleet(os.path.abspath(args.binary), n, args.followers, args.in_flight,
                           args.latency_ms, args.max_undelivered_mb,
-                          with_timeline=args.timeline, kafka_pause_ms=args.kafka_pause_ms)
+                          with_timeline=args.timeline, kafka_pause_ms=args.kafka_pause_ms,
+                          kafka=args.broker == "kafka")
             results.append(r)
             peaks[n].append(r["vmhwm_mb"])
             print(f"{r['merchants']:6d} merchants x {args.followers} followers, {args.in_flight} in "
