@@ -21,8 +21,34 @@ namespace fanpull {
 
 // One accepted job and where its walk stands. Steps of one run never overlap (a lane schedules
 // one step at a time), so the walk fields need no lock; the atomics are read by revocation and
-// shutdown.
+// shutdown. A queued job holds only what it was accepted with: its walk's state (Walking, about
+// 400 bytes) is made the first time it is needed, usually when the walk begins, so a thousand
+// queued jobs do not each carry one (docs/BENCHMARKS.md, "Memory by fleet size").
 struct Worker::Run {
+  // The walk and the fields below are guarded by walk_mutex: a page's delivery is handled while
+  // the call after it is made. Recursive: messages built while holding it read the checkpoint.
+  struct Walking {
+    explicit Walking(const BackoffPolicy& backoff) : walk(backoff) {}
+    mutable std::recursive_mutex walk_mutex;
+    JobWalk walk;  // where the walk stands and what it does next (worker/job_walk.h)
+    int64_t checkpointed = 0;  // pages covered by a delivered checkpoint
+    bool waiting = false;      // the next call waits for a checkpoint to be delivered
+    std::function<void()> on_drained;  // the end, deferral or failure, once every page is settled
+    std::string token;
+    // A page of this job could not be written (guarded by mutex_).
+    std::optional<Error> write_error;
+    // exactly_once: the end event the last page's group recorded in its "ending" checkpoint.
+    std::shared_ptr<OutboxRecord> ending_event;
+  };
+
+  explicit Run(const BackoffPolicy& walk_backoff) : backoff(walk_backoff) {}
+
+  // The walk's state, made on first use (from any thread; once).
+  Walking& w() const {
+    std::call_once(walking_made_, [this] { walking_ = std::make_unique<Walking>(backoff); });
+    return *walking_;
+  }
+
   Job job;
   std::string raw;  // the job message as consumed (for a dead letter)
   std::string topic;
@@ -33,15 +59,7 @@ struct Worker::Run {
   bool begun = false;
   bool resumed = false;
   TimePoint resume_at{};  // a deferred job resumes at this time
-
-  // The walk and the fields below are guarded by walk_mutex: a page's delivery is handled while
-  // the call after it is made. Recursive: messages built while holding it read the checkpoint.
-  mutable std::recursive_mutex walk_mutex;
-  JobWalk walk;  // where the walk stands and what it does next (worker/job_walk.h)
-  int64_t checkpointed = 0;  // pages covered by a delivered checkpoint
-  bool waiting = false;      // the next call waits for a checkpoint to be delivered
-  std::function<void()> on_drained;  // the end, deferral or failure, once every page is settled
-  std::string token;
+  BackoffPolicy backoff;  // its walk's
 
   bool deferred = false;  // counted in stats_.deferred until the walk resumes
 
@@ -49,19 +67,19 @@ struct Worker::Run {
   std::atomic<int32_t> events_partition{-1};
   std::atomic<int64_t> events_offset{-1};
 
-  std::optional<Error> write_error;  // a page of this job could not be written (guarded by mutex_)
-
   std::atomic<bool> cancelled{false};
   // Taken away by a lost partition: its new owner may already have read the state topic, so
   // nothing of this run may be written there any more. A stop or an orderly revocation waits
   // for what the run has in flight, so its delivered pages are still checkpointed.
   std::atomic<bool> lost{false};
-  // exactly_once: the end event the last page's group recorded in its "ending" checkpoint.
-  std::shared_ptr<OutboxRecord> ending_event;
   std::atomic<int> calling{0};  // a call to WeChat in progress
   std::atomic<int> pending{0};  // messages produced, not yet delivered
   // What its next page will likely take in message bytes (0: no page yet; see callOnce).
   std::atomic<int64_t> next_page_bytes{0};
+
+ private:
+  mutable std::once_flag walking_made_;
+  mutable std::unique_ptr<Walking> walking_;
 };
 
 namespace {
@@ -427,7 +445,7 @@ void Worker::forgetIdleMerchants() {
 }
 
 void Worker::onMessage(const kafka::ConsumedMessage& m) {
-  auto run = std::make_shared<Run>();
+  auto run = std::make_shared<Run>(options_.backoff);
   run->raw = m.value;
   run->topic = m.topic;
   run->partition = m.partition;
@@ -481,13 +499,14 @@ void Worker::onMessage(const kafka::ConsumedMessage& m) {
       return;
     case IntakeDecision::Kind::kResume:
       run->resumed = true;
-      run->checkpointed = intake.from.seq;
+      run->w().checkpointed = intake.from.seq;
       run->resume_at = intake.resume_at;
       break;
     case IntakeDecision::Kind::kStart:
       break;
   }
-  run->walk = JobWalk(options_.backoff, intake.from);
+  // A walk from the beginning is made when it begins; one from a cursor or a checkpoint now.
+  if (!(intake.from == WalkCheckpoint{})) run->w().walk = JobWalk(options_.backoff, intake.from);
 
   bool start_now = false;
   {
@@ -1165,8 +1184,8 @@ void Worker::callOnce(const std::shared_ptr<Run>& run) {
   if (admission.kind == Admission::Kind::kQuotaExhausted) {
     releaseUndelivered(reserved);
     const bool wechat_quota = limiter_.cappedToday(run->job.appid, now);
-    std::unique_lock<std::recursive_mutex> lock(run->walk_mutex);
-    WalkNext next = run->walk.budgetSpent(admission.at, wechat_quota);
+    std::unique_lock<std::recursive_mutex> lock(run->w().walk_mutex);
+    WalkNext next = run->w().walk.budgetSpent(admission.at, wechat_quota);
     lock.unlock();
     return afterDrained(run, next);
   }
@@ -1179,9 +1198,9 @@ void Worker::callOnce(const std::shared_ptr<Run>& run) {
   } in_progress{CountedCall(run->calling), *this, reserved};
   Result<AccessToken> token = tokens_.current(*run->tenant);
   if (!token.ok()) return onError(run, token.error());
-  run->token = token->value;
+  run->w().token = token->value;
   auto call_started = std::chrono::steady_clock::now();
-  Result<FollowerPage> page = client_.getFans(run->token, cursorOf(*run));
+  Result<FollowerPage> page = client_.getFans(run->w().token, cursorOf(*run));
   if (options_.observer) {
     options_.observer->observeCall(
         page.ok() ? std::string_view("ok") : errorClassName(page.error().error_class),
@@ -1275,19 +1294,19 @@ void Worker::askQuota(const std::shared_ptr<Run>& run, TimePoint now, const char
 }
 
 void Worker::onPage(const std::shared_ptr<Run>& run, FollowerPage& page) {
-  std::unique_lock<std::recursive_mutex> lock(run->walk_mutex);
+  std::unique_lock<std::recursive_mutex> lock(run->w().walk_mutex);
   if (auto lost = pageWriteError(*run)) {
     lock.unlock();
     return fail(run, *lost);
   }
-  WalkDecision decision = run->walk.answer(page);
+  WalkDecision decision = run->w().walk.answer(page);
   if (!decision.page) {
     lock.unlock();
     return afterDrained(run, decision.next);
   }
   // Produced as soon as it arrives (docs/CONTRACTS.md, Page); its checkpoint follows its delivery.
   const WalkPage out = *decision.page;
-  const int64_t fetched = run->walk.fetchedOpenids();
+  const int64_t fetched = run->w().walk.fetchedOpenids();
   lock.unlock();
   auto r = run;
   const int64_t total = page.total;
@@ -1307,16 +1326,16 @@ void Worker::onPage(const std::shared_ptr<Run>& run, FollowerPage& page) {
     // commits has both or neither; the last page's checkpoint is "ending" with the end event,
     // so that no restart walks past the end again.
     lock.lock();
-    run->walk.delivered(out.seq);
+    run->w().walk.delivered(out.seq);
     if (out.last) {
-      run->ending_event = std::make_shared<Outgoing>(eventMessage(*run, "completed"));
-      for (auto& m : checkpointMessages(*run, kProgressEnding, {}, run->ending_event->value)) {
+      run->w().ending_event = std::make_shared<Outgoing>(eventMessage(*run, "completed"));
+      for (auto& m : checkpointMessages(*run, kProgressEnding, {}, run->w().ending_event->value)) {
         messages.push_back(std::move(m));
       }
     } else {
       for (auto& m : checkpointMessages(*run, kProgressRunning)) messages.push_back(std::move(m));
     }
-    run->checkpointed = run->walk.checkpoint().seq;
+    run->w().checkpointed = run->w().walk.checkpoint().seq;
     produceAll(run, std::move(messages),
                [this, r, out, total = page.total] { onPageSettled(r, out, total); });
     lock.unlock();
@@ -1329,10 +1348,10 @@ void Worker::onPage(const std::shared_ptr<Run>& run, FollowerPage& page) {
   // Pipelined: the next call does not wait for this page's delivery, only for a delivered
   // checkpoint of every page before it, so a crash still costs at most this page and that call.
   lock.lock();
-  const bool go = options_.pipeline_calls ? run->checkpointed >= out.seq
-                                          : run->walk.undelivered() == 0;
+  const bool go = options_.pipeline_calls ? run->w().checkpointed >= out.seq
+                                          : run->w().walk.undelivered() == 0;
   if (!go) {
-    run->waiting = true;
+    run->w().waiting = true;
     return;
   }
   lock.unlock();
@@ -1355,13 +1374,13 @@ void Worker::onPageSettled(const std::shared_ptr<Run>& run, const WalkPage& out,
   }
   std::function<void()> wake;
   {
-    std::lock_guard<std::recursive_mutex> lock(run->walk_mutex);
+    std::lock_guard<std::recursive_mutex> lock(run->w().walk_mutex);
     if (run->cancelled) {
       // Stopped, or its partition handed over in order: nothing more is called or woken, but a
       // delivered page is checkpointed (the stop or the revocation waits for it), so the next
       // owner resumes after it instead of paying for it again.
-      if (!pageWriteError(*run) && run->walk.delivered(out.seq) && !run->walk.over()) {
-        const int64_t seq = run->walk.checkpoint().seq;
+      if (!pageWriteError(*run) && run->w().walk.delivered(out.seq) && !run->w().walk.over()) {
+        const int64_t seq = run->w().walk.checkpoint().seq;
         auto r = run;
         produceAll(run, checkpointMessages(*run, kProgressRunning),
                    [this, r, seq] { onCheckpointed(r, seq); });
@@ -1370,15 +1389,15 @@ void Worker::onPageSettled(const std::shared_ptr<Run>& run, const WalkPage& out,
     }
     if (pageWriteError(*run)) {
       // A page given up never drains the walk: whatever waits goes on now and fails the job.
-      if (run->waiting) {
-        run->waiting = false;
+      if (run->w().waiting) {
+        run->w().waiting = false;
         wake = [this, run] { schedule(run, {}); };
-      } else if (run->on_drained) {
-        wake = std::move(run->on_drained);
-        run->on_drained = nullptr;
+      } else if (run->w().on_drained) {
+        wake = std::move(run->w().on_drained);
+        run->w().on_drained = nullptr;
       }
-    } else if (run->walk.delivered(out.seq)) {
-      const WalkCheckpoint& at = run->walk.checkpoint();
+    } else if (run->w().walk.delivered(out.seq)) {
+      const WalkCheckpoint& at = run->w().walk.checkpoint();
       // The job's running totals, so a long walk shows its progress in the log.
       log_.info("page delivered", {{"job_id", run->job.job_id},
                                    {"appid", run->job.appid},
@@ -1387,12 +1406,12 @@ void Worker::onPageSettled(const std::shared_ptr<Run>& run, const WalkPage& out,
                                    {"pages", at.seq},
                                    {"openids", at.openids},
                                    {"total", total}});
-      if (run->walk.undelivered() == 0 && run->on_drained) {
-        wake = std::move(run->on_drained);
-        run->on_drained = nullptr;
-      } else if (!run->walk.over()) {
-        if (!options_.pipeline_calls && run->waiting && run->walk.undelivered() == 0) {
-          run->waiting = false;
+      if (run->w().walk.undelivered() == 0 && run->w().on_drained) {
+        wake = std::move(run->w().on_drained);
+        run->w().on_drained = nullptr;
+      } else if (!run->w().walk.over()) {
+        if (!options_.pipeline_calls && run->w().waiting && run->w().walk.undelivered() == 0) {
+          run->w().waiting = false;
           wake = [this, run] { schedule(run, {}); };
         }
         // Produced under the walk's lock, so checkpoints reach the topic in the walk's order.
@@ -1408,12 +1427,12 @@ void Worker::onPageSettled(const std::shared_ptr<Run>& run, const WalkPage& out,
 
 void Worker::onCheckpointed(const std::shared_ptr<Run>& run, int64_t seq) {
   {
-    std::lock_guard<std::recursive_mutex> lock(run->walk_mutex);
-    run->checkpointed = std::max(run->checkpointed, seq);
+    std::lock_guard<std::recursive_mutex> lock(run->w().walk_mutex);
+    run->w().checkpointed = std::max(run->w().checkpointed, seq);
     if (!options_.pipeline_calls) return;
     // The call after the newest page goes once every page before that page is checkpointed.
-    if (!run->waiting || run->checkpointed < run->walk.emitted() - 1) return;
-    run->waiting = false;
+    if (!run->w().waiting || run->w().checkpointed < run->w().walk.emitted() - 1) return;
+    run->w().waiting = false;
   }
   if (run->cancelled) return abandon(run);
   schedule(run, {});
@@ -1431,9 +1450,9 @@ void Worker::afterDrained(const std::shared_ptr<Run>& run, WalkNext next) {
     carryOut(r, next);
   };
   {
-    std::lock_guard<std::recursive_mutex> lock(run->walk_mutex);
-    if (run->walk.undelivered() > 0 && !pageWriteError(*run)) {
-      run->on_drained = std::move(then);
+    std::lock_guard<std::recursive_mutex> lock(run->w().walk_mutex);
+    if (run->w().walk.undelivered() > 0 && !pageWriteError(*run)) {
+      run->w().on_drained = std::move(then);
       return;
     }
   }
@@ -1455,9 +1474,9 @@ void Worker::onError(const std::shared_ptr<Run>& run, const Error& error) {
   if (auto lost = pageWriteError(*run)) return fail(run, *lost);
   WalkNext next;
   {
-    std::lock_guard<std::recursive_mutex> walk_lock(run->walk_mutex);
+    std::lock_guard<std::recursive_mutex> walk_lock(run->w().walk_mutex);
     std::lock_guard<std::mutex> lock(random_mutex_);
-    next = run->walk.error(error, now, random_);
+    next = run->w().walk.error(error, now, random_);
   }
   if (error.error_class == ErrorClass::kRateLimited && next == WalkNext::Kind::kCall &&
       options_.observer) {
@@ -1475,16 +1494,16 @@ void Worker::carryOut(const std::shared_ptr<Run>& run, const WalkNext& next) {
     case WalkNext::Kind::kCall:
       return schedule(run, next.at);
     case WalkNext::Kind::kRenewToken: {
-      Result<AccessToken> renewed = tokens_.renew(*run->tenant, run->token);
+      Result<AccessToken> renewed = tokens_.renew(*run->tenant, run->w().token);
       WalkNext after;
       {
-        std::lock_guard<std::recursive_mutex> walk_lock(run->walk_mutex);
+        std::lock_guard<std::recursive_mutex> walk_lock(run->w().walk_mutex);
         if (renewed.ok()) {
-          run->token = renewed->value;
-          after = run->walk.renewed();
+          run->w().token = renewed->value;
+          after = run->w().walk.renewed();
         } else {
           std::lock_guard<std::mutex> lock(random_mutex_);
-          after = run->walk.renewFailed(next.error, renewed.error(), clock_.now(), random_);
+          after = run->w().walk.renewFailed(next.error, renewed.error(), clock_.now(), random_);
         }
       }
       if (after == WalkNext::Kind::kFail) return afterDrained(run, after);
@@ -1500,22 +1519,22 @@ void Worker::carryOut(const std::shared_ptr<Run>& run, const WalkNext& next) {
 }
 
 WalkCheckpoint Worker::checkpointOf(const Run& run) {
-  std::lock_guard<std::recursive_mutex> lock(run.walk_mutex);
-  return run.walk.checkpoint();
+  std::lock_guard<std::recursive_mutex> lock(run.w().walk_mutex);
+  return run.w().walk.checkpoint();
 }
 
 std::string Worker::cursorOf(const Run& run) {
-  std::lock_guard<std::recursive_mutex> lock(run.walk_mutex);
-  return run.walk.cursor();
+  std::lock_guard<std::recursive_mutex> lock(run.w().walk_mutex);
+  return run.w().walk.cursor();
 }
 
 std::optional<Error> Worker::pageWriteError(const Run& run) {
   std::lock_guard<std::mutex> lock(mutex_);
-  if (!run.write_error) return std::nullopt;
+  if (!run.w().write_error) return std::nullopt;
   return Error::of(ErrorClass::kUnknown, "page " + std::to_string(checkpointOf(run).seq) +
                                                  " could not be written to " +
                                                  options_.topics.pages + ": " +
-                                                 run.write_error->describe());
+                                                 run.w().write_error->describe());
 }
 
 void Worker::complete(const std::shared_ptr<Run>& run) {
@@ -1548,8 +1567,8 @@ void Worker::end(const std::shared_ptr<Run>& run, Outgoing event, const std::str
   // revocation waits for it, and whoever reads "ending" next looks for the event before writing.
   // exactly_once: a completed walk's last page wrote "ending" with its end event in the same
   // group; that event is the one written.
-  if (transactional_sink_ && run->ending_event && state == kProgressCompleted) {
-    event = *run->ending_event;
+  if (transactional_sink_ && run->w().ending_event && state == kProgressCompleted) {
+    event = *run->w().ending_event;
   }
   writeEnding(run, planEnding(transactional_sink_ != nullptr), 0,
               std::make_shared<Outgoing>(std::move(event)), state, std::move(then));
@@ -1587,8 +1606,8 @@ void Worker::settleEnding(const std::shared_ptr<Run>& run, const ProgressRecord&
   nlohmann::json event = nlohmann::json::parse(record.end_event, nullptr, false);
   std::string status = event.is_object() ? event.value("status", "") : "";
   const std::string state = finalProgressState(status);
-  run->walk = JobWalk(options_.backoff, {record.seq, record.cursor, record.openids});
-  run->checkpointed = record.seq;
+  run->w().walk = JobWalk(options_.backoff, {record.seq, record.cursor, record.openids});
+  run->w().checkpointed = record.seq;
   run->begun = true;
   {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -1649,8 +1668,8 @@ void Worker::defer(const std::shared_ptr<Run>& run, TimePoint until, const Error
                count(&WorkerStats::jobs_by_status, "deferred");
                {
                  // The deferral's record is a checkpoint of every page.
-                 std::lock_guard<std::recursive_mutex> lock(r->walk_mutex);
-                 r->checkpointed = std::max(r->checkpointed, r->walk.checkpoint().seq);
+                 std::lock_guard<std::recursive_mutex> lock(r->w().walk_mutex);
+                 r->w().checkpointed = std::max(r->w().checkpointed, r->w().walk.checkpoint().seq);
                }
                schedule(r, until);
              });
@@ -1816,7 +1835,7 @@ void Worker::produceNow(const std::shared_ptr<Run>& run, std::vector<Outgoing> m
         // A page that can never be written fails its job (checked before its next step). With
         // exactly_once it aborts the transaction instead, and the job goes back with it.
         std::lock_guard<std::mutex> lock(mutex_);
-        if (!run->write_error) run->write_error = d.error();
+        if (!run->w().write_error) run->w().write_error = d.error();
       }
       if (--*remaining != 0) return;
       if (!*continuation) {
