@@ -7,9 +7,9 @@ jobs queued at once, `wechat.max_in_flight` K (default 64). The broker (the embe
 created by `fanpull topics`) and the WeChat sandbox (`fanpull sandbox`, answers after
 --latency-ms) run as their own processes, so the figures are the worker's alone: its resident
 memory sampled every 50 ms (VmRSS) and the kernel's peak (VmHWM), from the first job to the last
-completed one (read from the worker's /metrics). Prints one line per fleet, then the ratio of the peaks, and how much the
-peak grows per merchant beside the answer buffers (their capacity, read from
-fanpull_answer_buffers_kept_bytes once every page is delivered: bounded by
+completed one (read from the worker's /metrics). Prints one line per fleet, then the ratio of
+the peaks, and how much the peak grows per merchant beside the answer buffers (their capacity,
+read from fanpull_answer_buffers_kept_bytes once every page is delivered: bounded by
 kafka.max_undelivered_bytes whatever the fleet, and as many as the run's answers bunched).
 
 With --idle no job is queued: each fleet is a worker idle with N merchants in its tenants file,
@@ -201,22 +201,23 @@ def run_fleet(binary, merchants, followers, in_flight, latency_ms, max_undeliver
             rss_samples.append((time.time(), status_kb(worker.pid, "VmRSS")))
             peak_sampled = max(peak_sampled, rss_samples[-1][1])
             completed = metric(address, "fanpull_jobs_ended_total", '{outcome="completed"}')
+            if time.time() - t0 > 900:
+                raise RuntimeError(f"timed out with {completed} of {merchants} completed")
             if kafka_pause_ms and paused_at_pages is None:
                 # Kafka stalls once, a tenth of the way in (every walk of the short fleet still
                 # under way): the broker's process is stopped, then let go.
                 fetched = metric(address, "fanpull_pages_total")
                 if fetched * 10 >= merchants * pages_per_walk(followers):
                     paused_at_pages = fetched
-                    for pid in broker_pids(broker, pid_file):
+                    pids = broker_pids(broker, pid_file)
+                    for pid in pids:
                         os.kill(pid, signal.SIGSTOP)
                     time.sleep(kafka_pause_ms / 1000)
-                    for pid in broker_pids(broker, pid_file):
+                    for pid in pids:
                         os.kill(pid, signal.SIGCONT)
                 else:
                     time.sleep(0.005)
                     continue
-            if time.time() - t0 > 900:
-                raise RuntimeError(f"timed out with {completed} of {merchants} completed")
             time.sleep(0.05)
         seconds = time.time() - t0
         pages = metric(address, "fanpull_pages_total")

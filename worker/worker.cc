@@ -20,8 +20,8 @@
 namespace fanpull {
 
 // One accepted job and where its walk stands. Steps of one run never overlap (a lane schedules
-// one step at a time), so the walk fields need no lock; the atomics are read by revocation and
-// shutdown. A queued job holds only what it was accepted with: its walk's state (Walking, about
+// one step at a time); its walk's state is locked because deliveries reach it meanwhile, and the
+// atomics are read by revocation and shutdown. A queued job holds only what it was accepted with: its walk's state (Walking, about
 // 400 bytes) is made the first time it is needed, usually when the walk begins, so a thousand
 // queued jobs do not each carry one (docs/BENCHMARKS.md, "Memory by fleet size").
 struct Worker::Run {
